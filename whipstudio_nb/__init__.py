@@ -1,0 +1,46 @@
+"""WhipStudio Notebook: an ML-debugging gym in Jupyter.
+
+    from whipstudio_nb import WhipEnv, list_tasks, load_task, grade
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import TaskPackError, UnknownTaskError, WhipError
+from .tasks import list_tasks, load_task
+
+if TYPE_CHECKING:
+    from .env import WhipEnv
+    from .models import GradeResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TaskPackError",
+    "UnknownTaskError",
+    "WhipEnv",
+    "WhipError",
+    "__version__",
+    "grade",
+    "list_tasks",
+    "load_task",
+]
+
+
+def grade(task_id: str, code: str, *, pool_size: int = 1) -> GradeResult:
+    """Grade ``code`` as a fix for ``task_id`` in a fresh sandbox; returns score and details."""
+    from .env import WhipEnv
+
+    task = load_task(task_id)  # unknown ids raise before any kernel starts
+    with WhipEnv(pool_size=pool_size) as env:
+        return env.grade(code, task.info.id)
+
+
+def __getattr__(name: str) -> Any:
+    # WhipEnv pulls in pydantic models and jupyter_client: import it on first use only.
+    if name == "WhipEnv":
+        from .env import WhipEnv
+
+        return WhipEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,274 @@
+"""WhipEnv: the episode state machine behind every front end (notebook, CLI, server, agents).
+
+Agent mistakes never raise from ``step``: they come back as an observation with ``error`` set.
+Caller mistakes (an unknown task id) raise ``UnknownTaskError``, a ValueError.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+
+from .grading import grade_code
+from .models import (
+    ACTION_MODELS,
+    ACTION_TYPES,
+    ActionAdapter,
+    ErrorObservation,
+    ExecuteSnippetAction,
+    GetVariableStateAction,
+    GradeResult,
+    InspectTensorAction,
+    Observation,
+    RunTrainingProbeAction,
+    State,
+    StepResult,
+    SubmitFixAction,
+    SubmitFixObservation,
+    TaskSpec,
+    ToolCallRecord,
+    ToolObservation,
+)
+from .sandbox import Sandbox, check_code
+from .tasks import load_task
+from .tools import tool_module
+from .tools._common import ToolContext
+from .working_copy import WorkingCopy
+
+__all__ = ["WhipEnv", "format_validation_error"]
+
+EPISODE_DONE_MSG = "Episode already complete. Call /reset to start a new episode."
+NO_EPISODE_MSG = "No episode in progress. Call /reset to start a new episode."
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the field and what was expected."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(x) for x in err.get("loc", ()) if str(x) not in ACTION_TYPES]
+        field = ".".join(loc) or "action"
+        if err.get("type") == "missing":
+            parts.append(f"field '{field}' is required")
+        elif err.get("type") == "extra_forbidden":
+            parts.append(f"field '{field}' is not a valid field for this action")
+        else:
+            parts.append(f"field '{field}': {err.get('msg')}")
+    return "Invalid action: " + "; ".join(parts)
+
+
+def _code_fields(action: Any) -> list[str]:
+    """The code an action would execute, for the import policy."""
+    if isinstance(action, (ExecuteSnippetAction, RunTrainingProbeAction)):
+        return [action.code]
+    if isinstance(action, InspectTensorAction):
+        return [action.setup_code, action.target_expression]
+    if isinstance(action, GetVariableStateAction):
+        return [action.setup_code, *action.expressions]
+    return []
+
+
+class WhipEnv:
+    """One debugging episode at a time, over a warm pool of sandbox kernels.
+
+    ``max_turns`` defaults to the task's; ``max_submissions`` (default 1) is how many
+    ``submit_fix`` calls an episode allows before it ends.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_turns: int | None = None,
+        tool_timeout_s: float = 30.0,
+        max_submissions: int = 1,
+        pool_size: int = 2,
+        sandbox: Sandbox | None = None,
+    ) -> None:
+        if max_turns is not None and max_turns < 1:
+            raise ValueError("max_turns must be >= 1")
+        if max_submissions < 1:
+            raise ValueError("max_submissions must be >= 1")
+        if tool_timeout_s <= 0:
+            raise ValueError("tool_timeout_s must be > 0")
+        self.max_turns_override = max_turns
+        self.tool_timeout_s = tool_timeout_s
+        self.max_submissions = max_submissions
+        self._owns_sandbox = sandbox is None
+        self.sandbox = sandbox or Sandbox(pool_size=pool_size)
+        self._lock = threading.RLock()
+        self._task: TaskSpec | None = None
+        self._copy: WorkingCopy | None = None
+        self._state = State()
+        self._closed = False
+        self.last_grade: GradeResult | None = None
+
+    # ------------------------------------------------------------------ episode API
+
+    def reset(self, task_id: str, seed: int | None = None) -> Observation:
+        task = load_task(task_id)  # raises UnknownTaskError
+        with self._lock:
+            self._check_open()
+            self._task = task
+            self._copy = WorkingCopy(task.buggy_code)
+            max_turns = self.max_turns_override or task.info.max_turns
+            self._state = State(
+                task_id=task.info.id,
+                episode_id=uuid.uuid4().hex,
+                max_turns=max_turns,
+                seed=seed,
+            )
+            self.last_grade = None
+            return Observation(
+                task_id=task.info.id,
+                task_description=task.info.description,
+                buggy_code=task.buggy_code,
+                episode_id=self._state.episode_id,
+                max_turns=max_turns,
+                isolation=self.sandbox.isolation,
+            )
+
+    def step(self, action: Any) -> StepResult:
+        with self._lock:
+            self._check_open()
+            st = self._state
+            if self._task is None or self._copy is None:
+                return self._error(None, NO_EPISODE_MSG, done=True)
+            if st.episode_done:
+                return self._error(_action_type_of(action), EPISODE_DONE_MSG, done=True)
+
+            parsed, problem = _parse_action(action)
+            if parsed is not None:
+                violation = next(filter(None, map(check_code, _code_fields(parsed))), None)
+                if violation:  # rejected before running: costs no turn, ends nothing
+                    return self._error(parsed.action_type, violation, done=False)
+
+            st.turn += 1
+            assert st.max_turns is not None
+            if st.turn > st.max_turns:
+                st.episode_done = True
+                msg = f"Maximum turns ({st.max_turns}) exceeded"
+                st.tool_call_history.append(
+                    ToolCallRecord(turn=st.turn, action_type=_action_type_of(action), error=msg)
+                )
+                return self._error(_action_type_of(action), msg, done=True)
+            if parsed is None:
+                st.tool_call_history.append(
+                    ToolCallRecord(turn=st.turn, action_type=_action_type_of(action), error=problem)
+                )
+                return self._error(_action_type_of(action), problem or "Invalid action", done=False)
+
+            obs = self._run_tool(parsed)
+            reward = obs.reward if isinstance(parsed, SubmitFixAction) else 0.0
+            if isinstance(parsed, SubmitFixAction) and obs.error is None:
+                st.submitted = True
+                st.submissions += 1
+                st.best_reward = max(st.best_reward, reward)
+                if st.submissions >= self.max_submissions:
+                    st.episode_done = True
+            obs.turn = st.turn
+            obs.episode_done = st.episode_done
+            obs.reward = reward
+            st.tool_call_history.append(
+                ToolCallRecord(
+                    turn=st.turn, action_type=parsed.action_type, reward=reward, error=obs.error
+                )
+            )
+            return StepResult(observation=obs, reward=reward, done=st.episode_done)
+
+    def state(self) -> State:
+        with self._lock:
+            return self._state.model_copy(deep=True)
+
+    @property
+    def task(self) -> TaskSpec | None:
+        return self._task
+
+    @property
+    def working_code(self) -> str | None:
+        return self._copy.code if self._copy else None
+
+    def grade(self, code: str, task_id: str | None = None) -> GradeResult:
+        """Grade code for a task (the current one by default) without touching the episode."""
+        task = load_task(task_id) if task_id else self._task
+        if task is None:
+            raise ValueError("no task: pass task_id or call reset() first")
+        return grade_code(task, code, self.sandbox)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._owns_sandbox:
+            self.sandbox.close()
+
+    def __enter__(self) -> WhipEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this WhipEnv is closed")
+
+    def _error(self, action_type: str | None, message: str, *, done: bool) -> StepResult:
+        obs = ErrorObservation(
+            action_type=action_type or "invalid",
+            turn=self._state.turn,
+            episode_done=done,
+            error=message,
+        )
+        return StepResult(observation=obs, reward=0.0, done=done)
+
+    def _run_tool(self, action: Any) -> ToolObservation:
+        assert self._task is not None and self._copy is not None
+        if isinstance(action, SubmitFixAction):
+            return self._submit(action)
+        ctx = ToolContext(
+            sandbox=self.sandbox,
+            timeout_s=self.tool_timeout_s,
+            task=self._task,
+            copy=self._copy,
+        )
+        obs: ToolObservation = tool_module(action.action_type).run(ctx, action)
+        return obs
+
+    def _submit(self, action: SubmitFixAction) -> ToolObservation:
+        assert self._task is not None and self._copy is not None
+        code = action.fixed_code if action.fixed_code is not None else self._copy.code
+        result = grade_code(self._task, code, self.sandbox)
+        self.last_grade = result
+        return SubmitFixObservation(
+            reward=result.score,
+            error_log=result.output,
+            grader_details=result.details,
+        )
+
+
+def _action_type_of(action: Any) -> str:
+    if isinstance(action, dict):
+        t = action.get("action_type")
+        return t if isinstance(t, str) else "invalid"
+    return getattr(action, "action_type", "invalid")
+
+
+def _parse_action(action: Any) -> tuple[Any | None, str | None]:
+    """(parsed action, None) or (None, message naming the problem)."""
+    if isinstance(action, tuple(ACTION_MODELS.values())):
+        return action, None
+    if not isinstance(action, dict):
+        return None, f"Invalid action: expected an object with 'action_type', got {type(action).__name__}"
+    t = action.get("action_type")
+    if t is None:
+        return None, f"Invalid action: field 'action_type' is required. Valid: {', '.join(ACTION_TYPES)}"
+    if t not in ACTION_MODELS:
+        return None, f"Unknown action_type: {t!r}. Valid: {', '.join(ACTION_TYPES)}"
+    try:
+        return ActionAdapter.validate_python(action), None
+    except ValidationError as exc:
+        return None, format_validation_error(exc)

@@ -1,0 +1,361 @@
+"""Pydantic models shared by every layer: actions, observations, state and grading results.
+
+Field names follow the WhipStudio API reference exactly; fields beyond it are additions only.
+JSON Schemas for the HTTP server and the LLM tools are generated from these classes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, TypeAdapter
+
+__all__ = [
+    "ACTION_TYPES",
+    "Action",
+    "ActionAdapter",
+    "CodeObservation",
+    "ErrorObservation",
+    "ExecuteSnippetAction",
+    "ExecuteSnippetObservation",
+    "GetVariableStateAction",
+    "GetVariableStateObservation",
+    "GradeResult",
+    "InspectDiffAction",
+    "InspectDiffObservation",
+    "InspectTensorAction",
+    "InspectTensorObservation",
+    "Observation",
+    "ReplaceLinesAction",
+    "ResetToOriginalAction",
+    "RunTrainingProbeAction",
+    "RunTrainingProbeObservation",
+    "State",
+    "StepResult",
+    "SubmitFixAction",
+    "SubmitFixObservation",
+    "TaskInfo",
+    "TaskSpec",
+    "TensorHistogram",
+    "ToolCallRecord",
+    "ToolObservation",
+    "UndoEditAction",
+    "VariableState",
+    "ViewCodeAction",
+]
+
+
+# --------------------------------------------------------------------------- actions
+
+
+class _ActionBase(BaseModel):
+    # Unknown fields are rejected so that a typo (``fixed_cod``) is reported, not ignored.
+    model_config = ConfigDict(extra="forbid")
+
+    thought: str | None = Field(
+        default=None, description="Optional free-text reasoning; recorded, never executed."
+    )
+
+
+class ExecuteSnippetAction(_ActionBase):
+    """Run a Python code snippet to test hypotheses."""
+
+    action_type: Literal["execute_snippet"] = "execute_snippet"
+    code: str = Field(description="Python source to run in a fresh sandbox kernel.")
+
+
+class InspectTensorAction(_ActionBase):
+    """Inspect tensor shape, dtype, gradients, and statistics."""
+
+    action_type: Literal["inspect_tensor"] = "inspect_tensor"
+    setup_code: str = Field(default="", description="Code run first, in the same namespace.")
+    target_expression: str = Field(description="Expression that evaluates to a tensor.")
+
+
+class RunTrainingProbeAction(_ActionBase):
+    """Run N training steps and observe loss curve and gradients."""
+
+    action_type: Literal["run_training_probe"] = "run_training_probe"
+    code: str = Field(description="A training script; every loss passed to backward() is recorded.")
+    steps: int = Field(default=5, ge=1, le=500, description="Stop after this many backward() calls.")
+
+
+class GetVariableStateAction(_ActionBase):
+    """Evaluate multiple expressions and return their state."""
+
+    action_type: Literal["get_variable_state"] = "get_variable_state"
+    setup_code: str = Field(default="", description="Code run first, in the same namespace.")
+    expressions: list[str] = Field(
+        min_length=1, max_length=50, description="Expressions evaluated independently."
+    )
+
+
+class InspectDiffAction(_ActionBase):
+    """Compare proposed fix against original buggy code."""
+
+    action_type: Literal["inspect_diff"] = "inspect_diff"
+    proposed_code: str = Field(description="The full proposed script.")
+
+
+class SubmitFixAction(_ActionBase):
+    """Submit a final fix for grading."""
+
+    action_type: Literal["submit_fix"] = "submit_fix"
+    fixed_code: str | None = Field(
+        default=None, description="The full fixed script; omitted means the working copy."
+    )
+    explanation: str | None = Field(default=None, description="What was wrong and what changed.")
+    attempt_number: int | None = Field(default=None, ge=1)
+
+
+class ViewCodeAction(_ActionBase):
+    """Show the episode's working copy with line numbers."""
+
+    action_type: Literal["view_code"] = "view_code"
+
+
+class ReplaceLinesAction(_ActionBase):
+    """Replace lines start_line..end_line (1-based, inclusive) of the working copy."""
+
+    action_type: Literal["replace_lines"] = "replace_lines"
+    start_line: int = Field(description="First line to replace (1-based).")
+    end_line: int = Field(description="Last line to replace (inclusive).")
+    new_code: str = Field(description="Replacement text; may span any number of lines, or be empty.")
+
+
+class UndoEditAction(_ActionBase):
+    """Undo the last edit of the working copy."""
+
+    action_type: Literal["undo_edit"] = "undo_edit"
+
+
+class ResetToOriginalAction(_ActionBase):
+    """Restore the working copy to the original buggy code."""
+
+    action_type: Literal["reset_to_original"] = "reset_to_original"
+
+
+Action = Annotated[
+    Union[
+        ExecuteSnippetAction,
+        InspectTensorAction,
+        RunTrainingProbeAction,
+        GetVariableStateAction,
+        InspectDiffAction,
+        SubmitFixAction,
+        ViewCodeAction,
+        ReplaceLinesAction,
+        UndoEditAction,
+        ResetToOriginalAction,
+    ],
+    Field(discriminator="action_type"),
+]
+ActionAdapter: TypeAdapter[Any] = TypeAdapter(Action)
+
+ACTION_MODELS: dict[str, type[_ActionBase]] = {
+    m.model_fields["action_type"].default: m
+    for m in (
+        ExecuteSnippetAction,
+        InspectTensorAction,
+        RunTrainingProbeAction,
+        GetVariableStateAction,
+        InspectDiffAction,
+        SubmitFixAction,
+        ViewCodeAction,
+        ReplaceLinesAction,
+        UndoEditAction,
+        ResetToOriginalAction,
+    )
+}
+ACTION_TYPES: tuple[str, ...] = tuple(ACTION_MODELS)
+
+
+# ---------------------------------------------------------------------- observations
+
+
+class Observation(BaseModel):
+    """What ``reset`` returns: the task and the code to debug."""
+
+    task_id: str
+    task_description: str
+    buggy_code: str
+    error_log: str = ""
+    last_reward: float = 0.0
+    turn: int = 0
+    episode_done: bool = False
+    error: str | None = None
+    # additions to the reference
+    episode_id: str | None = None
+    max_turns: int | None = None
+    isolation: str | None = Field(default=None, description="Sandbox isolation level in force.")
+
+
+class ToolObservation(BaseModel):
+    """Fields every tool observation carries."""
+
+    action_type: str
+    turn: int = 0
+    episode_done: bool = False
+    reward: float = 0.0
+    error: str | None = None
+
+
+class ErrorObservation(ToolObservation):
+    """An action that could not run: invalid, unknown, too late, past the turn limit."""
+
+    action_type: str = "invalid"
+
+
+class ExecuteSnippetObservation(ToolObservation):
+    action_type: Literal["execute_snippet"] = "execute_snippet"
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
+    timed_out: bool = False
+
+
+class TensorHistogram(BaseModel):
+    edges: list[float]
+    counts: list[int]
+
+
+class InspectTensorObservation(ToolObservation):
+    action_type: Literal["inspect_tensor"] = "inspect_tensor"
+    shape: list[int] | None = None
+    dtype: str | None = None
+    requires_grad: bool | None = None
+    grad_is_none: bool | None = None
+    min_val: float | None = None
+    max_val: float | None = None
+    mean_val: float | None = None
+    is_nan: bool | None = None
+    is_inf: bool | None = None
+    # additions: statistics are over the finite elements only
+    std_val: float | None = None
+    numel: int | None = None
+    nan_count: int | None = None
+    inf_count: int | None = None
+    histogram: TensorHistogram | None = None
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+
+
+class RunTrainingProbeObservation(ToolObservation):
+    action_type: Literal["run_training_probe"] = "run_training_probe"
+    losses: list[float] = Field(default_factory=list)
+    grad_norms: dict[str, float] = Field(default_factory=dict)
+    optimizer_param_count: int = 0
+    final_loss: float | None = None
+    loss_is_nan: bool = False
+    loss_is_inf: bool = False
+    stderr: str = ""
+    timed_out: bool = False
+    # additions
+    stdout: str = ""
+    optimizer_steps: int = 0
+    params_without_grad: list[str] = Field(default_factory=list)
+    grad_norm_history: list[dict[str, float]] = Field(default_factory=list)
+
+
+class VariableState(BaseModel):
+    repr: str | None = None
+    type: str | None = None
+    value: Any = None
+    shape: list[int] | None = None
+    error: str | None = None
+
+
+class GetVariableStateObservation(ToolObservation):
+    action_type: Literal["get_variable_state"] = "get_variable_state"
+    results: dict[str, VariableState] = Field(default_factory=dict)
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+
+
+class InspectDiffObservation(ToolObservation):
+    action_type: Literal["inspect_diff"] = "inspect_diff"
+    diff: str = ""
+    lines_changed: int = 0
+    additions: int = 0
+    deletions: int = 0
+
+
+class SubmitFixObservation(ToolObservation):
+    action_type: Literal["submit_fix"] = "submit_fix"
+    error_log: str = ""
+    grader_details: dict[str, Any] = Field(default_factory=dict)
+
+
+class CodeObservation(ToolObservation):
+    """The working copy after a line-editing action."""
+
+    action_type: Literal["view_code", "replace_lines", "undo_edit", "reset_to_original"]
+    code: str = ""
+    numbered_code: str = ""
+    line_count: int = 0
+    can_undo: bool = False
+    message: str = ""
+
+
+# ------------------------------------------------------------------ state and results
+
+
+class ToolCallRecord(BaseModel):
+    turn: int
+    action_type: str
+    reward: float = 0.0
+    error: str | None = None
+
+
+class State(BaseModel):
+    turn: int = 0
+    task_id: str | None = None
+    submitted: bool = False
+    best_reward: float = 0.0
+    tool_call_history: list[ToolCallRecord] = Field(default_factory=list)
+    # additions
+    episode_id: str | None = None
+    episode_done: bool = False
+    max_turns: int | None = None
+    submissions: int = 0
+    seed: int | None = None
+
+
+class StepResult(BaseModel):
+    # SerializeAsAny: dump the concrete observation's fields, not just the base class's.
+    observation: SerializeAsAny[ToolObservation]
+    reward: float = 0.0
+    done: bool = False
+
+
+class GradeResult(BaseModel):
+    score: float = Field(ge=0.0, le=1.0)
+    details: dict[str, Any] = Field(default_factory=dict)
+    output: str = Field(default="", description="What the submission printed (counts for nothing).")
+
+
+class TaskInfo(BaseModel):
+    id: str
+    name: str
+    difficulty: Literal["easy", "medium", "hard"]
+    category: str = ""
+    description: str = ""
+    max_turns: int = 10
+
+
+class TaskSpec(BaseModel):
+    """A loaded task pack. ``solution_code`` is host-only: never sent to a sandbox or a client."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    info: TaskInfo
+    buggy_code: str
+    solution_code: str = Field(default="", exclude=True, repr=False)
+    hints: list[str] = Field(default_factory=list)
+    grading: dict[str, Any] = Field(default_factory=dict)
+    time_budget_s: float = 20.0
+    path: Path | None = Field(default=None, exclude=True, repr=False)

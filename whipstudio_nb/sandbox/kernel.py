@@ -1,0 +1,211 @@
+"""One sandbox kernel: an IPython kernel launched through jupyter_client, used once, then killed.
+
+The kernel runs this interpreter (``sys.executable -m ipykernel_launcher``) from a KernelSpec
+built in code, so no installed kernelspec is needed. On Linux it talks over IPC sockets kept in a
+private temporary directory that also holds its working directory; everything is removed on
+shutdown. ``Launcher.wrap`` is the one place where an isolation wrapper (bwrap) is added.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import SandboxError
+
+__all__ = ["ExecResult", "Launcher", "RESULT_MIME", "SandboxKernel", "kernel_env"]
+
+RESULT_MIME = "application/vnd.whipstudio.result+json"
+OUTPUT_CAP = 64 * 1024
+
+# Host variables a kernel may see; everything else (API keys, tokens...) is dropped.
+_ENV_ALLOW = (
+    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+)  # fmt: skip
+
+
+def kernel_env(workdir: str) -> dict[str, str]:
+    env = {k: os.environ[k] for k in _ENV_ALLOW if k in os.environ}
+    env.update(
+        HOME=workdir,
+        TMPDIR=workdir,
+        IPYTHONDIR=os.path.join(workdir, ".ipython"),
+        MPLCONFIGDIR=os.path.join(workdir, ".mpl"),
+        PYTHONHASHSEED="0",
+        PYTHONDONTWRITEBYTECODE="1",
+        # One thread each: deterministic numerics, and two kernels don't fight over two cores.
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+    )
+    env.setdefault("PATH", os.defpath)
+    return env
+
+
+class Launcher:
+    """Builds the kernel's command line. Subclasses wrap it (for example in bwrap)."""
+
+    name = "local"
+    isolation = "none"
+
+    def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
+        return argv
+
+
+@dataclass
+class _Capped:
+    limit: int
+    parts: list[str] = field(default_factory=list)
+    size: int = 0
+    dropped: int = 0
+
+    def add(self, text: str) -> None:
+        room = self.limit - self.size
+        if room <= 0:
+            self.dropped += len(text)
+            return
+        self.parts.append(text[:room])
+        self.size += min(len(text), room)
+        self.dropped += max(0, len(text) - room)
+
+    def text(self) -> str:
+        out = "".join(self.parts)
+        if self.dropped:
+            out += f"\n... [output truncated: {self.dropped} more characters]\n"
+        return out
+
+
+@dataclass
+class ExecResult:
+    """What one cell did: its streams, the structured results it emitted, and how it ended."""
+
+    stdout: str = ""
+    stderr: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None  # the Jupyter 'error' message content, if any
+    timed_out: bool = False
+    died: bool = False
+    exit_status: int | None = None
+    duration_s: float = 0.0
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        return self.results[-1] if self.results else None
+
+
+class SandboxKernel:
+    """A started kernel and its client. Not thread-safe: one caller at a time."""
+
+    def __init__(self, launcher: Launcher | None = None, *, startup_timeout: float = 60.0) -> None:
+        from jupyter_client.kernelspec import KernelSpec
+        from jupyter_client.manager import KernelManager
+
+        self.launcher = launcher or Launcher()
+        self.tmpdir = tempfile.mkdtemp(prefix="whip-k-")
+        self.workdir = os.path.join(self.tmpdir, "work")
+        os.mkdir(self.workdir)
+        self._closed = False
+        self._lock = threading.Lock()
+        argv = [
+            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+            "--HistoryManager.enabled=False", "--IPKernelApp.quiet=True",
+        ]  # fmt: skip
+        km = KernelManager(
+            transport="ipc" if os.name == "posix" else "tcp",
+            connection_file=os.path.join(self.tmpdir, "kernel.json"),
+        )
+        if os.name == "posix":
+            km.ip = os.path.join(self.tmpdir, "ipc")
+        km._kernel_spec = KernelSpec(
+            argv=self.launcher.wrap(argv, workdir=self.workdir, tmpdir=self.tmpdir),
+            display_name="WhipStudio sandbox",
+            language="python",
+        )
+        self.km = km
+        self.kc: Any = None
+        try:
+            km.start_kernel(env=kernel_env(self.workdir), cwd=self.workdir)
+            self.kc = km.blocking_client()
+            self.kc.start_channels()
+            self.kc.wait_for_ready(timeout=startup_timeout)
+        except Exception as exc:
+            self.shutdown()
+            raise SandboxError(f"sandbox kernel failed to start: {exc}") from exc
+        self.pid: int | None = getattr(km.provisioner, "pid", None)
+
+    # ------------------------------------------------------------------ running code
+
+    def execute(self, code: str, timeout: float, *, output_cap: int = OUTPUT_CAP) -> ExecResult:
+        """Run one cell. Never raises for what the code does: timeouts and deaths are reported."""
+        if self._closed:
+            raise SandboxError("this sandbox kernel has been shut down")
+        start = time.monotonic()
+        out, err = _Capped(output_cap), _Capped(output_cap)
+        res = ExecResult()
+        msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False)
+        deadline = start + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                res.timed_out = True
+                break
+            try:
+                msg = self.kc.get_iopub_msg(timeout=min(0.25, remaining))
+            except queue.Empty:
+                if not self.km.is_alive():
+                    res.died = True
+                    break
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                (out if content.get("name") == "stdout" else err).add(content.get("text", ""))
+            elif kind in ("display_data", "update_display_data", "execute_result"):
+                data = content.get("data", {})
+                if RESULT_MIME in data and isinstance(data[RESULT_MIME], dict):
+                    res.results.append(data[RESULT_MIME])
+            elif kind == "error":
+                res.error = content
+            elif kind == "status" and content.get("execution_state") == "idle":
+                break
+        if res.died:
+            proc = getattr(self.km.provisioner, "process", None)
+            res.exit_status = proc.poll() if proc is not None else None
+        res.stdout, res.stderr = out.text(), err.text()
+        res.duration_s = time.monotonic() - start
+        return res
+
+    def is_alive(self) -> bool:
+        return not self._closed and bool(self.km.is_alive())
+
+    # ------------------------------------------------------------------ shutdown
+
+    def shutdown(self) -> None:
+        """Kill the kernel (its whole process group) and remove its files. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            if self.kc is not None:
+                self.kc.stop_channels()
+        except Exception:
+            pass
+        try:
+            if self.km.has_kernel:
+                self.km.shutdown_kernel(now=True)
+        except Exception:
+            pass
+        try:
+            self.km.cleanup_resources()
+        except Exception:
+            pass
+        shutil.rmtree(self.tmpdir, ignore_errors=True)

@@ -1,0 +1,84 @@
+"""The import policy: the reference's allowlist, checked statically on the AST.
+
+This is a policy, not a wall: ``os`` and ``sys`` are allowed, so real isolation comes from the
+operating system (see the isolation layer). What it does is reject, before any kernel runs, code
+that imports something outside the list, directly or through the usual dynamic back doors.
+"""
+
+from __future__ import annotations
+
+import ast
+
+__all__ = ["ALLOWED_IMPORTS", "check_code", "violation_message"]
+
+# Order matters: it is the order the reference prints in its message.
+ALLOWED_IMPORTS: tuple[str, ...] = (
+    "torch", "numpy", "sklearn", "pandas", "matplotlib", "scipy", "math", "random", "os",
+    "sys", "collections", "itertools", "functools", "json", "re", "typing",
+)  # fmt: skip
+
+# Names whose mere use opens a path to importing anything.
+_FORBIDDEN_NAMES = {"__import__", "importlib", "__builtins__", "builtins", "__loader__", "__spec__"}
+_DYNAMIC_EXEC = {"exec", "eval", "compile"}
+
+
+def violation_message(module: str) -> str:
+    return (
+        f"Security violation: import '{module}' is not allowed. "
+        f"Allowed: {', '.join(ALLOWED_IMPORTS)}"
+    )
+
+
+def _allowed(module: str) -> bool:
+    return module.split(".", 1)[0] in ALLOWED_IMPORTS
+
+
+def check_code(code: str, *, mode: str = "exec") -> str | None:
+    """Return the violation message for ``code``, or None if it passes.
+
+    Code that does not parse passes: it cannot import anything, and running it reports the
+    SyntaxError the way Python would.
+    """
+    try:
+        tree = ast.parse(code, mode=mode)
+    except (SyntaxError, ValueError):
+        return None
+    return _check_tree(tree)
+
+
+def _check_tree(tree: ast.AST) -> str | None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if not _allowed(alias.name):
+                    return violation_message(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            if node.level or not _allowed(module):
+                return violation_message(module)
+        elif isinstance(node, ast.Name) and node.id in _FORBIDDEN_NAMES:
+            return violation_message(node.id if node.id != "__import__" else "__import__")
+        elif isinstance(node, ast.Attribute) and node.attr in _FORBIDDEN_NAMES:
+            return violation_message(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # sys.modules["importlib"], getattr(x, "__import__"), ...
+            if node.value.split(".", 1)[0] in _FORBIDDEN_NAMES:
+                return violation_message(node.value)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in _DYNAMIC_EXEC:
+                found = _check_dynamic(node)
+                if found:
+                    return found
+    return None
+
+
+def _check_dynamic(call: ast.Call) -> str | None:
+    """exec/eval/compile: a literal source is checked like any other code; anything else could
+    build an import at run time, so it is refused."""
+    func = call.func.id  # type: ignore[attr-defined]
+    if not call.args:
+        return None
+    source = call.args[0]
+    if isinstance(source, ast.Constant) and isinstance(source.value, str):
+        return check_code(source.value, mode="exec" if func != "eval" else "eval")
+    return violation_message(f"<dynamic {func}>")

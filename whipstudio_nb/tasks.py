@@ -1,0 +1,138 @@
+"""Task packs: discovery, validation and loading.
+
+A pack is a directory ``<task_id>/`` holding ``task.toml``, ``buggy.py``, ``solution.py``,
+``hints.md`` and ``grader.py`` (the host-side held-out data generator). Packs come from the
+packs shipped with whipstudio_nb, then from every directory in ``WHIP_TASKS_PATH`` (os.pathsep
+separated) and from ``extra_paths``; a later pack with the same id replaces an earlier one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import TaskPackError, UnknownTaskError
+from .models import TaskInfo, TaskSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["builtin_tasks_dir", "find_task_dirs", "list_tasks", "load_task", "load_task_dir"]
+
+_REQUIRED_FILES = ("task.toml", "buggy.py", "solution.py")
+_DIFFICULTIES = ("easy", "medium", "hard")
+
+
+def builtin_tasks_dir() -> Path:
+    """The packs shipped with the package: inside the wheel, or the repo root when editable."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "tasks", here.parent / "tasks"):
+        if candidate.is_dir():
+            return candidate
+    return here / "tasks"
+
+
+def _search_dirs(extra_paths: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
+    dirs = [builtin_tasks_dir()]
+    env = os.environ.get("WHIP_TASKS_PATH", "")
+    dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    dirs += [Path(p) for p in extra_paths]
+    return dirs
+
+
+def find_task_dirs(extra_paths: Iterable[str | os.PathLike[str]] = ()) -> dict[str, Path]:
+    """Map task id -> pack directory, in natural order (task2 before task10)."""
+    found: dict[str, Path] = {}
+    for root in _search_dirs(extra_paths):
+        if (root / "task.toml").is_file():  # a path may name a single pack
+            found[root.name] = root
+            continue
+        if not root.is_dir():
+            continue
+        for child in root.iterdir():
+            if (child / "task.toml").is_file():
+                found[child.name] = child
+    return dict(sorted(found.items(), key=lambda kv: _natural_key(kv[0])))
+
+
+def _natural_key(s: str) -> list[Any]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s)]
+
+
+def _require(cond: bool, path: Path, field: str, expected: str) -> None:
+    if not cond:
+        raise TaskPackError(f"{path}: field '{field}' {expected}")
+
+
+def load_task_dir(pack: str | os.PathLike[str]) -> TaskSpec:
+    """Load and validate one pack directory, naming the file and field of any problem."""
+    pack = Path(pack)
+    for name in _REQUIRED_FILES:
+        if not (pack / name).is_file():
+            raise TaskPackError(f"{pack}: missing required file '{name}'")
+    toml_path = pack / "task.toml"
+    try:
+        meta = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise TaskPackError(f"{toml_path}: invalid TOML: {exc}") from exc
+
+    for field in ("id", "name", "difficulty", "description"):
+        _require(isinstance(meta.get(field), str) and meta[field].strip() != "", toml_path,
+                 field, "is required and must be a non-empty string")  # fmt: skip
+    _require(meta["id"] == pack.name, toml_path, "id",
+             f"must match the directory name '{pack.name}' (got '{meta['id']}')")  # fmt: skip
+    _require(meta["difficulty"] in _DIFFICULTIES, toml_path, "difficulty",
+             f"must be one of {', '.join(_DIFFICULTIES)} (got '{meta['difficulty']}')")  # fmt: skip
+    max_turns = meta.get("max_turns", 10)
+    _require(isinstance(max_turns, int) and max_turns >= 1, toml_path, "max_turns",
+             "must be an integer >= 1")  # fmt: skip
+    budget = meta.get("time_budget_s", 20)
+    _require(isinstance(budget, (int, float)) and budget > 0, toml_path, "time_budget_s",
+             "must be a positive number")  # fmt: skip
+    grading = meta.get("grading", {})
+    _require(isinstance(grading, dict), toml_path, "grading", "must be a table")
+
+    hints_path = pack / "hints.md"
+    hints = _parse_hints(hints_path.read_text(encoding="utf-8")) if hints_path.is_file() else []
+    info = TaskInfo(
+        id=meta["id"],
+        name=meta["name"],
+        difficulty=meta["difficulty"],
+        category=str(meta.get("category", "")),
+        description=meta["description"].strip(),
+        max_turns=max_turns,
+    )
+    return TaskSpec(
+        info=info,
+        buggy_code=(pack / "buggy.py").read_text(encoding="utf-8"),
+        solution_code=(pack / "solution.py").read_text(encoding="utf-8"),
+        hints=hints,
+        grading=grading,
+        time_budget_s=float(budget),
+        path=pack,
+    )
+
+
+def _parse_hints(text: str) -> list[str]:
+    """Hints are the sections of hints.md under '## ' headings, vaguest first."""
+    parts = re.split(r"^## .*$", text, flags=re.MULTILINE)
+    return [p.strip() for p in parts[1:] if p.strip()]
+
+
+def load_task(task_id: str, extra_paths: Iterable[str | os.PathLike[str]] = ()) -> TaskSpec:
+    """Load a task pack by id; raises UnknownTaskError (a ValueError) for an unknown id."""
+    dirs = find_task_dirs(extra_paths)
+    if task_id not in dirs:
+        raise UnknownTaskError(task_id, list(dirs))
+    return load_task_dir(dirs[task_id])
+
+
+def list_tasks(extra_paths: Iterable[str | os.PathLike[str]] = ()) -> list[TaskInfo]:
+    """Every available task's public info, in natural id order."""
+    return [load_task_dir(d).info for d in find_task_dirs(extra_paths).values()]

@@ -1,0 +1,48 @@
+"""Host-side plumbing shared by the tools that run code in a sandbox kernel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..models import TaskSpec
+    from ..sandbox import ExecResult, Sandbox
+    from ..working_copy import WorkingCopy
+
+__all__ = ["SandboxOutcome", "ToolContext", "call_kernel"]
+
+
+@dataclass
+class ToolContext:
+    """What a tool may use: the sandbox, the time limit, and the episode's code."""
+
+    sandbox: Sandbox
+    timeout_s: float
+    task: TaskSpec
+    copy: WorkingCopy
+
+
+@dataclass
+class SandboxOutcome:
+    run: ExecResult
+    result: dict[str, Any]
+    error: str | None  # set when the call did not complete normally
+
+
+def call_kernel(ctx: ToolContext, module: str, args: dict[str, Any]) -> SandboxOutcome:
+    run = ctx.sandbox.call(module, args, ctx.timeout_s)
+    result = run.result or {}
+    error: str | None = None
+    if run.timed_out:
+        error = f"Timed out after {ctx.timeout_s:g} s; the sandbox kernel was killed."
+    elif run.died:
+        error = (
+            f"The sandbox kernel exited while running the code (exit status {run.exit_status})."
+        )
+    elif "internal_error" in result:
+        error = f"Internal tool error: {result['internal_error']}"
+    elif run.result is None:
+        detail = run.error.get("evalue") if run.error else "no result"
+        error = f"The tool produced no result ({detail})."
+    return SandboxOutcome(run, result, error)

@@ -1,0 +1,43 @@
+"""Line editing of the episode's working copy: view_code, replace_lines, undo_edit,
+reset_to_original (host-side; the working copy is what ``submit_fix`` submits by default)."""
+
+from __future__ import annotations
+
+from ..models import (
+    CodeObservation,
+    ReplaceLinesAction,
+    ResetToOriginalAction,
+    UndoEditAction,
+    ViewCodeAction,
+)
+from ..working_copy import EditError, number_lines
+from ._common import ToolContext
+
+Edit = ViewCodeAction | ReplaceLinesAction | UndoEditAction | ResetToOriginalAction
+
+
+def run(ctx: ToolContext, action: Edit) -> CodeObservation:
+    wc = ctx.copy
+    error = None
+    message = ""
+    try:
+        if isinstance(action, ReplaceLinesAction):
+            wc.replace_lines(action.start_line, action.end_line, action.new_code)
+            message = f"Replaced lines {action.start_line}-{action.end_line}."
+        elif isinstance(action, UndoEditAction):
+            wc.undo()
+            message = "Undid the last edit."
+        elif isinstance(action, ResetToOriginalAction):
+            wc.reset()
+            message = "Restored the original code."
+    except EditError as exc:
+        error = str(exc)
+    return CodeObservation(
+        action_type=action.action_type,
+        code=wc.code,
+        numbered_code=number_lines(wc.code),
+        line_count=len(wc.lines),
+        can_undo=wc.can_undo,
+        message=message,
+        error=error,
+    )
