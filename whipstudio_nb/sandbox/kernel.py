@@ -58,6 +58,9 @@ class Launcher:
     def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
         return argv
 
+    def close(self) -> None:
+        """Release whatever the launcher keeps running (nothing, for direct launches)."""
+
 
 @dataclass
 class _Capped:

@@ -7,6 +7,7 @@ so a call pays milliseconds instead of a kernel start plus ``import torch``.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
 import weakref
@@ -41,7 +42,11 @@ class KernelPool:
         if size < 0:
             raise ValueError("pool size must be >= 0")
         self.size = size
-        self.launcher = launcher or Launcher()
+        if launcher is None:
+            from .forkserver import ForkServerLauncher
+
+            launcher = ForkServerLauncher() if os.name == "posix" else Launcher()
+        self.launcher = launcher
         self.warmup_timeout = warmup_timeout
         self._ready: deque[SandboxKernel] = deque()
         self._in_use: set[SandboxKernel] = set()
@@ -134,6 +139,7 @@ class KernelPool:
             reapers = list(self._reapers)
         for t in reapers:
             t.join(timeout=30)
+        self.launcher.close()
 
     def __enter__(self) -> KernelPool:
         self.start()

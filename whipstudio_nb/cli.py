@@ -1,0 +1,148 @@
+"""The ``whip`` command: tasks, grade, demo, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from .errors import WhipError
+
+__all__ = ["main"]
+
+
+def _err(msg: str) -> None:
+    print(f"whip: error: {msg}", file=sys.stderr)
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from .tasks import list_tasks
+
+    tasks = list_tasks()
+    if args.json:
+        print(json.dumps({"tasks": [t.model_dump() for t in tasks]}, indent=2))
+        return 0
+    rows = [("ID", "NAME", "DIFFICULTY", "CATEGORY", "TURNS")]
+    rows += [(t.id, t.name, t.difficulty, t.category, str(t.max_turns)) for t in tasks]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from . import grade
+    from .tasks import load_task
+
+    load_task(args.task)  # an unknown id fails before any kernel starts
+    if args.file == "-":
+        code = sys.stdin.read()
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            _err(f"no such file: {args.file}")
+            return 2
+        code = path.read_text(encoding="utf-8")
+    print(f"Grading {args.file} as a fix for {args.task}...", file=sys.stderr)
+    result = grade(args.task, code)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return 0
+    d = result.details
+    print(f"score: {result.score:.3f}")
+    for key in ("error", "model_error", "script_error"):
+        if d.get(key):
+            print(f"{key.replace('_', ' ')}: {d[key]}")
+    for name, value in d.get("components", {}).items():
+        print(f"  {name:<16} {value:.2f}  (weight {d['weights'][name]:.2f})")
+    for key in ("val_acc", "heldout_loss", "final_loss", "optimizer_steps", "grading_time_s"):
+        if d.get(key) is not None:
+            print(f"  {key}: {d[key]}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    reward = run_demo(args.task)
+    print(f"\nDemo finished: the fix scored {reward:.2f}.")
+    return 0
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import __version__
+    from .sandbox import Sandbox
+    from .tasks import builtin_tasks_dir, find_task_dirs
+
+    print(f"whipstudio_nb  {__version__}")
+    print(f"python         {platform.python_version()} ({sys.executable})")
+    for dist in ("torch", "numpy", "pydantic", "jupyter_client", "ipykernel"):
+        print(f"{dist:<14} {_version(dist)}")
+    print(f"tasks          {len(find_task_dirs())} found (built-in packs: {builtin_tasks_dir()})")
+    t0 = time.monotonic()
+    sandbox = Sandbox(pool_size=1)
+    try:
+        with sandbox.kernel() as k:
+            ready = time.monotonic() - t0
+            res = k.execute("import torch; print(torch.__version__)", timeout=30)
+        info = sandbox.info()
+    finally:
+        sandbox.close()
+    ok = res.stdout.strip() != "" and not res.error
+    print(f"sandbox        backend={info['backend']} isolation={info['isolation']}")
+    if info["isolation"] == "none":
+        print("  warning: no OS isolation: the import policy is the only guard; run only code you trust")
+    print(f"pool           first kernel ready in {ready:.2f} s; test call "
+          f"{'ok' if ok else 'FAILED'} (torch {res.stdout.strip() or '?'})")  # fmt: skip
+    print(f"pool state     {json.dumps(info['pool'])}")
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="whip", description="WhipStudio: an ML-debugging gym.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("tasks", help="list the debugging tasks")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=cmd_tasks)
+
+    s = sub.add_parser("grade", help="grade a fixed script for a task")
+    s.add_argument("task", help="task id, e.g. task1")
+    s.add_argument("file", help="path of the fixed script, or - for standard input")
+    s.add_argument("--json", action="store_true", help="print the full GradeResult as JSON")
+    s.set_defaults(func=cmd_grade)
+
+    s = sub.add_parser("demo", help="play a short scripted debugging episode")
+    s.add_argument("--task", default="task1", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("doctor", help="check versions, the sandbox and the kernel pool")
+    s.set_defaults(func=cmd_doctor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except WhipError as exc:
+        _err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""A fork server ("zygote") that makes sandbox kernels in tens of milliseconds.
+
+Starting a kernel and importing torch costs seconds; forking a process that already did both
+costs milliseconds. The server process imports torch, ipykernel and the in-kernel helpers once,
+then forks one child per kernel request. Each child becomes a real IPython kernel (ipykernel's
+``IPKernelApp``) on the connection file jupyter_client wrote, in its own session and process
+group, with the environment and working directory of the request.
+
+jupyter_client launches ``_forkshim.py`` (see ``ForkServerLauncher.wrap``), which stands in for
+the kernel. Lifetimes are tied both ways:
+- the shim is killed (kernel shutdown, timeout) -> its connection closes -> the server kills the
+  kernel's process group;
+- the kernel exits -> the server reaps it and sends the exit status -> the shim exits with it;
+- the server dies -> every child gets SIGKILL (PR_SET_PDEATHSIG);
+- the host dies -> the server notices its parent is gone and exits, killing the children.
+
+The server is single-threaded (a selector loop), so forking it is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+from .kernel import Launcher, kernel_env
+
+__all__ = ["ForkServerLauncher"]
+
+_SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_forkshim.py")
+_PR_SET_PDEATHSIG = 1
+
+
+# =============================================================================== host side
+
+
+class ForkServerLauncher(Launcher):
+    """Launches kernels by asking a warm fork server; the server is started on first use."""
+
+    name = "forkserver"
+
+    def __init__(self, startup_timeout: float = 120.0) -> None:
+        self.startup_timeout = startup_timeout
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._dir: str | None = None
+        self._closed = False
+
+    @property
+    def socket_path(self) -> str:
+        assert self._dir is not None
+        return os.path.join(self._dir, "fork.sock")
+
+    def ensure_started(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("fork server launcher is closed")
+            if self._proc is not None and self._proc.poll() is None:
+                return
+            self._stop_locked()
+            self._dir = tempfile.mkdtemp(prefix="whip-fs-")
+            workdir = os.path.join(self._dir, "work")
+            os.mkdir(workdir)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "whipstudio_nb.sandbox.forkserver", self.socket_path],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=kernel_env(workdir),
+                cwd=workdir,
+                start_new_session=True,
+            )
+            assert proc.stdout is not None
+            line = _readline_with_timeout(proc, self.startup_timeout)
+            if line.strip() != b"ready":
+                err = proc.stderr.read().decode(errors="replace") if proc.poll() is not None else ""
+                proc.kill()
+                raise RuntimeError(f"fork server failed to start: {line!r} {err[-2000:]}")
+            self._proc = proc
+
+    def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
+        # argv is "python -m ipykernel_launcher -f {connection_file} <kernel args>".
+        self.ensure_started()
+        kernel_args = argv[argv.index("-f") + 2 :]
+        return [sys.executable, "-I", "-S", _SHIM, self.socket_path, "{connection_file}", *kernel_args]
+
+    @property
+    def server_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()  # the server kills its children's process groups, then exits
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc is not None:
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+        if self._dir is not None:
+            import shutil
+
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+def _readline_with_timeout(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    result: list[bytes] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    return result[0] if result else b""
+
+
+# ============================================================================= server side
+
+
+class _Server:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.parent = os.getppid()
+        self.sel = selectors.DefaultSelector()
+        self.children: dict[int, socket.socket] = {}  # kernel pid -> its shim's connection
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        os.chmod(path, 0o600)
+        self.listener.listen(64)
+        self.sel.register(self.listener, selectors.EVENT_READ, "accept")
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *a: None)
+        signal.signal(signal.SIGTERM, self._on_term)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, "signal")
+        self.running = True
+
+    def _on_term(self, *args: Any) -> None:
+        self.running = False
+
+    def serve(self) -> None:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        while self.running:
+            for key, _ in self.sel.select(timeout=1.0):
+                if key.data == "accept":
+                    self._accept()
+                elif key.data == "signal":
+                    os.read(self.wake_r, 4096)
+                else:
+                    self._on_shim_data(key.data, key.fileobj)  # type: ignore[arg-type]
+            self._reap()
+            if os.getppid() != self.parent:  # the host is gone
+                break
+        self.shutdown()
+
+    def _accept(self) -> None:
+        conn, _ = self.listener.accept()
+        conn.settimeout(10)
+        try:
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise ConnectionError("shim closed before its request")
+                data += chunk
+            request = json.loads(data)
+        except Exception as exc:
+            with contextlib.suppress(OSError):
+                conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
+            conn.close()
+            return
+        pid = os.fork()
+        if pid == 0:  # child: never returns
+            _become_kernel(request, conn, self)
+        conn.settimeout(None)
+        self.children[pid] = conn
+        conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+        self.sel.register(conn, selectors.EVENT_READ, pid)
+
+    def _on_shim_data(self, pid: int, conn: socket.socket) -> None:
+        try:
+            data = conn.recv(4096)
+        except OSError:
+            data = b""
+        if not data:  # the shim is gone: the kernel goes too
+            self._kill(pid)
+
+    def _kill(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            # Anything the kernel left running in its process group goes with it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            conn = self.children.pop(pid, None)
+            if conn is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            with contextlib.suppress(OSError):
+                conn.sendall(json.dumps({"exit": code if code >= 0 else 128 - code}).encode() + b"\n")
+            with contextlib.suppress(Exception):
+                self.sel.unregister(conn)
+            conn.close()
+
+    def shutdown(self) -> None:
+        for pid in list(self.children):
+            self._kill(pid)
+        deadline = time.monotonic() + 5
+        while self.children and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.02)
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def _become_kernel(request: dict[str, Any], conn: socket.socket, server: _Server) -> None:
+    """In the forked child: turn into an IPython kernel for the request. Never returns."""
+    code = 1
+    try:
+        server.sel.close()
+        server.listener.close()
+        for other in server.children.values():
+            other.close()
+        os.close(server.wake_r)
+        os.close(server.wake_w)
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.setsid()
+        with contextlib.suppress(Exception):  # die with the server
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        conn.close()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.chdir(request["cwd"])
+        env = dict(request["env"])
+        env.pop("JPY_PARENT_PID", None)  # our parent is the server; lifetime is handled here
+        os.environ.clear()
+        os.environ.update(env)
+        _reseed()
+        from ipykernel.kernelapp import IPKernelApp
+
+        app = IPKernelApp.instance()
+        app.initialize(["-f", request["connection_file"], *request.get("kernel_args", [])])
+        app.start()
+        code = 0
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+_FRESH_TORCH_SEED: int | None = None
+
+
+def _reseed() -> None:
+    """A forked child inherits its parent's random state; give it the state a new process would
+    have: fresh entropy for Python and numpy, torch's fixed default seed for torch."""
+    import random
+
+    random.seed()
+    with contextlib.suppress(Exception):
+        import numpy as np
+
+        np.random.seed()
+    if _FRESH_TORCH_SEED is not None:
+        import torch
+
+        torch.manual_seed(_FRESH_TORCH_SEED)
+
+
+def main() -> int:
+    path = sys.argv[1]
+    # Import everything a kernel needs once, here, so every fork starts warm.
+    global _FRESH_TORCH_SEED
+    import ipykernel.kernelapp  # noqa: F401
+    import torch
+
+    from . import kernel_lib
+
+    _FRESH_TORCH_SEED = torch.initial_seed()
+    kernel_lib.warm_up()
+    server = _Server(path)
+    server.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
