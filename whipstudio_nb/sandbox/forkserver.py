@@ -61,6 +61,15 @@ class ForkServerLauncher(Launcher):
         assert self._dir is not None
         return os.path.join(self._dir, "fork.sock")
 
+    @property
+    def base_dir(self) -> str | None:  # type: ignore[override]
+        # Kernels keep their files under the server's directory, so that if the host dies
+        # without cleaning up, the server's own exit removes everything in one place.
+        return self._dir
+
+    def prepare(self) -> None:
+        self.ensure_started()
+
     def ensure_started(self) -> None:
         with self._lock:
             if self._closed:
@@ -90,7 +99,6 @@ class ForkServerLauncher(Launcher):
 
     def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
         # argv is "python -m ipykernel_launcher -f {connection_file} <kernel args>".
-        self.ensure_started()
         kernel_args = argv[argv.index("-f") + 2 :]
         return [sys.executable, "-I", "-S", _SHIM, self.socket_path, "{connection_file}", *kernel_args]
 
@@ -239,8 +247,11 @@ class _Server:
         while self.children and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.02)
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+        # The kernels are gone: remove their files and this server's own, so that nothing is left
+        # even when the host could not clean up (it was killed, or interrupted while exiting).
+        import shutil
+
+        shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
 
 
 def _become_kernel(request: dict[str, Any], conn: socket.socket, server: _Server) -> None:
@@ -282,12 +293,9 @@ def _become_kernel(request: dict[str, Any], conn: socket.socket, server: _Server
         os._exit(code)
 
 
-_FRESH_TORCH_SEED: int | None = None
-
-
 def _reseed() -> None:
-    """A forked child inherits its parent's random state; give it the state a new process would
-    have: fresh entropy for Python and numpy, torch's fixed default seed for torch."""
+    """A forked child inherits its parent's random state; give it fresh entropy, as a new
+    process has (Python, numpy and torch all seed themselves that way)."""
     import random
 
     random.seed()
@@ -295,22 +303,19 @@ def _reseed() -> None:
         import numpy as np
 
         np.random.seed()
-    if _FRESH_TORCH_SEED is not None:
+    with contextlib.suppress(Exception):
         import torch
 
-        torch.manual_seed(_FRESH_TORCH_SEED)
+        torch.seed()
 
 
 def main() -> int:
     path = sys.argv[1]
     # Import everything a kernel needs once, here, so every fork starts warm.
-    global _FRESH_TORCH_SEED
     import ipykernel.kernelapp  # noqa: F401
-    import torch
 
     from . import kernel_lib
 
-    _FRESH_TORCH_SEED = torch.initial_seed()
     kernel_lib.warm_up()
     server = _Server(path)
     server.serve()

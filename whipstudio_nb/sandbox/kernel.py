@@ -54,6 +54,10 @@ class Launcher:
 
     name = "local"
     isolation = "none"
+    base_dir: str | None = None  # where kernels put their temporary directories
+
+    def prepare(self) -> None:
+        """Called before each kernel launch (a fork server starts itself here)."""
 
     def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
         return argv
@@ -111,7 +115,8 @@ class SandboxKernel:
         from jupyter_client.manager import KernelManager
 
         self.launcher = launcher or Launcher()
-        self.tmpdir = tempfile.mkdtemp(prefix="whip-k-")
+        self.launcher.prepare()
+        self.tmpdir = tempfile.mkdtemp(prefix="whip-k-", dir=self.launcher.base_dir)
         self.workdir = os.path.join(self.tmpdir, "work")
         os.mkdir(self.workdir)
         self._closed = False

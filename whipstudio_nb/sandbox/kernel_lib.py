@@ -36,15 +36,17 @@ def warm_up() -> None:
     for name in TOOL_MODULES:
         importlib.import_module(name)
     # One tiny training step: torch imports (and patches) some modules lazily on first use,
-    # for example torch._dynamo rewrapping torch.manual_seed at the first optimizer step.
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
-    for opt_cls in (torch.optim.SGD, torch.optim.Adam):
-        opt = opt_cls(model.parameters(), lr=0.01)
-        loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 2)), torch.tensor([0, 1, 0, 1]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    # for example torch._dynamo rewrapping torch.manual_seed when an optimizer is created.
+    # fork_rng: the user's code must find the random state untouched.
+    with torch.random.fork_rng(devices=[]):
+        model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+        for opt_cls in (torch.optim.SGD, torch.optim.Adam):
+            opt = opt_cls(model.parameters(), lr=0.01)
+            target = torch.tensor([0, 1, 0, 1])
+            loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 2)), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
 
 
 def emit(payload: dict[str, Any]) -> None:

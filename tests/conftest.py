@@ -1,0 +1,44 @@
+"""Shared fixtures: one real sandbox (fork server + warm kernel pool) for the session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from whipstudio_nb import WhipEnv, load_task
+from whipstudio_nb.sandbox import Sandbox
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    sb = Sandbox(pool_size=2)
+    yield sb
+    sb.close()
+
+
+@pytest.fixture
+def make_env(sandbox: Sandbox):
+    """WhipEnv factory over the shared sandbox; every env made is closed after the test."""
+    envs: list[WhipEnv] = []
+
+    def make(**kwargs) -> WhipEnv:
+        env = WhipEnv(sandbox=sandbox, **kwargs)
+        envs.append(env)
+        return env
+
+    yield make
+    for env in envs:
+        env.close()
+
+
+@pytest.fixture
+def env(make_env) -> WhipEnv:
+    e = make_env(max_turns=50)
+    e.reset("task1")
+    return e
+
+
+@pytest.fixture(scope="session")
+def task1():
+    return load_task("task1")
