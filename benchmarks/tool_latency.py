@@ -84,7 +84,9 @@ def main() -> int:
     naive = []
     for i in range(args.naive_calls):
         naive.append(naive_call())
-        print(f"  naive call {i + 1}/{args.naive_calls}: {naive[-1] * 1000:.0f} ms", file=sys.stderr)
+        print(
+            f"  naive call {i + 1}/{args.naive_calls}: {naive[-1] * 1000:.0f} ms", file=sys.stderr
+        )
 
     def row(name: str, xs: list[float]) -> str:
         return (f"{name:<26} p50 {pct(xs, 50) * 1000:8.1f} ms   p95 {pct(xs, 95) * 1000:8.1f} ms"
@@ -95,7 +97,9 @@ def main() -> int:
     print(row("back-to-back (WhipEnv)", burst))
     print(row("naive (new kernel+torch)", naive))
     print(f"back-to-back throughput     {len(burst) / burst_wall:.2f} calls/s")
-    print(f"ratio naive/interactive p50 {pct(naive, 50) / pct(interactive, 50):.1f}x  (target >= 20x)")
+    print(
+        f"ratio naive/interactive p50 {pct(naive, 50) / pct(interactive, 50):.1f}x  (target >= 20x)"
+    )
     print(f"ratio naive/interactive p95 {pct(naive, 95) / pct(interactive, 95):.1f}x")
     print(f"ratio naive/back-to-back p50 {pct(naive, 50) / pct(burst, 50):.1f}x")
     return 0

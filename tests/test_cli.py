@@ -13,8 +13,12 @@ import pytest
 WHIP = Path(sys.executable).parent / "whip"
 
 
-def whip(*args: str, input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(WHIP), *args], capture_output=True, text=True, input=input, timeout=timeout)
+def whip(
+    *args: str, input: str | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(WHIP), *args], capture_output=True, text=True, input=input, timeout=timeout
+    )
 
 
 def test_console_script_installed():
@@ -62,7 +66,14 @@ def test_grade_errors_are_one_line(args, message):
 def test_doctor():
     out = whip("doctor")
     assert out.returncode == 0, out.stderr
-    for needle in ("torch", "jupyter_client", "sandbox        backend=local", "isolation=", "test call ok", "pool state"):
+    for needle in (
+        "torch",
+        "jupyter_client",
+        "sandbox        backend=local",
+        "isolation=",
+        "test call ok",
+        "pool state",
+    ):
         assert needle in out.stdout
 
 

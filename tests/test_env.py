@@ -69,7 +69,9 @@ def test_state_tracks_turns_and_history(env):
 
 
 def test_execute_snippet_ok(env):
-    res = env.step({"action_type": "execute_snippet", "code": "import torch\nprint(torch.__version__)"})
+    res = env.step(
+        {"action_type": "execute_snippet", "code": "import torch\nprint(torch.__version__)"}
+    )
     obs = res.observation
     assert isinstance(obs, ExecuteSnippetObservation)
     assert obs.turn == 1 and obs.episode_done is False and res.reward == 0.0
@@ -82,7 +84,9 @@ def test_execute_snippet_accepts_a_model_instance(env):
 
 
 def test_execute_snippet_error(env):
-    obs = env.step({"action_type": "execute_snippet", "code": "x = 1\nundefined_var + 1"}).observation
+    obs = env.step(
+        {"action_type": "execute_snippet", "code": "x = 1\nundefined_var + 1"}
+    ).observation
     assert obs.exit_code == 1 and obs.error is None
     assert "NameError: name 'undefined_var' is not defined" in obs.stderr
     assert 'File "<snippet>", line 2' in obs.stderr
@@ -128,7 +132,9 @@ def test_security_violation_costs_no_turn(env):
 
 def test_unknown_action_type_lists_valid_ones(env):
     obs = env.step({"action_type": "fly"}).observation
-    assert obs.error.startswith("Unknown action_type: 'fly'. Valid: execute_snippet, inspect_tensor")
+    assert obs.error.startswith(
+        "Unknown action_type: 'fly'. Valid: execute_snippet, inspect_tensor"
+    )
     assert "submit_fix" in obs.error and obs.episode_done is False
 
 
@@ -137,8 +143,16 @@ def test_unknown_action_type_lists_valid_ones(env):
     [
         ({"action_type": "execute_snippet"}, "code", "is required"),
         ({"action_type": "execute_snippet", "code": 5}, "code", "valid string"),
-        ({"action_type": "run_training_probe", "code": "", "steps": "many"}, "steps", "valid integer"),
-        ({"action_type": "run_training_probe", "code": "", "steps": 0}, "steps", "greater than or equal to 1"),
+        (
+            {"action_type": "run_training_probe", "code": "", "steps": "many"},
+            "steps",
+            "valid integer",
+        ),
+        (
+            {"action_type": "run_training_probe", "code": "", "steps": 0},
+            "steps",
+            "greater than or equal to 1",
+        ),
         ({"action_type": "get_variable_state", "expressions": "x"}, "expressions", "valid list"),
         ({"action_type": "submit_fix", "fixed_cod": "x"}, "fixed_cod", "not a valid field"),
         ({"code": "print(1)"}, "action_type", "is required"),
@@ -160,7 +174,11 @@ def test_non_dict_action(env):
 
 def test_inspect_tensor_reference_example(env):
     obs = env.step(
-        {"action_type": "inspect_tensor", "setup_code": GRAD_SETUP, "target_expression": "model.weight.grad"}
+        {
+            "action_type": "inspect_tensor",
+            "setup_code": GRAD_SETUP,
+            "target_expression": "model.weight.grad",
+        }
     ).observation
     assert isinstance(obs, InspectTensorObservation)
     assert obs.error is None
@@ -173,8 +191,12 @@ def test_inspect_tensor_reference_example(env):
 
 
 def test_inspect_tensor_nan_inf_and_grad(env):
-    setup = "import torch\nw = torch.tensor([1.0, float('nan'), float('inf'), 3.0], requires_grad=True)"
-    obs = env.step({"action_type": "inspect_tensor", "setup_code": setup, "target_expression": "w"}).observation
+    setup = (
+        "import torch\nw = torch.tensor([1.0, float('nan'), float('inf'), 3.0], requires_grad=True)"
+    )
+    obs = env.step(
+        {"action_type": "inspect_tensor", "setup_code": setup, "target_expression": "w"}
+    ).observation
     assert obs.is_nan is True and obs.is_inf is True
     assert obs.nan_count == 1 and obs.inf_count == 1
     assert (obs.min_val, obs.max_val, obs.mean_val) == (1.0, 3.0, 2.0)  # over finite values
@@ -190,7 +212,9 @@ def test_inspect_tensor_nan_inf_and_grad(env):
     ],
 )
 def test_inspect_tensor_errors(env, setup, expected, expr):
-    obs = env.step({"action_type": "inspect_tensor", "setup_code": setup, "target_expression": expr}).observation
+    obs = env.step(
+        {"action_type": "inspect_tensor", "setup_code": setup, "target_expression": expr}
+    ).observation
     assert obs.error is not None and obs.error.startswith(expected)
     assert obs.shape is None
 
@@ -207,7 +231,9 @@ def test_inspect_tensor_numpy_array(env):
 
 
 def test_probe_buggy_task1_shows_flat_loss(env, task1):
-    obs = env.step({"action_type": "run_training_probe", "code": task1.buggy_code, "steps": 5}).observation
+    obs = env.step(
+        {"action_type": "run_training_probe", "code": task1.buggy_code, "steps": 5}
+    ).observation
     assert isinstance(obs, RunTrainingProbeObservation)
     assert obs.error is None and obs.timed_out is False
     assert len(obs.losses) == 5 and len(set(obs.losses)) == 1  # the bug: nothing moves
@@ -218,7 +244,9 @@ def test_probe_buggy_task1_shows_flat_loss(env, task1):
 
 
 def test_probe_fixed_task1_loss_falls(env, task1):
-    obs = env.step({"action_type": "run_training_probe", "code": task1.solution_code, "steps": 30}).observation
+    obs = env.step(
+        {"action_type": "run_training_probe", "code": task1.solution_code, "steps": 30}
+    ).observation
     assert len(obs.losses) == 30 and obs.losses[-1] < obs.losses[0]
     assert obs.optimizer_steps == 30  # the 31st backward() ends the probe, after 30 steps
     assert obs.params_without_grad == []
@@ -286,7 +314,11 @@ def test_get_variable_state_reference_example(env):
 
 def test_get_variable_state_setup_failure(env):
     obs = env.step(
-        {"action_type": "get_variable_state", "setup_code": "a = 1\nraise KeyError('k')", "expressions": ["a"]}
+        {
+            "action_type": "get_variable_state",
+            "setup_code": "a = 1\nraise KeyError('k')",
+            "expressions": ["a"],
+        }
     ).observation
     assert obs.error.startswith("setup_code failed: KeyError")
     assert obs.results["a"].value == 1  # what ran before the failure is still inspectable
@@ -296,7 +328,9 @@ def test_get_variable_state_setup_failure(env):
 
 
 def test_inspect_diff(env, task1):
-    obs = env.step({"action_type": "inspect_diff", "proposed_code": task1.solution_code}).observation
+    obs = env.step(
+        {"action_type": "inspect_diff", "proposed_code": task1.solution_code}
+    ).observation
     assert obs.diff.startswith("--- original\n+++ proposed\n@@")
     assert "-optimizer = torch.optim.SGD(model.parameters(), lr=10.0, momentum=0.9)" in obs.diff
     assert obs.additions == 2 and obs.deletions == 2 and obs.lines_changed == 4
@@ -318,7 +352,9 @@ def test_line_edits_undo_reset(env, task1):
     obs = env.step({"action_type": "replace_lines", "start_line": 14, "end_line": 14,
                     "new_code": "optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)"}).observation  # fmt: skip
     assert obs.error is None and obs.can_undo and "lr=0.05" in env.working_code
-    obs = env.step({"action_type": "replace_lines", "start_line": 40, "end_line": 41, "new_code": "x"}).observation
+    obs = env.step(
+        {"action_type": "replace_lines", "start_line": 40, "end_line": 41, "new_code": "x"}
+    ).observation
     assert obs.error == f"start_line must be between 1 and {n + 1} (got 40)"
     assert obs.episode_done is False
     obs = env.step({"action_type": "undo_edit"}).observation
@@ -335,8 +371,17 @@ def test_submit_working_copy(make_env, task1):
     env.reset("task1")
     lines = task1.buggy_code.splitlines()
     step_line = lines.index("    optimizer.step()") + 1
-    env.step({"action_type": "replace_lines", "start_line": step_line, "end_line": step_line, "new_code": ""})
-    back = [i for i, ln in enumerate(env.working_code.splitlines(), 1) if "loss.backward()" in ln][0]
+    env.step(
+        {
+            "action_type": "replace_lines",
+            "start_line": step_line,
+            "end_line": step_line,
+            "new_code": "",
+        }
+    )
+    back = [i for i, ln in enumerate(env.working_code.splitlines(), 1) if "loss.backward()" in ln][
+        0
+    ]
     env.step({"action_type": "replace_lines", "start_line": back, "end_line": back,
               "new_code": "    loss.backward()\n    optimizer.step()"})  # fmt: skip
     lr = [i for i, ln in enumerate(env.working_code.splitlines(), 1) if "lr=10.0" in ln][0]
@@ -363,7 +408,9 @@ def test_submit_fix_ends_episode(make_env, task1):
     st = env.state()
     assert st.submitted is True and st.best_reward == res.reward
     after = env.step({"action_type": "execute_snippet", "code": "print(1)"})
-    assert after.observation.error == "Episode already complete. Call /reset to start a new episode."
+    assert (
+        after.observation.error == "Episode already complete. Call /reset to start a new episode."
+    )
     assert after.done is True and after.reward == 0.0 and after.observation.episode_done is True
 
 
@@ -394,7 +441,9 @@ def test_max_turns_exceeded(make_env):
     assert res.observation.turn == 3 and res.observation.episode_done is True and res.done is True
     assert res.reward == 0.0
     again = env.step({"action_type": "view_code"})
-    assert again.observation.error == "Episode already complete. Call /reset to start a new episode."
+    assert (
+        again.observation.error == "Episode already complete. Call /reset to start a new episode."
+    )
 
 
 def test_reset_starts_a_new_episode(make_env, task1):

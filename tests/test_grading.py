@@ -26,8 +26,10 @@ def scores(sandbox, task1):
         "print_only": PRINT_ONLY,
         "buggy_plus_prints": task1.buggy_code + 'print("VAL_ACC:0.99")\n',
         "exit_early": 'print("VAL_ACC:0.99")\nimport os\nos._exit(0)\n',
-        "monkeypatch": "import torch\ntorch.Tensor.backward = lambda self, *a, **k: None\n" + task1.solution_code,
-        "patch_functional": "import torch\nimport torch.nn.functional as F\nF.cross_entropy = lambda *a, **k: torch.tensor(0.0)\n" + task1.solution_code,
+        "monkeypatch": "import torch\ntorch.Tensor.backward = lambda self, *a, **k: None\n"
+        + task1.solution_code,
+        "patch_functional": "import torch\nimport torch.nn.functional as F\nF.cross_entropy = lambda *a, **k: torch.tensor(0.0)\n"
+        + task1.solution_code,
         "crash_after_training": task1.solution_code + "\nraise RuntimeError('late crash')\n",
         "no_model": task1.solution_code.replace("model", "net"),
         "policy": "import requests\n" + task1.solution_code,
@@ -53,7 +55,9 @@ def test_partial_fix_is_between(scores):
     assert 0.25 < scores["partial"].score < 0.9
 
 
-@pytest.mark.parametrize("name", ["print_only", "buggy_plus_prints", "exit_early", "monkeypatch", "patch_functional"])
+@pytest.mark.parametrize(
+    "name", ["print_only", "buggy_plus_prints", "exit_early", "monkeypatch", "patch_functional"]
+)
 def test_cheats_score_near_zero(scores, name):
     assert scores[name].score <= 0.05, scores[name].details
 

@@ -42,11 +42,27 @@ def test_reference_field_names():
         "losses", "grad_norms", "optimizer_param_count", "final_loss", "loss_is_nan",
         "loss_is_inf", "stderr", "timed_out",
     }  # fmt: skip
-    assert set(m.ExecuteSnippetObservation.model_fields) >= {"stdout", "stderr", "exit_code", "timed_out"}
-    assert set(m.InspectDiffObservation.model_fields) >= {"diff", "lines_changed", "additions", "deletions"}
+    assert set(m.ExecuteSnippetObservation.model_fields) >= {
+        "stdout",
+        "stderr",
+        "exit_code",
+        "timed_out",
+    }
+    assert set(m.InspectDiffObservation.model_fields) >= {
+        "diff",
+        "lines_changed",
+        "additions",
+        "deletions",
+    }
     assert set(m.SubmitFixObservation.model_fields) >= {"reward", "error_log", "grader_details"}
     assert set(m.VariableState.model_fields) == {"repr", "type", "value", "shape", "error"}
-    assert set(m.State.model_fields) >= {"turn", "task_id", "submitted", "best_reward", "tool_call_history"}
+    assert set(m.State.model_fields) >= {
+        "turn",
+        "task_id",
+        "submitted",
+        "best_reward",
+        "tool_call_history",
+    }
     for cls in (m.ExecuteSnippetObservation, m.SubmitFixObservation, m.ErrorObservation):
         assert "error" in cls.model_fields and "episode_done" in cls.model_fields
 

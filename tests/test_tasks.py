@@ -49,7 +49,9 @@ def test_extra_packs_from_env(tmp_path, monkeypatch):
         (lambda p: (p / "task.toml").write_text("id = 'mytask'\nname = "), "invalid TOML"),
         (
             lambda p: (p / "task.toml").write_text(
-                (p / "task.toml").read_text().replace('difficulty = "easy"', 'difficulty = "trivial"')
+                (p / "task.toml")
+                .read_text()
+                .replace('difficulty = "easy"', 'difficulty = "trivial"')
             ),
             "field 'difficulty' must be one of easy, medium, hard",
         ),

@@ -1,6 +1,6 @@
 """WhipStudio Notebook: an ML-debugging gym in Jupyter.
 
-    from whipstudio_nb import WhipEnv, list_tasks, load_task, grade
+from whipstudio_nb import WhipEnv, list_tasks, load_task, grade
 """
 
 from __future__ import annotations

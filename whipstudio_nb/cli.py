@@ -30,7 +30,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     rows += [(t.id, t.name, t.difficulty, t.category, str(t.max_turns)) for t in tasks]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     return 0
 
 
@@ -102,7 +102,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     ok = res.stdout.strip() != "" and not res.error
     print(f"sandbox        backend={info['backend']} isolation={info['isolation']}")
     if info["isolation"] == "none":
-        print("  warning: no OS isolation: the import policy is the only guard; run only code you trust")
+        print(
+            "  warning: no OS isolation: the import policy is the only guard; run trusted code only"
+        )
     print(f"pool           first kernel ready in {ready:.2f} s; test call "
           f"{'ok' if ok else 'FAILED'} (torch {res.stdout.strip() or '?'})")  # fmt: skip
     print(f"pool state     {json.dumps(info['pool'])}")

@@ -34,7 +34,8 @@ def run_demo(task_id: str = "task1", out: Callable[[str], Any] = print) -> float
         t0 = time.monotonic()
         res = env.step(action)
         obs = res.observation
-        say(f"\n── turn {obs.turn}: {title}  [{action['action_type']}, {time.monotonic() - t0:.2f} s]")
+        took = time.monotonic() - t0
+        say(f"\n── turn {obs.turn}: {title}  [{action['action_type']}, {took:.2f} s]")
         if obs.error:
             say(f"   error: {obs.error}")
         return obs
@@ -84,16 +85,19 @@ def run_demo(task_id: str = "task1", out: Callable[[str], Any] = print) -> float
                  {"action_type": "replace_lines", "start_line": back_line, "end_line": back_line,
                   "new_code": "    loss.backward()\n    optimizer.step()"})  # fmt: skip
         lr_line = _find_line(o.code, "lr=10.0")
+        new_lr = o.code.splitlines()[lr_line - 1].replace("lr=10.0", "lr=0.05")
         o = step(env, f"a sane learning rate (line {lr_line})",
                  {"action_type": "replace_lines", "start_line": lr_line, "end_line": lr_line,
-                  "new_code": o.code.splitlines()[lr_line - 1].replace("lr=10.0", "lr=0.05")})  # fmt: skip
+                  "new_code": new_lr})  # fmt: skip
 
-        o = step(env, "review the change",
-                 {"action_type": "inspect_diff", "proposed_code": env.working_code})  # fmt: skip
+        working = env.working_code
+        o = step(
+            env, "review the change", {"action_type": "inspect_diff", "proposed_code": working}
+        )
         say(textwrap.indent(o.diff.rstrip(), "   "))
 
         o = step(env, "probe the fixed loop",
-                 {"action_type": "run_training_probe", "code": env.working_code, "steps": 8})  # fmt: skip
+                 {"action_type": "run_training_probe", "code": working, "steps": 8})  # fmt: skip
         say(f"   losses: {_fmt_losses(o.losses)}")
 
         o = step(env, "submit the working copy for grading", {"action_type": "submit_fix"})

@@ -262,10 +262,16 @@ def _parse_action(action: Any) -> tuple[Any | None, str | None]:
     if isinstance(action, tuple(ACTION_MODELS.values())):
         return action, None
     if not isinstance(action, dict):
-        return None, f"Invalid action: expected an object with 'action_type', got {type(action).__name__}"
+        return (
+            None,
+            f"Invalid action: expected an object with 'action_type', got {type(action).__name__}",
+        )
     t = action.get("action_type")
     if t is None:
-        return None, f"Invalid action: field 'action_type' is required. Valid: {', '.join(ACTION_TYPES)}"
+        return (
+            None,
+            f"Invalid action: field 'action_type' is required. Valid: {', '.join(ACTION_TYPES)}",
+        )
     if t not in ACTION_MODELS:
         return None, f"Unknown action_type: {t!r}. Valid: {', '.join(ACTION_TYPES)}"
     try:

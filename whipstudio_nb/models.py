@@ -6,9 +6,8 @@ JSON Schemas for the HTTP server and the LLM tools are generated from these clas
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
-
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, TypeAdapter
 
@@ -79,7 +78,9 @@ class RunTrainingProbeAction(_ActionBase):
 
     action_type: Literal["run_training_probe"] = "run_training_probe"
     code: str = Field(description="A training script; every loss passed to backward() is recorded.")
-    steps: int = Field(default=5, ge=1, le=500, description="Stop after this many backward() calls.")
+    steps: int = Field(
+        default=5, ge=1, le=500, description="Stop after this many backward() calls."
+    )
 
 
 class GetVariableStateAction(_ActionBase):
@@ -122,7 +123,9 @@ class ReplaceLinesAction(_ActionBase):
     action_type: Literal["replace_lines"] = "replace_lines"
     start_line: int = Field(description="First line to replace (1-based).")
     end_line: int = Field(description="Last line to replace (inclusive).")
-    new_code: str = Field(description="Replacement text; may span any number of lines, or be empty.")
+    new_code: str = Field(
+        description="Replacement text; may span any number of lines, or be empty."
+    )
 
 
 class UndoEditAction(_ActionBase):
@@ -138,18 +141,16 @@ class ResetToOriginalAction(_ActionBase):
 
 
 Action = Annotated[
-    Union[
-        ExecuteSnippetAction,
-        InspectTensorAction,
-        RunTrainingProbeAction,
-        GetVariableStateAction,
-        InspectDiffAction,
-        SubmitFixAction,
-        ViewCodeAction,
-        ReplaceLinesAction,
-        UndoEditAction,
-        ResetToOriginalAction,
-    ],
+    ExecuteSnippetAction
+    | InspectTensorAction
+    | RunTrainingProbeAction
+    | GetVariableStateAction
+    | InspectDiffAction
+    | SubmitFixAction
+    | ViewCodeAction
+    | ReplaceLinesAction
+    | UndoEditAction
+    | ResetToOriginalAction,
     Field(discriminator="action_type"),
 ]
 ActionAdapter: TypeAdapter[Any] = TypeAdapter(Action)

@@ -17,7 +17,11 @@ def encode_array(a: Any) -> dict[str, Any]:
     import numpy as np
 
     a = np.ascontiguousarray(a)
-    return {"dtype": str(a.dtype), "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode()}
+    return {
+        "dtype": str(a.dtype),
+        "shape": list(a.shape),
+        "b64": base64.b64encode(a.tobytes()).decode(),
+    }
 
 
 def decode_array(d: dict[str, Any]) -> Any:
@@ -51,7 +55,11 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
 
     found = isinstance(model, torch.nn.Module)
     changes = rec.param_changes(model) if found else {}
-    trainable = [n for n, p in model.named_parameters() if p.requires_grad] if found else []
+    trainable = (
+        [n for n, p in model.named_parameters() if p.requires_grad]
+        if isinstance(model, torch.nn.Module)
+        else []
+    )
     return {
         "exit_code": exit_code,
         "error": err,
@@ -76,7 +84,9 @@ def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
     fn_name = args.get("predict")
     target = ns.get(fn_name) if fn_name else ns.get(args.get("model", "model"))
     if target is None or not callable(target):
-        return {"error": f"'{fn_name or args.get('model', 'model')}' is not defined or not callable"}
+        return {
+            "error": f"'{fn_name or args.get('model', 'model')}' is not defined or not callable"
+        }
     try:
         with torch.no_grad():
             out = target(inputs)
@@ -84,5 +94,7 @@ def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
             out = out.detach().cpu().numpy()
         out = np.asarray(out, dtype=np.float64)
     except BaseException as exc:
-        return {"error": f"calling the model on held-out inputs failed: {kl.format_exception_only(exc)}"}
+        return {
+            "error": f"calling the model on held-out inputs failed: {kl.format_exception_only(exc)}"
+        }
     return {"outputs": encode_array(out)}

@@ -14,7 +14,12 @@ import numpy as np
 
 __all__ = ["DEFAULT_WEIGHTS", "Measured", "measure"]
 
-DEFAULT_WEIGHTS = {"heldout_metric": 0.5, "heldout_loss": 0.2, "loss_decrease": 0.15, "trained": 0.15}
+DEFAULT_WEIGHTS = {
+    "heldout_metric": 0.5,
+    "heldout_loss": 0.2,
+    "loss_decrease": 0.15,
+    "trained": 0.15,
+}
 
 
 @dataclass
@@ -57,9 +62,7 @@ def classification(cfg: dict[str, Any], outputs: np.ndarray, labels: np.ndarray)
         chance_acc=round(chance, 4),
     )
     m.components["heldout_metric"] = _ramp(acc, chance, cfg.get("target", 0.9))
-    m.components["heldout_loss"] = _ramp(
-        ce, cfg.get("loss_max", 2.0), cfg.get("loss_target", 0.3)
-    )
+    m.components["heldout_loss"] = _ramp(ce, cfg.get("loss_max", 2.0), cfg.get("loss_target", 0.3))
     return m
 
 

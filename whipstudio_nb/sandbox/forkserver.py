@@ -12,7 +12,10 @@ the kernel. Lifetimes are tied both ways:
   kernel's process group;
 - the kernel exits -> the server reaps it and sends the exit status -> the shim exits with it;
 - the server dies -> every child gets SIGKILL (PR_SET_PDEATHSIG);
-- the host dies -> the server notices its parent is gone and exits, killing the children.
+- the host dies -> the server notices its parent is gone and exits, killing the children;
+- a process that escapes its kernel's process group (double fork + setsid) is still re-parented
+  to its kernel (a child subreaper) and, when the kernel ends, to the server (also a subreaper),
+  which kills every child that is not a live kernel.
 
 The server is single-threaded (a selector loop), so forking it is safe.
 """
@@ -39,6 +42,12 @@ __all__ = ["ForkServerLauncher"]
 
 _SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_forkshim.py")
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
 
 
 # =============================================================================== host side
@@ -80,27 +89,39 @@ class ForkServerLauncher(Launcher):
             self._dir = tempfile.mkdtemp(prefix="whip-fs-")
             workdir = os.path.join(self._dir, "work")
             os.mkdir(workdir)
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "whipstudio_nb.sandbox.forkserver", self.socket_path],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=kernel_env(workdir),
-                cwd=workdir,
-                start_new_session=True,
-            )
-            assert proc.stdout is not None
+            # The server's stderr goes to a file: a pipe nobody reads could fill up and block it.
+            log_path = os.path.join(self._dir, "server.log")
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "whipstudio_nb.sandbox.forkserver", self.socket_path],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    env=kernel_env(workdir),
+                    cwd=workdir,
+                    start_new_session=True,
+                )
             line = _readline_with_timeout(proc, self.startup_timeout)
             if line.strip() != b"ready":
-                err = proc.stderr.read().decode(errors="replace") if proc.poll() is not None else ""
                 proc.kill()
+                proc.wait()
+                with open(log_path, "rb") as f:
+                    err = f.read().decode(errors="replace")
                 raise RuntimeError(f"fork server failed to start: {line!r} {err[-2000:]}")
             self._proc = proc
 
     def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
         # argv is "python -m ipykernel_launcher -f {connection_file} <kernel args>".
         kernel_args = argv[argv.index("-f") + 2 :]
-        return [sys.executable, "-I", "-S", _SHIM, self.socket_path, "{connection_file}", *kernel_args]
+        return [
+            sys.executable,
+            "-I",
+            "-S",
+            _SHIM,
+            self.socket_path,
+            "{connection_file}",
+            *kernel_args,
+        ]
 
     @property
     def server_pid(self) -> int | None:
@@ -120,10 +141,8 @@ class ForkServerLauncher(Launcher):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc is not None:
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
         if self._dir is not None:
             import shutil
 
@@ -211,6 +230,8 @@ class _Server:
         except OSError:
             data = b""
         if not data:  # the shim is gone: the kernel goes too
+            with contextlib.suppress(Exception):
+                self.sel.unregister(conn)  # a closed socket stays readable: stop watching it
             self._kill(pid)
 
     def _kill(self, pid: int) -> None:
@@ -219,8 +240,21 @@ class _Server:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
+    def _sweep_orphans(self) -> None:
+        """Kill children of this server that are not kernels: processes that escaped a kernel
+        which has since ended (they were re-parented here)."""
+        me = os.getpid()
+        try:
+            text = open(f"/proc/{me}/task/{me}/children").read()
+            kids = {int(p) for p in text.split()}
+        except OSError:
+            kids = set()
+        for pid in kids - set(self.children):
+            self._kill(pid)
+
     def _reap(self) -> None:
-        while self.children:
+        self._sweep_orphans()
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -233,9 +267,12 @@ class _Server:
             conn = self.children.pop(pid, None)
             if conn is None:
                 continue
+            self._sweep_orphans()  # what this kernel left behind was just re-parented here
             code = os.waitstatus_to_exitcode(status)
             with contextlib.suppress(OSError):
-                conn.sendall(json.dumps({"exit": code if code >= 0 else 128 - code}).encode() + b"\n")
+                conn.sendall(
+                    json.dumps({"exit": code if code >= 0 else 128 - code}).encode() + b"\n"
+                )
             with contextlib.suppress(Exception):
                 self.sel.unregister(conn)
             conn.close()
@@ -269,8 +306,8 @@ def _become_kernel(request: dict[str, Any], conn: socket.socket, server: _Server
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.setsid()
-        with contextlib.suppress(Exception):  # die with the server
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the server
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # keep escaped descendants as our own
         conn.close()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -317,6 +354,7 @@ def main() -> int:
     from . import kernel_lib
 
     kernel_lib.warm_up()
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     server = _Server(path)
     server.serve()
     return 0

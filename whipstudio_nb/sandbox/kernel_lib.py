@@ -183,7 +183,6 @@ def find_optimizers(ns: dict[str, Any]) -> list[tuple[str, Any]]:
     return found
 
 
-
 class StopRun(BaseException):
     """Raised inside backward() to end a probe after its step budget; not a user error."""
 

@@ -19,7 +19,9 @@ from .kernel import Launcher, SandboxKernel
 
 __all__ = ["KernelPool", "WARMUP_CODE"]
 
-WARMUP_CODE = "import whipstudio_nb.sandbox.kernel_lib as _whip_kernel_lib\n_whip_kernel_lib.warm_up()"
+WARMUP_CODE = (
+    "import whipstudio_nb.sandbox.kernel_lib as _whip_kernel_lib\n_whip_kernel_lib.warm_up()"
+)
 
 _live_pools: weakref.WeakSet[KernelPool] = weakref.WeakSet()
 
@@ -155,7 +157,9 @@ class KernelPool:
         res = kernel.execute(WARMUP_CODE, timeout=self.warmup_timeout)
         if res.error or res.timed_out or res.died:
             kernel.shutdown()
-            detail = res.error.get("evalue") if res.error else ("timed out" if res.timed_out else "died")
+            detail = (
+                res.error.get("evalue") if res.error else ("timed out" if res.timed_out else "died")
+            )
             raise SandboxError(f"sandbox kernel warm-up failed: {detail} {res.stderr[-500:]}")
         with self._cond:
             self.kernels_started += 1

@@ -37,9 +37,7 @@ def call_kernel(ctx: ToolContext, module: str, args: dict[str, Any]) -> SandboxO
     if run.timed_out:
         error = f"Timed out after {ctx.timeout_s:g} s; the sandbox kernel was killed."
     elif run.died:
-        error = (
-            f"The sandbox kernel exited while running the code (exit status {run.exit_status})."
-        )
+        error = f"The sandbox kernel exited while running the code (exit status {run.exit_status})."
     elif "internal_error" in result:
         error = f"Internal tool error: {result['internal_error']}"
     elif run.result is None:

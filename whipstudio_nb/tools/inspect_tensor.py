@@ -64,14 +64,18 @@ def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
             mean_val=float(finite.mean()),
             std_val=float(finite.std()) if finite.numel() > 1 else 0.0,
         )
-        counts, edges = np.histogram(finite.numpy(), bins=HIST_BINS, range=(lo, hi) if hi > lo else None)
+        counts, edges = np.histogram(
+            finite.numpy(), bins=HIST_BINS, range=(lo, hi) if hi > lo else None
+        )
         out["histogram"] = {"edges": edges.tolist(), "counts": counts.tolist()}
     return out
 
 
 def run(ctx: ToolContext, action: InspectTensorAction) -> InspectTensorObservation:
     out = call_kernel(
-        ctx, __name__, {"setup_code": action.setup_code, "target_expression": action.target_expression}
+        ctx,
+        __name__,
+        {"setup_code": action.setup_code, "target_expression": action.target_expression},
     )
     r = out.result
     hist = r.get("histogram")

@@ -27,7 +27,9 @@ def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
         "grad_norm_history": history,
         # Judged right after the last backward(), before anything could clear the gradients.
         "params_without_grad": (
-            rec.last_without_grad if rec.last_without_grad is not None else rec.params_without_grad()
+            rec.last_without_grad
+            if rec.last_without_grad is not None
+            else rec.params_without_grad()
         ),
         "optimizer_param_count": rec.optimizer_param_count(),
         "optimizer_steps": rec.optimizer_steps,
