@@ -94,17 +94,18 @@ def run_demo(task_id: str = "task1", out: Callable[[str], Any] = print) -> float
         o = step(
             env, "review the change", {"action_type": "inspect_diff", "proposed_code": working}
         )
-        say(textwrap.indent(o.diff.rstrip(), "   "))
+        say(textwrap.indent(o.diff.rstrip(), "   ", lambda line: True))
 
         o = step(env, "probe the fixed loop",
-                 {"action_type": "run_training_probe", "code": working, "steps": 8})  # fmt: skip
-        say(f"   losses: {_fmt_losses(o.losses)}")
+                 {"action_type": "run_training_probe", "code": working, "steps": 40})  # fmt: skip
+        say(f"   every 5th loss: {_fmt_losses(o.losses[::5])} ... {o.losses[-1]:.3f}")
 
         o = step(env, "submit the working copy for grading", {"action_type": "submit_fix"})
         details = o.grader_details
         say(f"   reward: {o.reward:.3f}   episode done: {o.episode_done}")
+        final = details.get("final_loss")
         say(f"   held-out accuracy: {details.get('val_acc')}   final training loss: "
-            f"{details.get('final_loss')}")  # fmt: skip
+            f"{'n/a' if final is None else f'{final:.4f}'}")  # fmt: skip
         for name, value in details.get("components", {}).items():
             say(f"   {name:<16} {value:.2f}  (weight {details['weights'][name]:.2f})")
         return float(o.reward)
