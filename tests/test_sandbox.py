@@ -253,3 +253,31 @@ def test_no_process_or_file_survives_the_host(how, tmp_path):
     proc.wait(timeout=30)
     assert wait_dead(kids) == [], f"left behind after {how}: {kids}"
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_direct_launcher_runs_the_same_tools(make_env, monkeypatch):
+    """WHIP_LAUNCHER=direct: one `python -m ipykernel_launcher` process per kernel, no fork server."""
+    monkeypatch.setenv("WHIP_LAUNCHER", "direct")
+    sb = Sandbox(pool_size=1)
+    try:
+        assert sb.info()["launcher"] == "direct"
+        env = make_env()
+        env.sandbox = sb
+        env.reset("task1")
+        obs = env.step(
+            {
+                "action_type": "execute_snippet",
+                "code": "import torch\nprint(torch.ones(2).sum().item())",
+            }
+        ).observation
+        assert obs.stdout == "2.0\n" and obs.exit_code == 0
+        res = env.step({"action_type": "submit_fix", "fixed_code": env.task.solution_code})
+        assert res.reward >= 0.9
+    finally:
+        sb.close()
+
+
+def test_unknown_launcher_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("WHIP_LAUNCHER", "docker")
+    with pytest.raises(ValueError, match="WHIP_LAUNCHER must be one of forkserver, direct"):
+        Sandbox(pool_size=1)

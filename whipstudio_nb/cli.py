@@ -100,7 +100,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     finally:
         sandbox.close()
     ok = res.stdout.strip() != "" and not res.error
-    print(f"sandbox        backend={info['backend']} isolation={info['isolation']}")
+    print(
+        f"sandbox        backend={info['backend']} launcher={info['launcher']} "
+        f"isolation={info['isolation']}"
+    )
     if info["isolation"] == "none":
         print(
             "  warning: no OS isolation: the import policy is the only guard; run trusted code only"

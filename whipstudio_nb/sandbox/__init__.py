@@ -59,7 +59,12 @@ class Sandbox:
             return k.execute(dispatch_cell(module, args), timeout)
 
     def info(self) -> dict[str, Any]:
-        return {"backend": self.backend, "isolation": self.isolation, "pool": self.pool.stats()}
+        return {
+            "backend": self.backend,
+            "launcher": self.pool.launcher.name,
+            "isolation": self.isolation,
+            "pool": self.pool.stats(),
+        }
 
     def close(self) -> None:
         self.pool.close()

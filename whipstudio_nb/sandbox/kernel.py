@@ -52,7 +52,7 @@ def kernel_env(workdir: str) -> dict[str, str]:
 class Launcher:
     """Builds the kernel's command line. Subclasses wrap it (for example in bwrap)."""
 
-    name = "local"
+    name = "direct"
     isolation = "none"
     base_dir: str | None = None  # where kernels put their temporary directories
 

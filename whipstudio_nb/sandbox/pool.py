@@ -24,6 +24,20 @@ WARMUP_CODE = (
 )
 
 _live_pools: weakref.WeakSet[KernelPool] = weakref.WeakSet()
+LAUNCHERS = ("forkserver", "direct")
+
+
+def default_launcher() -> Launcher:
+    """The fork server on POSIX (kernels in milliseconds); ``WHIP_LAUNCHER=direct`` starts each
+    kernel as its own ``python -m ipykernel_launcher`` process instead (seconds per kernel)."""
+    choice = os.environ.get("WHIP_LAUNCHER", "forkserver" if os.name == "posix" else "direct")
+    if choice not in LAUNCHERS:
+        raise ValueError(f"WHIP_LAUNCHER must be one of {', '.join(LAUNCHERS)} (got {choice!r})")
+    if choice == "forkserver":
+        from .forkserver import ForkServerLauncher
+
+        return ForkServerLauncher()
+    return Launcher()
 
 
 @atexit.register
@@ -44,11 +58,7 @@ class KernelPool:
         if size < 0:
             raise ValueError("pool size must be >= 0")
         self.size = size
-        if launcher is None:
-            from .forkserver import ForkServerLauncher
-
-            launcher = ForkServerLauncher() if os.name == "posix" else Launcher()
-        self.launcher = launcher
+        self.launcher = launcher if launcher is not None else default_launcher()
         self.warmup_timeout = warmup_timeout
         self._ready: deque[SandboxKernel] = deque()
         self._in_use: set[SandboxKernel] = set()
