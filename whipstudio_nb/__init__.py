@@ -28,13 +28,17 @@ __all__ = [
 ]
 
 
-def grade(task_id: str, code: str, *, pool_size: int = 1) -> GradeResult:
-    """Grade ``code`` as a fix for ``task_id`` in a fresh sandbox; returns score and details."""
-    from .env import WhipEnv
+def grade(task_id: str, code: str, *, seed: int | None = None) -> GradeResult:
+    """Grade ``code`` as a fix for ``task_id`` (its variant ``seed``) in a fresh sandbox."""
+    from .grading import grade_code
+    from .sandbox import Sandbox
 
-    task = load_task(task_id)  # unknown ids raise before any kernel starts
-    with WhipEnv(pool_size=pool_size) as env:
-        return env.grade(code, task.info.id)
+    task = load_task(task_id, seed=seed)  # unknown ids raise before any kernel starts
+    sandbox = Sandbox(pool_size=1)
+    try:
+        return grade_code(task, code, sandbox)
+    finally:
+        sandbox.close()
 
 
 def __getattr__(name: str) -> Any:

@@ -48,7 +48,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
             return 2
         code = path.read_text(encoding="utf-8")
     print(f"Grading {args.file} as a fix for {args.task}...", file=sys.stderr)
-    result = grade(args.task, code)
+    result = grade(args.task, code, seed=args.seed)
     if args.json:
         print(result.model_dump_json(indent=2))
         return 0
@@ -63,6 +63,33 @@ def cmd_grade(args: argparse.Namespace) -> int:
         if d.get(key) is not None:
             print(f"  {key}: {d[key]}")
     return 0
+
+
+def cmd_validate_task(args: argparse.Namespace) -> int:
+    from .errors import TaskPackError
+    from .grading.calibration import calibrate
+    from .sandbox import Sandbox
+    from .tasks import load_task_dir
+
+    try:
+        task = load_task_dir(args.path)
+    except TaskPackError as exc:
+        print(f"FAIL  schema: {exc}")
+        return 1
+    print(f"PASS  schema: {task.info.id} '{task.info.name}' ({task.info.difficulty}, "
+          f"{task.info.category or 'no category'})")  # fmt: skip
+    seeds = args.seeds if args.seeds is not None else ([1, 2, 3] if task.variants else [])
+    sandbox = Sandbox(pool_size=2)
+    try:
+        checks = calibrate(
+            task, sandbox, seeds=seeds, on_check=lambda c: print(c.line(), flush=True)
+        )
+    finally:
+        sandbox.close()
+    failed = [c for c in checks if not c.ok and not c.warning]
+    print(f"\n{task.info.id}: {len(checks) - len(failed)}/{len(checks)} checks passed"
+          + (f", {len(failed)} failed" if failed else ""))  # fmt: skip
+    return 1 if failed else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -126,7 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("task", help="task id, e.g. task1")
     s.add_argument("file", help="path of the fixed script, or - for standard input")
     s.add_argument("--json", action="store_true", help="print the full GradeResult as JSON")
+    s.add_argument("--seed", type=int, default=None, help="grade against this task variant")
     s.set_defaults(func=cmd_grade)
+
+    s = sub.add_parser("validate-task", help="check a task pack: schema, scores, cheats, timing")
+    s.add_argument("path", help="the pack directory (holding task.toml)")
+    s.add_argument("--seeds", type=int, nargs="*", help="variant seeds to check (default 1 2 3)")
+    s.set_defaults(func=cmd_validate_task)
 
     s = sub.add_parser("demo", help="play a short scripted debugging episode")
     s.add_argument("--task", default="task1", help=argparse.SUPPRESS)

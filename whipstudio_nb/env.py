@@ -107,7 +107,7 @@ class WhipEnv:
     # ------------------------------------------------------------------ episode API
 
     def reset(self, task_id: str, seed: int | None = None) -> Observation:
-        task = load_task(task_id)  # raises UnknownTaskError
+        task = load_task(task_id, seed=seed)  # raises UnknownTaskError
         with self._lock:
             self._check_open()
             self._task = task

@@ -360,3 +360,7 @@ class TaskSpec(BaseModel):
     grading: dict[str, Any] = Field(default_factory=dict)
     time_budget_s: float = 20.0
     path: Path | None = Field(default=None, exclude=True, repr=False)
+    partial_code: str | None = Field(default=None, exclude=True, repr=False)  # for calibration
+    variants: dict[str, list[Any]] = Field(default_factory=dict)  # name -> possible values
+    params: dict[str, Any] = Field(default_factory=dict)  # the values this copy was rendered with
+    seed: int | None = None

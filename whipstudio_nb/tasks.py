@@ -23,9 +23,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["builtin_tasks_dir", "find_task_dirs", "list_tasks", "load_task", "load_task_dir"]
+__all__ = [
+    "builtin_tasks_dir",
+    "find_task_dirs",
+    "list_tasks",
+    "load_task",
+    "load_task_dir",
+    "render_variant",
+]
 
-_REQUIRED_FILES = ("task.toml", "buggy.py", "solution.py")
+_REQUIRED_FILES = ("task.toml", "buggy.py", "solution.py", "grader.py")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _DIFFICULTIES = ("easy", "medium", "hard")
 
 
@@ -97,6 +105,12 @@ def load_task_dir(pack: str | os.PathLike[str]) -> TaskSpec:
              "must be a positive number")  # fmt: skip
     grading = meta.get("grading", {})
     _require(isinstance(grading, dict), toml_path, "grading", "must be a table")
+    _check_grading(grading, toml_path, (pack / "grader.py").read_text(encoding="utf-8"))
+    variants = meta.get("variants", {})
+    _require(isinstance(variants, dict), toml_path, "variants", "must be a table")
+    for name, values in variants.items():
+        _require(isinstance(values, list) and len(values) > 0, toml_path, f"variants.{name}",
+                 "must be a non-empty list of values")  # fmt: skip
 
     hints_path = pack / "hints.md"
     hints = _parse_hints(hints_path.read_text(encoding="utf-8")) if hints_path.is_file() else []
@@ -108,14 +122,73 @@ def load_task_dir(pack: str | os.PathLike[str]) -> TaskSpec:
         description=meta["description"].strip(),
         max_turns=max_turns,
     )
-    return TaskSpec(
+    sources = {
+        name: (pack / f"{name}.py").read_text(encoding="utf-8") for name in ("buggy", "solution")
+    }
+    if (pack / "partial.py").is_file():
+        sources["partial"] = (pack / "partial.py").read_text(encoding="utf-8")
+    for name, text in sources.items():
+        for used in _PLACEHOLDER.findall(text):
+            _require(used in variants, pack / f"{name}.py", f"{{{{{used}}}}}",
+                     f"is used but not declared under [variants] in {toml_path.name}")  # fmt: skip
+    spec = TaskSpec(
         info=info,
-        buggy_code=(pack / "buggy.py").read_text(encoding="utf-8"),
-        solution_code=(pack / "solution.py").read_text(encoding="utf-8"),
+        buggy_code=sources["buggy"],
+        solution_code=sources["solution"],
+        partial_code=sources.get("partial"),
         hints=hints,
         grading=grading,
         time_budget_s=float(budget),
         path=pack,
+        variants=variants,
+    )
+    return render_variant(spec, None)
+
+
+def _check_grading(grading: dict[str, Any], toml_path: Path, grader_source: str) -> None:
+    from .grading.metrics import BUILTIN_COMPONENTS, METRICS
+
+    metric = grading.get("metric", "accuracy")
+    _require(metric in METRICS, toml_path, "grading.metric",
+             f"must be one of {', '.join(METRICS)} (got '{metric}')")  # fmt: skip
+    weights = grading.get("weights", {})
+    _require(isinstance(weights, dict), toml_path, "grading.weights", "must be a table")
+    custom = re.search(r"^def score\(", grader_source, flags=re.MULTILINE) is not None
+    for name, w in weights.items():
+        _require(isinstance(w, (int, float)) and w >= 0, toml_path, f"grading.weights.{name}",
+                 "must be a number >= 0")  # fmt: skip
+        _require(name in BUILTIN_COMPONENTS or custom, toml_path, f"grading.weights.{name}",
+                 f"is not a built-in component ({', '.join(BUILTIN_COMPONENTS)}) and grader.py "
+                 "defines no score() to provide it")  # fmt: skip
+    if "no_leakage" in weights:
+        _require(isinstance(grading.get("val_inputs"), str), toml_path, "grading.val_inputs",
+                 "must name the validation inputs when no_leakage is weighted")  # fmt: skip
+
+
+def render_variant(spec: TaskSpec, seed: int | None) -> TaskSpec:
+    """The task with its ``{{placeholders}}`` filled in: the first value of each variant for
+    ``seed=None``, a choice drawn from ``seed`` otherwise (the same seed, the same variant)."""
+    import random
+
+    rng = random.Random(seed)
+    params = {
+        name: (values[0] if seed is None else rng.choice(values))
+        for name, values in sorted(spec.variants.items())
+    }
+
+    def fill(text: str | None) -> str | None:
+        if text is None:
+            return None
+        return _PLACEHOLDER.sub(lambda m: repr(params[m.group(1)]), text)
+
+    return spec.model_copy(
+        update={
+            "buggy_code": fill(spec.buggy_code),
+            "solution_code": fill(spec.solution_code),
+            "partial_code": fill(spec.partial_code),
+            "params": params,
+            "seed": seed,
+        }
     )
 
 
@@ -125,12 +198,16 @@ def _parse_hints(text: str) -> list[str]:
     return [p.strip() for p in parts[1:] if p.strip()]
 
 
-def load_task(task_id: str, extra_paths: Iterable[str | os.PathLike[str]] = ()) -> TaskSpec:
-    """Load a task pack by id; raises UnknownTaskError (a ValueError) for an unknown id."""
+def load_task(
+    task_id: str, seed: int | None = None, extra_paths: Iterable[str | os.PathLike[str]] = ()
+) -> TaskSpec:
+    """Load a task pack by id (the variant drawn from ``seed``, if the task has variants);
+    raises UnknownTaskError (a ValueError) for an unknown id."""
     dirs = find_task_dirs(extra_paths)
     if task_id not in dirs:
         raise UnknownTaskError(task_id, list(dirs))
-    return load_task_dir(dirs[task_id])
+    spec = load_task_dir(dirs[task_id])
+    return spec if seed is None else render_variant(spec, seed)
 
 
 def list_tasks(extra_paths: Iterable[str | os.PathLike[str]] = ()) -> list[TaskInfo]:

@@ -1,11 +1,11 @@
 import torch
 import torch.nn as nn
 
-torch.manual_seed(0)
+torch.manual_seed({{data_seed}})
 
 # Sensor readings (unnormalised, roughly in the range -60..60) and a binary label.
 N_FEATURES = 4
-X = torch.randn(400, N_FEATURES) * 20.0
+X = torch.randn(400, N_FEATURES) * {{scale}}
 true_w = torch.tensor([1.0, -2.0, 0.5, 1.5])
 y = (X @ true_w + 6.0 * torch.randn(400) > 10.0).long()
 

@@ -37,10 +37,15 @@ def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(args: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
     from whipstudio_nb.sandbox import kernel_lib as kl
 
     ns = kl.fresh_namespace()
-    rec = kl.TrainingRecorder(ns)
+    val_name = args.get("val_inputs")
+    rec = kl.TrainingRecorder(
+        ns, record_memory=bool(args.get("record_memory")), record_inputs=bool(val_name)
+    )
     rec.install()
     guard = kl.TamperGuard()  # after install: the recorder's own patches are the baseline
     try:
@@ -49,18 +54,9 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
     finally:
         rec.uninstall()
     _STATE["ns"] = ns
-    model_name = args.get("model", "model")
-    model = ns.get(model_name)
-    import torch
-
+    model = ns.get(args.get("model", "model"))
     found = isinstance(model, torch.nn.Module)
-    changes = rec.param_changes(model) if found else {}
-    trainable = (
-        [n for n, p in model.named_parameters() if p.requires_grad]
-        if isinstance(model, torch.nn.Module)
-        else []
-    )
-    return {
+    out: dict[str, Any] = {
         "exit_code": exit_code,
         "error": err,
         "tampered": tampered,
@@ -68,9 +64,44 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
         "optimizer_steps": rec.optimizer_steps,
         "model_found": found,
         "model_type": kl.type_name(model) if model is not None else None,
-        "param_changes": {k: kl.float_out(v) for k, v in changes.items()},
-        "trainable_params": trainable,
+        "param_changes": {},
+        "trainable_params": [],
+        "frozen_params": [],
     }
+    if isinstance(model, torch.nn.Module):
+        out["param_changes"] = {k: kl.float_out(v) for k, v in rec.param_changes(model).items()}
+        named = list(model.named_parameters())
+        out["trainable_params"] = [n for n, p in named if p.requires_grad]
+        out["frozen_params"] = [n for n, p in named if not p.requires_grad]
+    if rec.record_memory:
+        out["rss_mb"] = [round(x, 2) for x in rec.rss_mb]
+    if val_name:
+        out["leakage"] = _leakage(ns.get(val_name), val_name, rec.training_rows)
+    if args.get("check_code"):
+        out["checks"] = _run_checks(args["check_code"], ns, out)
+    return out
+
+
+def _leakage(val: Any, name: str, training_rows: set[bytes]) -> dict[str, Any]:
+    """How many rows of the validation inputs went through the model with gradients on."""
+    from whipstudio_nb.sandbox import kernel_lib as kl
+
+    if val is None or not hasattr(val, "shape"):
+        return {"error": f"no validation inputs named '{name}' after the run"}
+    keys = kl.row_keys(val)
+    return {"val_rows": len(keys), "val_rows_in_training": len(keys & training_rows)}
+
+
+def _run_checks(check_code: str, ns: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """A task's own in-kernel checks: ``check_code`` defines ``check(ns, record) -> dict``."""
+    from whipstudio_nb.sandbox import kernel_lib as kl
+
+    scope: dict[str, Any] = {}
+    try:
+        exec(compile(check_code, "<task checks>", "exec"), scope)
+        return kl.json_safe(scope["check"](ns, record))
+    except BaseException as exc:
+        return {"error": f"task check failed: {kl.format_exception_only(exc)}"}
 
 
 def _evaluate(args: dict[str, Any]) -> dict[str, Any]:

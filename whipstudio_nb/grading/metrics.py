@@ -1,7 +1,19 @@
 """Score components, each in [0, 1], computed on the host from what the harness measured.
 
 A task's ``[grading]`` table picks the metric and thresholds; ``[grading.weights]`` picks the
-components and their weights.
+components and their weights. Built-in components:
+
+- ``heldout_metric``: the task's metric on held-out data (accuracy, multilabel_f1 or r2), 0 at
+  chance and 1 at ``target``;
+- ``heldout_loss``: the held-out loss (cross-entropy, binary cross-entropy or MSE), 1 at
+  ``loss_target`` and 0 at ``loss_max``;
+- ``loss_decrease``: how far the training loss that reached backward() fell;
+- ``trained``: the fraction of the model's trainable parameters that the run changed;
+- ``memory``: memory growth over the run (``memory_ok_mb`` scores 1, ``memory_bad_mb`` 0);
+- ``no_leakage``: 1 when no validation row (``val_inputs``) was trained on.
+
+Held-out components count only in proportion to ``trained``: a model the script never trained
+can be right by luck. A task's grader.py may add components with ``score(values, record)``.
 """
 
 from __future__ import annotations
@@ -12,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_WEIGHTS", "Measured", "measure"]
+__all__ = ["BUILTIN_COMPONENTS", "DEFAULT_WEIGHTS", "METRICS", "Measured", "measure"]
 
 DEFAULT_WEIGHTS = {
     "heldout_metric": 0.5,
@@ -20,6 +32,11 @@ DEFAULT_WEIGHTS = {
     "loss_decrease": 0.15,
     "trained": 0.15,
 }
+BUILTIN_COMPONENTS = (
+    "heldout_metric", "heldout_loss", "loss_decrease", "trained", "memory", "no_leakage",
+)  # fmt: skip
+METRICS = ("accuracy", "multilabel_f1", "r2")
+_HELDOUT = ("heldout_metric", "heldout_loss")
 
 
 @dataclass
@@ -28,7 +45,7 @@ class Measured:
     components: dict[str, float] = field(default_factory=dict)
 
 
-def _ramp(x: float, zero_at: float, one_at: float) -> float:
+def ramp(x: float, zero_at: float, one_at: float) -> float:
     """0 at ``zero_at``, 1 at ``one_at``, linear between (either direction), clamped."""
     if not math.isfinite(x):
         return 0.0
@@ -42,28 +59,84 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
-def classification(cfg: dict[str, Any], outputs: np.ndarray, labels: np.ndarray) -> Measured:
-    m = Measured()
-    if outputs.ndim != 2 or outputs.shape[0] != labels.shape[0]:
-        m.values["model_error"] = (
-            f"expected outputs of shape ({labels.shape[0]}, n_classes), got {tuple(outputs.shape)}"
-        )
-        return m
-    finite = np.isfinite(outputs).all(axis=1)
-    pred = np.where(finite, outputs.argmax(axis=1), -1)
-    acc = float((pred == labels).mean())
-    logp = _log_softmax(np.where(np.isfinite(outputs), outputs, 0.0))
-    ce = float(-logp[np.arange(len(labels)), labels].mean()) if finite.all() else math.inf
-    # Chance is the majority-class rate unless the task says otherwise.
-    chance = cfg.get("chance", float(np.bincount(labels).max() / len(labels)))
-    m.values.update(
-        val_acc=round(acc, 4),
-        heldout_loss=round(ce, 4) if math.isfinite(ce) else None,
-        chance_acc=round(chance, 4),
+def _shape_error(m: Measured, expected: str, outputs: np.ndarray) -> Measured:
+    m.values["model_error"] = (
+        f"expected model outputs of shape {expected}, got {tuple(outputs.shape)}"
     )
-    m.components["heldout_metric"] = _ramp(acc, chance, cfg.get("target", 0.9))
-    m.components["heldout_loss"] = _ramp(ce, cfg.get("loss_max", 2.0), cfg.get("loss_target", 0.3))
     return m
+
+
+def accuracy(cfg: dict[str, Any], outputs: np.ndarray, labels: np.ndarray) -> Measured:
+    """Outputs are logits (N, C), or predicted class indices (N,) from a predict function."""
+    m = Measured()
+    n = labels.shape[0]
+    if outputs.shape[:1] != (n,) or outputs.ndim not in (1, 2):
+        return _shape_error(m, f"({n}, n_classes) or ({n},)", outputs)
+    if outputs.ndim == 2:
+        finite = np.isfinite(outputs).all(axis=1)
+        pred = np.where(finite, outputs.argmax(axis=1), -1)
+        if finite.all() and outputs.shape[1] > int(labels.max()):
+            logp = _log_softmax(outputs)
+            ce = float(-logp[np.arange(n), labels].mean())
+        else:
+            ce = math.inf
+        m.values["heldout_loss"] = round(ce, 4) if math.isfinite(ce) else None
+        m.components["heldout_loss"] = ramp(
+            ce, cfg.get("loss_max", 2.0), cfg.get("loss_target", 0.3)
+        )
+    else:
+        pred = np.where(np.isfinite(outputs), outputs, -1).astype(np.int64)
+    acc = float((pred == labels).mean())
+    chance = cfg.get("chance", float(np.bincount(labels).max() / n))  # majority-class rate
+    m.values.update(val_acc=round(acc, 4), chance=round(chance, 4))
+    m.components["heldout_metric"] = ramp(acc, chance, cfg.get("target", 0.9))
+    return m
+
+
+def multilabel_f1(cfg: dict[str, Any], outputs: np.ndarray, labels: np.ndarray) -> Measured:
+    """Outputs are per-label logits (N, L); a label is predicted when its logit is > 0."""
+    m = Measured()
+    if outputs.shape != labels.shape:
+        return _shape_error(m, str(tuple(labels.shape)), outputs)
+    finite = np.isfinite(outputs)
+    pred = (np.where(finite, outputs, 0.0) > 0).astype(np.int64)
+    tp = int((pred & labels).sum())
+    fp = int((pred & (1 - labels)).sum())
+    fn = int(((1 - pred) & labels).sum())
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+    if finite.all():
+        z = outputs
+        bce = float(np.mean(np.maximum(z, 0) - z * labels + np.log1p(np.exp(-np.abs(z)))))
+    else:
+        bce = math.inf
+    m.values.update(val_f1=round(f1, 4), val_acc=round(f1, 4))
+    m.values["heldout_loss"] = round(bce, 4) if math.isfinite(bce) else None
+    m.components["heldout_metric"] = ramp(f1, cfg.get("chance", 0.0), cfg.get("target", 0.8))
+    m.components["heldout_loss"] = ramp(bce, cfg.get("loss_max", 0.7), cfg.get("loss_target", 0.3))
+    return m
+
+
+def r2(cfg: dict[str, Any], outputs: np.ndarray, labels: np.ndarray) -> Measured:
+    """Outputs are predictions (N,) or (N, 1) for a scalar target."""
+    m = Measured()
+    n = labels.shape[0]
+    if outputs.shape not in ((n,), (n, 1)):
+        return _shape_error(m, f"({n},) or ({n}, 1)", outputs)
+    pred = outputs.reshape(n)  # (N, 1) and (N,) hold the same numbers; nothing is broadcast
+    mse = float(np.mean((pred - labels) ** 2)) if np.isfinite(pred).all() else math.inf
+    var = float(np.var(labels))
+    score = 1.0 - mse / var if math.isfinite(mse) and var > 0 else -math.inf
+    m.values.update(val_r2=round(score, 4) if math.isfinite(score) else None)
+    m.values["heldout_loss"] = round(mse, 4) if math.isfinite(mse) else None
+    m.values["val_acc"] = m.values["val_r2"]
+    m.components["heldout_metric"] = ramp(score, cfg.get("chance", 0.0), cfg.get("target", 0.9))
+    m.components["heldout_loss"] = ramp(
+        mse, cfg.get("loss_max", var), cfg.get("loss_target", 0.1 * var)
+    )
+    return m
+
+
+_METRIC_FUNCS = {"accuracy": accuracy, "multilabel_f1": multilabel_f1, "r2": r2}
 
 
 def loss_decrease(cfg: dict[str, Any], losses: list[float]) -> float:
@@ -75,19 +148,32 @@ def loss_decrease(cfg: dict[str, Any], losses: list[float]) -> float:
     start, end = losses[0], float(np.mean(losses[-k:]))
     if not (math.isfinite(start) and math.isfinite(end)) or start <= 0:
         return 0.0
-    return _ramp(end / start, 1.0, cfg.get("loss_ratio_target", 0.5))
+    return ramp(end / start, 1.0, cfg.get("loss_ratio_target", 0.5))
 
 
-def trained(rec: dict[str, Any]) -> float:
-    """The fraction of trainable parameter tensors that changed, if the optimizer stepped."""
+def trained(cfg: dict[str, Any], rec: dict[str, Any]) -> float:
+    """The fraction of the model's parameter tensors that changed, if an optimizer stepped.
+    Frozen parameters count as untrained, except those whose names start with a prefix in the
+    task's ``frozen_ok`` list."""
     if not rec.get("optimizer_steps"):
         return 0.0
     changes = rec.get("param_changes", {})
-    trainable = rec.get("trainable_params", [])
-    if not trainable:
+    frozen_ok = tuple(cfg.get("frozen_ok", ()))
+    names = list(changes) or rec.get("trainable_params", [])
+    names = [n for n in names if not (frozen_ok and n.startswith(frozen_ok))]
+    if not names:
         return 0.0
-    moved = sum(1 for n in trainable if float(changes.get(n, 0.0)) > 1e-7)
-    return moved / len(trainable)
+    moved = sum(1 for n in names if float(changes.get(n, 0.0)) > 1e-7)
+    return moved / len(names)
+
+
+def memory(cfg: dict[str, Any], rss_mb: list[float]) -> tuple[float, float | None]:
+    """(component, growth in MiB) from resident memory after each backward()."""
+    if len(rss_mb) < 4:
+        return 0.0, None
+    base = rss_mb[max(1, len(rss_mb) // 10)]  # after warm-up allocations
+    growth = max(rss_mb[-1] - base, 0.0)
+    return ramp(growth, cfg.get("memory_bad_mb", 40.0), cfg.get("memory_ok_mb", 5.0)), growth
 
 
 def measure(
@@ -99,18 +185,21 @@ def measure(
 ) -> Measured:
     m = Measured()
     if outputs is not None and labels is not None:
-        kind = cfg.get("metric", "accuracy")
-        if kind != "accuracy":
-            raise ValueError(f"unsupported metric '{kind}'")
-        sub = classification(cfg, outputs, labels)
+        sub = _METRIC_FUNCS[cfg.get("metric", "accuracy")](cfg, outputs, labels)
         m.values.update(sub.values)
         m.components.update(sub.components)
     m.components["loss_decrease"] = loss_decrease(cfg, losses)
-    m.components["trained"] = trained(rec)
-    # A model the script never trained can be right by luck; held-out results count only in
-    # proportion to how much of it the script trained.
-    for name in ("heldout_metric", "heldout_loss"):
+    m.components["trained"] = trained(cfg, rec)
+    m.values["losses_finite"] = all(math.isfinite(x) for x in losses) if losses else None
+    if "rss_mb" in rec:
+        m.components["memory"], growth = memory(cfg, rec["rss_mb"])
+        m.values["memory_growth_mb"] = None if growth is None else round(growth, 1)
+    if "leakage" in rec:
+        leak = rec["leakage"]
+        m.values["leakage"] = leak
+        seen = leak.get("val_rows_in_training")
+        m.components["no_leakage"] = 1.0 if seen == 0 and rec.get("optimizer_steps") else 0.0
+    for name in _HELDOUT:
         if name in m.components:
             m.components[name] *= m.components["trained"]
-    m.values["losses_finite"] = all(math.isfinite(x) for x in losses) if losses else None
     return m

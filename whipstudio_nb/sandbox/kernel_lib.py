@@ -11,6 +11,7 @@ import builtins
 import importlib
 import json
 import math
+import os
 import sys
 import traceback
 from typing import Any
@@ -183,6 +184,27 @@ def find_optimizers(ns: dict[str, Any]) -> list[tuple[str, Any]]:
     return found
 
 
+def rss_mb() -> float:
+    """This process's resident memory in MiB (Linux; 0.0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def row_keys(t: Any) -> set[bytes]:
+    """One hashable key per row (first dimension) of a tensor or array, by exact value."""
+    import numpy as np
+
+    a = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+    if a.ndim == 0 or a.shape[0] == 0:
+        return set()
+    a = np.ascontiguousarray(a.reshape(a.shape[0], -1).astype(np.float32, copy=False))
+    return {row.tobytes() for row in a}
+
+
 class StopRun(BaseException):
     """Raised inside backward() to end a probe after its step budget; not a user error."""
 
@@ -195,9 +217,20 @@ class TrainingRecorder:
     ``Optimizer.__init__`` and torch's global module/optimizer hooks.
     """
 
-    def __init__(self, ns: dict[str, Any], max_backward: int | None = None) -> None:
+    def __init__(
+        self,
+        ns: dict[str, Any],
+        max_backward: int | None = None,
+        *,
+        record_memory: bool = False,
+        record_inputs: bool = False,
+    ) -> None:
         self.ns = ns
         self.max_backward = max_backward
+        self.record_memory = record_memory
+        self.record_inputs = record_inputs
+        self.rss_mb: list[float] = []  # resident memory after each backward()
+        self.training_rows: set[bytes] = set()  # rows of every input the model trained on
         self.losses: list[float] = []
         self.grad_norm_history: list[dict[str, float]] = []
         self.optimizer_steps = 0
@@ -227,6 +260,8 @@ class TrainingRecorder:
             except Exception:
                 recorder.losses.append(float("nan"))
             out = original_backward(tensors, *args, **kwargs)
+            if recorder.record_memory:
+                recorder.rss_mb.append(rss_mb())
             recorder.grad_norm_history.append(recorder.grad_norms())
             recorder.last_without_grad = recorder.params_without_grad()
             return out
@@ -262,10 +297,16 @@ class TrainingRecorder:
             self.optimizers.append(opt)
 
     def _pre_forward(self, module: Any, args: Any) -> None:
-        if self._depth == 0 and all(m is not module for m in self.called_modules):
-            self.called_modules.append(module)
-            for p in module.parameters():
-                self.initial_params.setdefault(id(p), p.detach().clone())
+        if self._depth == 0:
+            if all(m is not module for m in self.called_modules):
+                self.called_modules.append(module)
+                for p in module.parameters():
+                    self.initial_params.setdefault(id(p), p.detach().clone())
+            if self.record_inputs and args:
+                import torch
+
+                if torch.is_grad_enabled() and isinstance(args[0], torch.Tensor):
+                    self.training_rows |= row_keys(args[0])
         self._depth += 1
 
     def _post_forward(self, module: Any, args: Any, output: Any) -> None:

@@ -1,0 +1,122 @@
+"""Calibration of a task pack: does the grader separate buggy, partial and fixed code, resist
+cheats, give the same score twice, and stay within the time budget? Used by
+``whip validate-task`` and by the test suite."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..models import GradeResult, TaskSpec
+from ..sandbox import Sandbox
+from .grader import grade_code
+
+__all__ = ["Check", "calibrate", "cheat_codes"]
+
+BUGGY_MAX = 0.25
+SOLUTION_MIN = 0.9
+CHEAT_MAX = 0.05
+REPEAT_TOLERANCE = 0.01
+GRADING_TIME_TARGET_S = 5.0
+
+_FAKE_METRICS = 'print("LOSSES:[0.9, 0.5, 0.2, 0.1, 0.05]")\nprint("VAL_ACC:0.99")\n'
+
+
+def cheat_codes(task: TaskSpec) -> dict[str, str]:
+    """Submissions that try to score without fixing anything."""
+    return {
+        "prints metrics only": _FAKE_METRICS,
+        "buggy code + printed metrics": task.buggy_code + "\n" + _FAKE_METRICS,
+        "prints, then os._exit(0)": _FAKE_METRICS + "import os\nos._exit(0)\n",
+        "monkeypatches torch": (
+            "import torch\n"
+            "torch.Tensor.backward = lambda self, *a, **k: None\n"
+            "torch.optim.Optimizer.zero_grad = lambda self, *a, **k: None\n" + task.buggy_code
+        ),
+    }
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    warning: bool = False  # reported, but does not fail the pack
+
+    def line(self) -> str:
+        mark = "PASS" if self.ok else ("WARN" if self.warning else "FAIL")
+        return f"{mark}  {self.name}: {self.detail}"
+
+
+def calibrate(
+    task: TaskSpec,
+    sandbox: Sandbox,
+    *,
+    seeds: Iterable[int] = (),
+    on_check: Callable[[Check], None] | None = None,
+) -> list[Check]:
+    checks: list[Check] = []
+
+    def add(check: Check) -> None:
+        checks.append(check)
+        if on_check:
+            on_check(check)
+
+    def timed(code: str, t: TaskSpec = task) -> tuple[GradeResult, float]:
+        t0 = time.monotonic()
+        res = grade_code(t, code, sandbox)
+        return res, time.monotonic() - t0
+
+    buggy, _ = timed(task.buggy_code)
+    add(_ran(task, "buggy code runs", buggy, must_succeed=False))
+    add(
+        Check(
+            "buggy code scores low", buggy.score <= BUGGY_MAX, f"{buggy.score:.3f} (<= {BUGGY_MAX})"
+        )
+    )
+    solution, t_solution = timed(task.solution_code)
+    add(_ran(task, "solution runs", solution, must_succeed=True))
+    add(Check("solution scores high", solution.score >= SOLUTION_MIN,
+              f"{solution.score:.3f} (>= {SOLUTION_MIN})"))  # fmt: skip
+    if task.partial_code is not None:
+        partial, _ = timed(task.partial_code)
+        ok = buggy.score < partial.score < solution.score
+        add(Check("partial fix scores in between", ok,
+                  f"{buggy.score:.3f} < {partial.score:.3f} < {solution.score:.3f}"))  # fmt: skip
+    else:
+        add(
+            Check("partial fix scores in between", False, "no partial.py in the pack", warning=True)
+        )
+    for name, code in cheat_codes(task).items():
+        res, _ = timed(code)
+        add(Check(f"cheat '{name}'", res.score <= CHEAT_MAX, f"{res.score:.3f} (<= {CHEAT_MAX})"))
+    again, t_again = timed(task.solution_code)
+    diff = abs(again.score - solution.score)
+    add(Check("same code, same score", diff <= REPEAT_TOLERANCE,
+              f"{solution.score:.4f} then {again.score:.4f}"))  # fmt: skip
+    slowest = max(t_solution, t_again)
+    add(Check("grading time", slowest <= task.time_budget_s,
+              f"{slowest:.2f} s (budget {task.time_budget_s:g} s)"))  # fmt: skip
+    if slowest > GRADING_TIME_TARGET_S:
+        add(Check("grading time target", False, f"{slowest:.2f} s > {GRADING_TIME_TARGET_S:g} s",
+                  warning=True))  # fmt: skip
+    for seed in seeds:
+        from ..tasks import render_variant
+
+        variant = render_variant(task, seed)
+        v_sol, _ = timed(variant.solution_code, variant)
+        v_bug, _ = timed(variant.buggy_code, variant)
+        ok = v_sol.score >= SOLUTION_MIN and v_bug.score <= BUGGY_MAX
+        add(Check(f"variant seed={seed} {variant.params}", ok,
+                  f"buggy {v_bug.score:.3f}, solution {v_sol.score:.3f}"))  # fmt: skip
+    return checks
+
+
+def _ran(task: TaskSpec, name: str, res: GradeResult, *, must_succeed: bool) -> Check:
+    d = res.details
+    if d.get("error"):
+        return Check(name, False, d["error"])
+    if d.get("script_error"):
+        return Check(name, not must_succeed, f"raised {d['script_error']}")
+    return Check(name, True, f"ran {d.get('loss_steps', 0)} training steps")
