@@ -45,14 +45,26 @@ def main() -> int:
         for task_id in ids:
             task = load_task(task_id)
             buggy = grade_code(task, task.buggy_code, sandbox).score
-            partial = grade_code(task, task.partial_code, sandbox).score if task.partial_code else None
+            partial = (
+                grade_code(task, task.partial_code, sandbox).score if task.partial_code else None
+            )
             times, solution = [], 0.0
             for _ in range(args.repeat):
                 t0 = time.perf_counter()
                 solution = grade_code(task, task.solution_code, sandbox).score
                 times.append(time.perf_counter() - t0)
             plain = plain_run_s(task.solution_code)
-            rows.append((task_id, task.info.category, buggy, partial, solution, statistics.median(times), plain))
+            rows.append(
+                (
+                    task_id,
+                    task.info.category,
+                    buggy,
+                    partial,
+                    solution,
+                    statistics.median(times),
+                    plain,
+                )
+            )
             print(f"  {task_id} done", file=sys.stderr)
     finally:
         sandbox.close()
@@ -61,10 +73,10 @@ def main() -> int:
           f"{'grade s':>8} {'plain s':>8} {'ratio':>6}")  # fmt: skip
     for task_id, cat, buggy, partial, solution, t, plain in rows:
         p = f"{partial:.3f}" if partial is not None else "-"
-        print(f"{task_id:<8} {cat:<25} {buggy:>6.3f} {p:>7} {solution:>6.3f} {t:>8.2f} {plain:>8.2f} "
-              f"{t / plain:>5.2f}x")  # fmt: skip
+        print(f"{task_id:<8} {cat:<25} {buggy:>6.3f} {p:>7} {solution:>6.3f} {t:>8.2f} "
+              f"{plain:>8.2f} {t / plain:>5.2f}x")  # fmt: skip
     worst = max(r[5] for r in rows)
-    print(f"slowest grading: {worst:.2f} s (target <= 5 s); ratio = grading time / plain `python fix.py`")
+    print(f"slowest grading: {worst:.2f} s (target <= 5 s); ratio = grading / plain python run")
     return 0
 
 

@@ -5,6 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY="${PYTHON:-python3}"
+
+# bubblewrap gives sandbox kernels strict isolation (no network, read-only disk, hidden
+# solutions). Installed when we can (root with apt); otherwise the sandbox says it runs 'basic'.
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing bubblewrap for sandbox isolation..." >&2
+        (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+            || echo "setup: could not install bubblewrap; sandbox isolation will be 'basic'" >&2
+    else
+        echo "setup: bubblewrap (bwrap) not found; install it for strict sandbox isolation" >&2
+    fi
+fi
+
 stamp=".venv/.whip-setup-stamp"
 want="$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/whip ]; then

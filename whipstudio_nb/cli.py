@@ -110,6 +110,7 @@ def _version(dist: str) -> str:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from . import __version__
     from .sandbox import Sandbox
+    from .sandbox.isolation import warning_for
     from .tasks import builtin_tasks_dir, find_task_dirs
 
     print(f"whipstudio_nb  {__version__}")
@@ -131,10 +132,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         f"sandbox        backend={info['backend']} launcher={info['launcher']} "
         f"isolation={info['isolation']}"
     )
-    if info["isolation"] == "none":
-        print(
-            "  warning: no OS isolation: the import policy is the only guard; run trusted code only"
-        )
+    if warning := warning_for(info["isolation"]):
+        print(f"  warning: {warning}")
     print(f"pool           first kernel ready in {ready:.2f} s; test call "
           f"{'ok' if ok else 'FAILED'} (torch {res.stdout.strip() or '?'})")  # fmt: skip
     print(f"pool state     {json.dumps(info['pool'])}")

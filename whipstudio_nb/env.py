@@ -33,6 +33,7 @@ from .models import (
     ToolObservation,
 )
 from .sandbox import Sandbox, check_code
+from .sandbox.isolation import warning_for
 from .tasks import load_task
 from .tools import tool_module
 from .tools._common import ToolContext
@@ -124,6 +125,7 @@ class WhipEnv:
                 task_id=task.info.id,
                 task_description=task.info.description,
                 buggy_code=task.buggy_code,
+                error_log=warning_for(self.sandbox.isolation) or "",
                 episode_id=self._state.episode_id,
                 max_turns=max_turns,
                 isolation=self.sandbox.isolation,

@@ -2,9 +2,9 @@
 ``python -I -S``, so it starts in milliseconds and imports nothing from the package).
 
 It asks the fork server to fork a warm kernel for this connection file, then stands in for that
-kernel: it forwards SIGINT/SIGTERM to it, and exits with the kernel's exit status when the server
-reports that the kernel ended. If this process is killed, the server sees its connection close
-and kills the kernel's whole process group.
+kernel: it forwards SIGINT/SIGTERM to it (through the server), and exits with the kernel's exit
+status when the server reports that the kernel ended. If this process is killed, the server
+sees its connection close and kills the kernel's whole process group.
 """
 
 import json
@@ -33,9 +33,10 @@ def main() -> int:
         return 1
 
     def forward(signum: int, frame: object) -> None:
+        # Through the server: under strict isolation the kernel's pid is in another namespace.
         try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
+            sock.sendall(json.dumps({"signal": signum}).encode() + b"\n")
+        except OSError:
             pass
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -12,7 +12,8 @@ the kernel. Lifetimes are tied both ways:
   kernel's process group;
 - the kernel exits -> the server reaps it and sends the exit status -> the shim exits with it;
 - the server dies -> every child gets SIGKILL (PR_SET_PDEATHSIG);
-- the host dies -> the server notices its parent is gone and exits, killing the children;
+- the host dies -> the server's stdin (a pipe only the host holds) reaches EOF; the server
+  kills the children and exits (this works across the PID namespace of strict isolation);
 - a process that escapes its kernel's process group (double fork + setsid) is still re-parented
   to its kernel (a child subreaper) and, when the kernel ends, to the server (also a subreaper),
   which kills every child that is not a live kernel.
@@ -36,6 +37,7 @@ import threading
 import time
 from typing import Any
 
+from .isolation import Limits, PidsCgroup, bwrap_argv, hidden_paths, resolve_level
 from .kernel import Launcher, kernel_env
 
 __all__ = ["ForkServerLauncher"]
@@ -43,6 +45,7 @@ __all__ = ["ForkServerLauncher"]
 _SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_forkshim.py")
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_DUMPABLE = 4
 
 
 def _prctl(option: int, value: int) -> None:
@@ -58,11 +61,14 @@ class ForkServerLauncher(Launcher):
 
     name = "forkserver"
 
-    def __init__(self, startup_timeout: float = 120.0) -> None:
+    def __init__(self, startup_timeout: float = 120.0, isolation: str | None = None) -> None:
         self.startup_timeout = startup_timeout
+        self.isolation = resolve_level(isolation)  # raises if strict is required but impossible
+        self.limits = Limits()
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: str | None = None
+        self._cgroup: PidsCgroup | None = None
         self._closed = False
 
     @property
@@ -89,15 +95,17 @@ class ForkServerLauncher(Launcher):
             self._dir = tempfile.mkdtemp(prefix="whip-fs-")
             workdir = os.path.join(self._dir, "work")
             os.mkdir(workdir)
+            argv, env = self._server_command(workdir)
             # The server's stderr goes to a file: a pipe nobody reads could fill up and block it.
+            # Its stdin is a pipe that only this process holds: EOF tells it the host is gone.
             log_path = os.path.join(self._dir, "server.log")
             with open(log_path, "wb") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "whipstudio_nb.sandbox.forkserver", self.socket_path],
-                    stdin=subprocess.DEVNULL,
+                    argv,
+                    stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=log,
-                    env=kernel_env(workdir),
+                    env=env,
                     cwd=workdir,
                     start_new_session=True,
                 )
@@ -109,6 +117,29 @@ class ForkServerLauncher(Launcher):
                     err = f.read().decode(errors="replace")
                 raise RuntimeError(f"fork server failed to start: {line!r} {err[-2000:]}")
             self._proc = proc
+
+    def _server_command(self, workdir: str) -> tuple[list[str], dict[str, str]]:
+        assert self._dir is not None
+        env = kernel_env(workdir)
+        env["WHIP_LIMITS"] = self.limits.to_env() if self.isolation != "none" else "{}"
+        argv = [sys.executable, "-m", "whipstudio_nb.sandbox.forkserver", self.socket_path]
+        if self.isolation == "strict":
+            argv = (
+                bwrap_argv(pool_dir=self._dir, workdir=workdir, hidden=hidden_paths(), env=env)
+                + argv
+            )
+        join = ""
+        if self.isolation != "none" and os.geteuid() == 0:
+            # root ignores RLIMIT_NPROC: cap processes with a cgroup where there is one
+            name = f"whipstudio-{os.getpid()}-{os.path.basename(self._dir)}"
+            self._cgroup = PidsCgroup.create(name, self.limits.processes)
+            if self._cgroup is not None:
+                join = f'echo $$ > "{self._cgroup.procs_file}" || exit 1; '
+        # A small shell stays outside the sandbox: it joins the cgroup, runs the server and, when
+        # the server is gone (even if this host was killed), removes the pool's directory, which
+        # the server itself cannot remove from inside bwrap (it is a mount point there).
+        script = f'{join}"$@"; rc=$?; rm -rf "{self._dir}"; exit $rc'
+        return ["/bin/sh", "-c", script, "sh", *argv], env
 
     def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
         # argv is "python -m ipykernel_launcher -f {connection_file} <kernel args>".
@@ -134,15 +165,19 @@ class ForkServerLauncher(Launcher):
 
     def _stop_locked(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()  # the server kills its children's process groups, then exits
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()  # EOF: the server kills its kernels and exits
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc is not None and proc.stdout is not None:
-            proc.stdout.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
         if self._dir is not None:
             import shutil
 
@@ -163,9 +198,9 @@ def _readline_with_timeout(proc: subprocess.Popen[bytes], timeout: float) -> byt
 
 
 class _Server:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, limits: dict[str, int]) -> None:
         self.path = path
-        self.parent = os.getppid()
+        self.limits = limits
         self.sel = selectors.DefaultSelector()
         self.children: dict[int, socket.socket] = {}  # kernel pid -> its shim's connection
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -179,6 +214,7 @@ class _Server:
         signal.signal(signal.SIGCHLD, lambda *a: None)
         signal.signal(signal.SIGTERM, self._on_term)
         self.sel.register(self.wake_r, selectors.EVENT_READ, "signal")
+        self.sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "host")
         self.running = True
 
     def _on_term(self, *args: Any) -> None:
@@ -193,11 +229,12 @@ class _Server:
                     self._accept()
                 elif key.data == "signal":
                     os.read(self.wake_r, 4096)
+                elif key.data == "host":
+                    if not os.read(sys.stdin.fileno(), 4096):  # the host closed it, or died
+                        self.running = False
                 else:
                     self._on_shim_data(key.data, key.fileobj)  # type: ignore[arg-type]
             self._reap()
-            if os.getppid() != self.parent:  # the host is gone
-                break
         self.shutdown()
 
     def _accept(self) -> None:
@@ -233,6 +270,13 @@ class _Server:
             with contextlib.suppress(Exception):
                 self.sel.unregister(conn)  # a closed socket stays readable: stop watching it
             self._kill(pid)
+            return
+        # The shim forwards signals as lines ({"signal": N}): it cannot see our PID namespace.
+        for line in data.splitlines():
+            with contextlib.suppress(ValueError, TypeError, ProcessLookupError):
+                signum = int(json.loads(line)["signal"])
+                if signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    os.kill(pid, signum)
 
     def _kill(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -297,6 +341,7 @@ def _become_kernel(request: dict[str, Any], conn: socket.socket, server: _Server
     try:
         server.sel.close()
         server.listener.close()
+        os.close(0)
         for other in server.children.values():
             other.close()
         os.close(server.wake_r)
@@ -308,6 +353,8 @@ def _become_kernel(request: dict[str, Any], conn: socket.socket, server: _Server
         os.setsid()
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the server
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # keep escaped descendants as our own
+        _prctl(_PR_SET_DUMPABLE, 0)  # other kernels may not read our memory or environment
+        _apply_limits(server.limits)
         conn.close()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -322,12 +369,37 @@ def _become_kernel(request: dict[str, Any], conn: socket.socket, server: _Server
 
         app = IPKernelApp.instance()
         app.initialize(["-f", request["connection_file"], *request.get("kernel_args", [])])
+        # The connection file holds this kernel's signing key and is no longer needed: remove
+        # it, so that code in another kernel cannot read it and drive this one.
+        with contextlib.suppress(OSError):
+            os.unlink(request["connection_file"])
         app.start()
         code = 0
     except BaseException:
         code = 1
     finally:
         os._exit(code)
+
+
+def _apply_limits(limits: dict[str, int]) -> None:
+    """rlimits for this kernel and everything it starts."""
+    import resource
+
+    if not limits:  # isolation "none"
+        return
+    mb = 2**20
+    wanted = {
+        resource.RLIMIT_AS: limits["address_space_mb"] * mb,
+        resource.RLIMIT_CPU: limits["cpu_time_s"],
+        resource.RLIMIT_FSIZE: limits["file_size_mb"] * mb,
+        resource.RLIMIT_NOFILE: limits["open_files"],
+        resource.RLIMIT_CORE: 0,
+    }
+    if os.geteuid() != 0:  # root ignores RLIMIT_NPROC; the host adds a cgroup cap instead
+        wanted[resource.RLIMIT_NPROC] = limits["processes"]
+    for res, value in wanted.items():
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(res, (value, value))
 
 
 def _reseed() -> None:
@@ -355,7 +427,8 @@ def main() -> int:
 
     kernel_lib.warm_up()
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    server = _Server(path)
+    limits = json.loads(os.environ.pop("WHIP_LIMITS", "{}") or "{}")
+    server = _Server(path, limits)
     server.serve()
     return 0
 
