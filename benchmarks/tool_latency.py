@@ -64,22 +64,39 @@ def main() -> int:
     args = ap.parse_args()
 
     from whipstudio_nb import WhipEnv
+    from whipstudio_nb.sandbox import Sandbox
+    from whipstudio_nb.sandbox.forkserver import ForkServerLauncher
 
-    with WhipEnv(pool_size=args.pool_size, max_turns=10_000) as env:
-        env.reset("task1")
-        wait_for_pool(env)
-        interactive = []
-        for i in range(args.calls):
-            start = time.perf_counter()
-            interactive.append(timed_step(env))
-            print(f"  interactive call {i + 1}/{args.calls}: {interactive[-1] * 1000:.0f} ms",
-                  file=sys.stderr)  # fmt: skip
-            time.sleep(max(0.0, args.pace - (time.perf_counter() - start)))
+    def interactive_run(sandbox: Sandbox, label: str) -> list[float]:
+        with WhipEnv(sandbox=sandbox, max_turns=10_000) as env:
+            env.reset("task1")
+            wait_for_pool(env)
+            out = []
+            for i in range(args.calls):
+                start = time.perf_counter()
+                out.append(timed_step(env))
+                print(f"  {label} call {i + 1}/{args.calls}: {out[-1] * 1000:.0f} ms",
+                      file=sys.stderr)  # fmt: skip
+                time.sleep(max(0.0, args.pace - (time.perf_counter() - start)))
+        return out
 
-        wait_for_pool(env)
-        t0 = time.perf_counter()
-        burst = [timed_step(env) for _ in range(args.calls)]
-        burst_wall = time.perf_counter() - t0
+    isolated_sb = Sandbox(pool_size=args.pool_size)  # the default level (strict where possible)
+    level = isolated_sb.isolation
+    try:
+        interactive = interactive_run(isolated_sb, f"interactive ({level})")
+        with WhipEnv(sandbox=isolated_sb, max_turns=10_000) as env:
+            env.reset("task1")
+            wait_for_pool(env)
+            t0 = time.perf_counter()
+            burst = [timed_step(env) for _ in range(args.calls)]
+            burst_wall = time.perf_counter() - t0
+    finally:
+        isolated_sb.close()
+    plain_sb = Sandbox(pool_size=args.pool_size, launcher=ForkServerLauncher(isolation="none"))
+    try:
+        unisolated = interactive_run(plain_sb, "interactive (none)")
+    finally:
+        plain_sb.close()
 
     naive = []
     for i in range(args.naive_calls):
@@ -93,8 +110,9 @@ def main() -> int:
                 f"   mean {statistics.mean(xs) * 1000:8.1f} ms   n={len(xs)}")  # fmt: skip
 
     print(f"execute_snippet latency (pool size {args.pool_size}, {args.pace:g} s pace)")
-    print(row("interactive (WhipEnv)", interactive))
-    print(row("back-to-back (WhipEnv)", burst))
+    print(row(f"interactive ({level})", interactive))
+    print(row("interactive (no isolation)", unisolated))
+    print(row(f"back-to-back ({level})", burst))
     print(row("naive (new kernel+torch)", naive))
     print(f"back-to-back throughput     {len(burst) / burst_wall:.2f} calls/s")
     print(
@@ -102,6 +120,8 @@ def main() -> int:
     )
     print(f"ratio naive/interactive p95 {pct(naive, 95) / pct(interactive, 95):.1f}x")
     print(f"ratio naive/back-to-back p50 {pct(naive, 50) / pct(burst, 50):.1f}x")
+    ratio = pct(interactive, 50) / pct(unisolated, 50)
+    print(f"ratio {level}/unisolated p50 {ratio:.2f}x  (target <= 1.2x)")
     return 0
 
 

@@ -274,7 +274,7 @@ def _parse_action(action: Any) -> tuple[Any | None, str | None]:
             None,
             f"Invalid action: field 'action_type' is required. Valid: {', '.join(ACTION_TYPES)}",
         )
-    if t not in ACTION_MODELS:
+    if not isinstance(t, str) or t not in ACTION_MODELS:
         return None, f"Unknown action_type: {t!r}. Valid: {', '.join(ACTION_TYPES)}"
     try:
         return ActionAdapter.validate_python(action), None
