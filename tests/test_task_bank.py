@@ -67,5 +67,10 @@ def test_variants(task_id, sandbox):
     variant = render_variant(base, 7)
     again = load_task(task_id, seed=7)
     assert again.buggy_code == variant.buggy_code and again.params == variant.params  # same seed
+    # the code is rendered from the pack's templates with the variant's own values
+    assert "{{" not in variant.buggy_code and "{{" not in variant.solution_code
+    others = {render_variant(base, s).buggy_code for s in range(12)}
+    if any(len(v) > 1 for v in base.variants.values()):
+        assert len(others) > 1, "different seeds must give different code"
     assert grade_code(variant, variant.solution_code, sandbox).score >= 0.9
     assert grade_code(variant, variant.buggy_code, sandbox).score <= 0.25

@@ -363,4 +363,6 @@ class TaskSpec(BaseModel):
     partial_code: str | None = Field(default=None, exclude=True, repr=False)  # for calibration
     variants: dict[str, list[Any]] = Field(default_factory=dict)  # name -> possible values
     params: dict[str, Any] = Field(default_factory=dict)  # the values this copy was rendered with
+    # The pack's sources with their {{placeholders}}, so that any variant can be rendered.
+    templates: dict[str, str | None] = Field(default_factory=dict, exclude=True, repr=False)
     seed: int | None = None

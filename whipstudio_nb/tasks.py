@@ -141,6 +141,11 @@ def load_task_dir(pack: str | os.PathLike[str]) -> TaskSpec:
         time_budget_s=float(budget),
         path=pack,
         variants=variants,
+        templates={
+            "buggy_code": sources["buggy"],
+            "solution_code": sources["solution"],
+            "partial_code": sources.get("partial"),
+        },
     )
     return render_variant(spec, None)
 
@@ -181,14 +186,13 @@ def render_variant(spec: TaskSpec, seed: int | None) -> TaskSpec:
             return None
         return _PLACEHOLDER.sub(lambda m: repr(params[m.group(1)]), text)
 
+    sources = spec.templates or {
+        "buggy_code": spec.buggy_code,
+        "solution_code": spec.solution_code,
+        "partial_code": spec.partial_code,
+    }
     return spec.model_copy(
-        update={
-            "buggy_code": fill(spec.buggy_code),
-            "solution_code": fill(spec.solution_code),
-            "partial_code": fill(spec.partial_code),
-            "params": params,
-            "seed": seed,
-        }
+        update={**{k: fill(v) for k, v in sources.items()}, "params": params, "seed": seed}
     )
 
 
