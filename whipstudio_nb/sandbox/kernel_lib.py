@@ -300,8 +300,11 @@ class TrainingRecorder:
         if self._depth == 0:
             if all(m is not module for m in self.called_modules):
                 self.called_modules.append(module)
-                for p in module.parameters():
-                    self.initial_params.setdefault(id(p), p.detach().clone())
+            # Every parameter's value when it first takes part in a forward pass: also a head
+            # swapped in after the model's first call.
+            for p in module.parameters():
+                if id(p) not in self.initial_params:
+                    self.initial_params[id(p)] = p.detach().clone()
             if self.record_inputs and args:
                 import torch
 

@@ -1,0 +1,30 @@
+import torch
+import torch.nn as nn
+
+torch.manual_seed({{seed}})
+
+# XOR-style data: the label is 1 when exactly one of the two coordinates is positive.
+X = torch.rand(600, 2) * 4 - 2
+y = ((X[:, 0] > 0) ^ (X[:, 1] > 0)).long()
+
+model = nn.Sequential(
+    nn.Linear(2, 32), nn.Tanh(),
+    nn.Linear(32, 32), nn.Tanh(),
+    nn.Linear(32, 2),
+)
+
+optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+criterion = nn.CrossEntropyLoss()
+
+losses = []
+for epoch in range(300):
+    optimizer.zero_grad()
+    loss = criterion(model(X), y)
+    loss.backward()
+    optimizer.step()
+    losses.append(loss.item())
+
+with torch.no_grad():
+    train_acc = (model(X).argmax(dim=1) == y).float().mean().item()
+print(f"LOSSES:{[round(v, 4) for v in losses[::30]]}")
+print(f"TRAIN_ACC:{train_acc:.3f}")
