@@ -1,0 +1,29 @@
+import torch
+import torch.nn as nn
+
+torch.manual_seed({{data_seed}})
+
+# 2-D sensor readings (roughly -6..6); label 1 when the point lies above a wavy boundary.
+X = (torch.rand(800, 2) * 2 - 1) * 6
+y = (X[:, 1] + 0.3 * torch.randn(800) > 2.5 * torch.sin(X[:, 0])).float()
+
+model = nn.Sequential(
+    nn.Linear(2, 32), nn.ReLU(),
+    nn.Linear(32, 32), nn.ReLU(),
+    nn.Linear(32, 1),
+)
+optimizer = torch.optim.Adam(model.parameters(), lr={{lr}})
+
+losses = []
+for epoch in range(250):
+    optimizer.zero_grad()
+    p = torch.sigmoid(model(X).squeeze(1))
+    loss = -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
+    loss.backward()
+    optimizer.step()
+    losses.append(loss.item())
+
+with torch.no_grad():
+    train_acc = ((model(X).squeeze(1) > 0).float() == y).float().mean().item()
+print(f"LOSSES:{[round(v, 4) for v in losses[::25]]}")
+print(f"TRAIN_ACC:{train_acc:.3f}")

@@ -1,0 +1,36 @@
+import torch
+import torch.nn as nn
+
+torch.manual_seed({{data_seed}})
+
+# Tabular data: 20 numeric features, 3 classes decided by a hidden linear rule plus noise.
+N, D, C = 1500, 20, 3
+X = torch.randn(N, D)
+W_true = torch.randn(D, C)
+y = (X @ W_true + 0.8 * torch.randn(N, C)).argmax(dim=1)
+
+perm = torch.randperm(N)
+X_train, y_train = X[perm[:1200]], y[perm[:1200]]
+X_val, y_val = X[perm[1200:]], y[perm[1200:]]
+
+H = {{hidden}}
+model = nn.Sequential(nn.Linear(D, H), nn.ReLU(), nn.Linear(H, H), nn.ReLU(), nn.Linear(H, C))
+criterion = nn.CrossEntropyLoss()
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+history = []
+for epoch in range(20):
+    order = torch.randperm(len(X_train))
+    for i in range(0, len(X_train), 32):
+        idx = order[i:i + 32]
+        optimizer.zero_grad()
+        loss = criterion(model(X_train[idx]), y_train[idx])
+        loss.backward()
+        optimizer.step()
+    train_loss = criterion(model(X_train), y_train)
+    history.append(train_loss.item())
+
+with torch.no_grad():
+    val_acc = (model(X_val).argmax(dim=1) == y_val).float().mean().item()
+print(f"TRAIN_LOSSES:{[round(v, 4) for v in history]}")
+print(f"VAL_ACC:{val_acc:.3f}")

@@ -1,0 +1,30 @@
+import torch
+import torch.nn as nn
+
+torch.manual_seed({{data_seed}})
+
+# Each document is a 16-d embedding and can carry several of 6 tags (multi-hot targets).
+N, D, L = 1000, 16, 6
+W_true = torch.randn(D, L) * 0.5
+X = torch.randn(N, D)
+Y = (X @ W_true + 0.3 * torch.randn(N, L) > 1.0).long()
+
+model = nn.Sequential(nn.Linear(D, 64), nn.ReLU(), nn.Linear(64, L))
+criterion = nn.BCEWithLogitsLoss()
+optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
+
+losses = []
+for epoch in range(200):
+    optimizer.zero_grad()
+    logits = model(X)
+    loss = criterion(torch.sigmoid(logits), Y.float())
+    loss.backward()
+    optimizer.step()
+    losses.append(loss.item())
+
+with torch.no_grad():
+    pred = (torch.sigmoid(model(X)) > 0.5).long()
+    tp = (pred & Y).sum().item()
+    train_f1 = 2 * tp / (pred.sum().item() + Y.sum().item())
+print(f"LOSSES:{[round(v, 4) for v in losses[::20]]}")
+print(f"TRAIN_F1:{train_f1:.3f}")
