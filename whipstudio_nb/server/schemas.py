@@ -1,0 +1,151 @@
+"""Request bodies and the JSON Schemas the server publishes (/tools, /schema, MCP tools/list),
+all generated from the pydantic models in ``whipstudio_nb.models``."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from ..models import (
+    ACTION_MODELS,
+    ActionAdapter,
+    CodeObservation,
+    ErrorObservation,
+    ExecuteSnippetObservation,
+    GetVariableStateObservation,
+    InspectDiffObservation,
+    InspectTensorObservation,
+    Observation,
+    RunTrainingProbeObservation,
+    State,
+    SubmitFixObservation,
+    ToolObservation,
+)
+from ..tools import TOOL_DESCRIPTIONS
+
+__all__ = [
+    "CloseRequest",
+    "GraderRequest",
+    "OBSERVATION_MODELS",
+    "ResetRequest",
+    "StepRequest",
+    "action_schema",
+    "mcp_tools",
+    "observation_schema",
+    "state_schema",
+    "tool_list",
+]
+
+OBSERVATION_MODELS: dict[str, type[ToolObservation]] = {
+    "execute_snippet": ExecuteSnippetObservation,
+    "inspect_tensor": InspectTensorObservation,
+    "run_training_probe": RunTrainingProbeObservation,
+    "get_variable_state": GetVariableStateObservation,
+    "inspect_diff": InspectDiffObservation,
+    "submit_fix": SubmitFixObservation,
+    "view_code": CodeObservation,
+    "replace_lines": CodeObservation,
+    "undo_edit": CodeObservation,
+    "reset_to_original": CodeObservation,
+}
+
+
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"task_id": "task1"}, {"task_id": "task2", "seed": 3}]},
+    )
+
+    task_id: str | None = Field(
+        default=None, max_length=200, description="Task to play (default: the first task)."
+    )
+    seed: int | None = Field(default=None, ge=0, description="Pick a variant of the task.")
+    episode_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Reset this episode's session instead of starting a new one.",
+    )
+
+
+class StepRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"action": {"action_type": "execute_snippet", "code": "print(1)"}}]
+        },
+    )
+
+    action: dict[str, Any] = Field(description="An action; see GET /tools for every schema.")
+    episode_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="The episode (from /reset) to act in; default: the default session.",
+    )
+    timeout_s: float | None = Field(default=None, gt=0, description="Accepted for OpenEnv.")
+    request_id: str | None = Field(default=None, max_length=255, description="Echoed back.")
+
+
+class CloseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    episode_id: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class GraderRequest(BaseModel):
+    """Grade code by running it. There is deliberately no field for output: nothing a
+    submission prints (or a client claims it printed) is ever scored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str = Field(max_length=200)
+    code: str = Field(max_length=1_000_000, description="The full fixed script.")
+    seed: int | None = Field(default=None, ge=0, description="Grade against this task variant.")
+
+
+@cache
+def action_schema() -> dict[str, Any]:
+    return dict(ActionAdapter.json_schema())
+
+
+@cache
+def observation_schema() -> dict[str, Any]:
+    models = (Observation, ErrorObservation, *dict.fromkeys(OBSERVATION_MODELS.values()))
+    union: Any = models[0]
+    for m in models[1:]:
+        union = union | m
+    return dict(TypeAdapter(union).json_schema())
+
+
+@cache
+def state_schema() -> dict[str, Any]:
+    return State.model_json_schema()
+
+
+@cache
+def tool_list() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "description": TOOL_DESCRIPTIONS.get(name, model.__doc__ or ""),
+            "action_schema": model.model_json_schema(),
+            "observation_schema": OBSERVATION_MODELS[name].model_json_schema(),
+        }
+        for name, model in ACTION_MODELS.items()
+    ]
+
+
+@cache
+def mcp_tools() -> list[dict[str, Any]]:
+    """MCP tool specs: the action's fields (without its action_type) as the input schema."""
+    tools = []
+    for t in tool_list():
+        schema = dict(t["action_schema"])
+        props = dict(schema.get("properties", {}))
+        props.pop("action_type", None)
+        schema["properties"] = props
+        tools.append({"name": t["name"], "description": t["description"], "inputSchema": schema})
+    return tools
