@@ -41,6 +41,20 @@ def grade(task_id: str, code: str, *, seed: int | None = None) -> GradeResult:
         sandbox.close()
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext whipstudio_nb``: the magics; the sandbox warms up in the background."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext whipstudio_nb``: shut the sandbox pool down, remove the magics."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 def __getattr__(name: str) -> Any:
     # WhipEnv pulls in pydantic models and jupyter_client: import it on first use only.
     if name == "WhipEnv":

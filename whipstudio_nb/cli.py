@@ -1,4 +1,4 @@
-"""The ``whip`` command: tasks, grade, demo, doctor."""
+"""The ``whip`` command: tasks, grade, demo, baseline, serve, doctor."""
 
 from __future__ import annotations
 
@@ -140,6 +140,59 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .agent.baseline import baseline_cli
+
+    return baseline_cli(
+        args.tasks,
+        model=args.model,
+        api_base_url=args.api_base_url,
+        use_tools=not args.no_tools,
+        max_turns=args.max_turns,
+        as_json=args.json,
+        save_dir=args.save_trajectories,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .server import ServerConfig, serve
+        from .server.config import DEFAULT_RATE_LIMITS, parse_rate_limit
+    except ImportError as exc:
+        _err(f"whip serve needs the server extra: pip install 'whipstudio-nb[server]' ({exc})")
+        return 2
+    limits = {} if args.no_rate_limit else dict(DEFAULT_RATE_LIMITS)
+    try:
+        for text in args.rate_limit or []:
+            name, limit = parse_rate_limit(text)
+            if limit is None:
+                limits.pop(name, None)
+            else:
+                limits[name] = limit
+        config = ServerConfig(
+            host=args.host, port=args.port, token=args.token, max_sessions=args.max_sessions,
+            idle_timeout_s=args.idle_timeout, pool_size=args.pool_size, rate_limits=limits,
+        )  # fmt: skip
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    try:
+        serve(config)
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its clean shutdown
+        pass
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="whip", description="WhipStudio: an ML-debugging gym.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -164,8 +217,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", default="task1", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_demo)
 
+    s = sub.add_parser(
+        "baseline",
+        help="run the LLM agent over tasks (OpenAI-compatible endpoint: API_BASE_URL, "
+        "MODEL_NAME, HF_TOKEN or API_KEY)",
+    )
+    s.add_argument("--task", dest="tasks", action="append", metavar="ID",
+                   help="a task to run (repeatable; default: task1..task6)")  # fmt: skip
+    s.add_argument("--model", help="model name (default: $MODEL_NAME)")
+    s.add_argument("--api-base-url", help="endpoint URL (default: $API_BASE_URL)")
+    s.add_argument("--no-tools", action="store_true", help="no tools: the model answers with a fix")
+    s.add_argument("--max-turns", type=_positive_int, metavar="N", help="turn limit per task")
+    s.add_argument("--json", action="store_true", help="print the /baseline JSON instead")
+    s.add_argument("--save-trajectories", metavar="DIR", help="write DIR/<task>.jsonl per task")
+    s.set_defaults(func=cmd_baseline)
+
     s = sub.add_parser("doctor", help="check versions, the sandbox and the kernel pool")
     s.set_defaults(func=cmd_doctor)
+
+    s = sub.add_parser("serve", help="serve the HTTP/WebSocket API (reference REST + OpenEnv)")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    s.add_argument("--token", default=None,
+                   help="require 'Authorization: Bearer T' (or $WHIP_SERVER_TOKEN)")  # fmt: skip
+    s.add_argument("--max-sessions", type=_positive_int, default=16, metavar="N",
+                   help="cap on concurrent episodes (default 16)")  # fmt: skip
+    s.add_argument("--idle-timeout", type=float, default=900.0, metavar="S",
+                   help="close episodes idle for S seconds (default 900)")  # fmt: skip
+    s.add_argument("--pool-size", type=int, default=2, metavar="N", help="warm kernels (default 2)")
+    s.add_argument("--rate-limit", action="append", metavar="NAME=N/S",
+                   help="override a per-client limit, e.g. step=120/60 or reset=off "
+                   "(names: baseline, baseline_task, step, reset, grader)")  # fmt: skip
+    s.add_argument("--no-rate-limit", action="store_true", help="disable every rate limit")
+    s.set_defaults(func=cmd_serve)
     return p
 
 

@@ -1,0 +1,227 @@
+"""Static and live renderings of every view, outside a kernel (what nbconvert, GitHub and a
+terminal IPython see) and as core ipywidgets."""
+
+from __future__ import annotations
+
+import base64
+import math
+import subprocess
+import sys
+
+import pytest
+
+from whipstudio_nb.models import (
+    InspectTensorObservation,
+    State,
+    TensorHistogram,
+    ToolCallRecord,
+    VariableState,
+)
+from whipstudio_nb.widgets import (
+    CodeView,
+    DiffViewer,
+    EpisodeDashboard,
+    GradeReport,
+    GradNorms,
+    LossCurve,
+    Message,
+    SnippetOutput,
+    Stack,
+    TaskTable,
+    TensorInspector,
+    TimelineEntry,
+    VariableTable,
+    sparkline,
+    summary_line,
+)
+from whipstudio_nb.widgets._base import RED
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _png(bundle: dict) -> bytes:
+    return base64.b64decode(bundle["image/png"])
+
+
+def nan_tensor_obs() -> InspectTensorObservation:
+    return InspectTensorObservation(
+        shape=[400, 4], dtype="torch.float32", requires_grad=True, grad_is_none=True,
+        min_val=-58.2, max_val=61.0, mean_val=0.12, std_val=19.9, numel=1600,
+        is_nan=True, is_inf=False, nan_count=3, inf_count=0,
+        histogram=TensorHistogram(edges=[-60.0, -20.0, 20.0, 60.0], counts=[300, 1000, 297]),
+    )  # fmt: skip
+
+
+def test_importing_widgets_does_not_import_ipywidgets_or_matplotlib() -> None:
+    code = (
+        "import sys, whipstudio_nb.widgets\n"
+        "print([m for m in ('ipywidgets', 'matplotlib') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_tensor_inspector_flags_nan_in_red_with_histogram() -> None:
+    view = TensorInspector(nan_tensor_obs(), "X")
+    bundle = view._repr_mimebundle_()
+    assert set(bundle) >= {"text/plain", "text/html", "image/png"}
+    assert _png(bundle).startswith(PNG_MAGIC)
+    # the lovely-tensors style line
+    line = summary_line(view.obs)
+    assert line.startswith("tensor[400, 4] n=1600")
+    assert "NaN! ×3" in line and "μ=0.12" in line and "σ=19.9" in line
+    assert "requires_grad (no .grad)" in line
+    assert "<-- !" in bundle["text/plain"].splitlines()[10]  # the NaN row is flagged
+    html = bundle["text/html"]
+    assert f'color: {RED}">True (3)' in html
+    assert "False (0)" in html and f'color: {RED}">False' not in html  # Inf is not flagged
+
+
+def test_tensor_inspector_finite_has_no_red_flags() -> None:
+    obs = nan_tensor_obs().model_copy(update={"is_nan": False, "nan_count": 0})
+    html = TensorInspector(obs).html()
+    assert f"color: {RED}" not in html.split("</table>")[0].split("<table")[1]
+    assert "finite" in html
+
+
+def test_loss_curve_marks_nan_steps_and_overlays_attempts() -> None:
+    losses = [1.0, 0.8, 0.5, float("nan"), float("nan")]
+    curve = LossCurve(losses, attempts={"submission 1": [1.0, 1.0, 1.0]})
+    assert curve.bad_steps == [3, 4]
+    text = curve.text()
+    assert "NaN/Inf from step 3 (2 steps)" in text
+    assert "submission 1:" in text
+    assert sparkline(losses).endswith("!!")
+    bundle = curve._repr_mimebundle_()
+    assert _png(bundle).startswith(PNG_MAGIC)
+    assert "NaN/Inf" in bundle["text/html"] and "data:image/png;base64," in bundle["text/html"]
+
+
+def test_loss_curve_log_toggle_redraws_the_live_image() -> None:
+    curve = LossCurve([10.0, 1.0, 0.1, 0.01])
+    box = curve.widget()
+    header, image = box.children
+    toggle = header.children[1]
+    linear = bytes(image.value)
+    assert linear.startswith(PNG_MAGIC)
+    toggle.value = True
+    assert bytes(image.value).startswith(PNG_MAGIC) and bytes(image.value) != linear
+    assert curve.png(log_scale=True) == bytes(image.value)
+
+
+def test_grad_norms_make_frozen_layers_stand_out() -> None:
+    view = GradNorms({"backbone.0.weight": 0.0, "fc.weight": 1.5}, ["backbone.0.bias"])
+    assert view.is_dead("backbone.0.weight") and view.is_dead("backbone.0.bias")
+    assert not view.is_dead("fc.weight")
+    text = view.text()
+    assert "backbone.0.bias" in text and "<- no gradient" in text and "<- zero" in text
+    bundle = view._repr_mimebundle_()
+    assert _png(bundle).startswith(PNG_MAGIC)
+    assert bundle["text/html"].count(f"background: {RED}") == 2
+
+
+def test_diff_viewer_counts_and_numbers_lines() -> None:
+    a = "a = 1\nb = 2\nc = 3\n"
+    b = "a = 1\nb = 20\nc = 3\nd = 4\n"
+    view = DiffViewer(a, b)
+    assert (view.additions, view.deletions) == (2, 1)
+    text = view.text()
+    assert "   2      - b = 2" in text and "        2 + b = 20" in text and "4 + d = 4" in text
+    html = view.html()
+    assert "#ffeef0" in html and "#e6ffed" in html  # deleted and added rows coloured
+    side = view.side_by_side_html()
+    assert "original" in side and "proposed" in side and "b = 20" in side
+    assert DiffViewer(a, a).text() == "No changes."
+    box = view.widget()
+    mode, body = box.children[0].children[1], box.children[1]
+    mode.value = "side by side"
+    assert body.value == side
+
+
+def test_variable_table_one_row_per_expression() -> None:
+    view = VariableTable(
+        {
+            "X.shape": VariableState(repr="torch.Size([3, 2])", type="torch.Size", shape=[3, 2]),
+            "foo": VariableState(error="NameError: name 'foo' is not defined"),
+        }
+    )
+    lines = view.text().splitlines()
+    assert lines[0].split() == ["expression", "value", "type", "shape", "error"]
+    assert lines[2].startswith("X.shape") and "(3, 2)" in lines[2]
+    assert "NameError" in lines[3]
+    assert view.html().count("<tr>") == 3
+
+
+def test_grade_report_gauge_components_and_collapsed_output() -> None:
+    details = {
+        "components": {"heldout_metric": 0.95, "heldout_loss": 0.5, "trained": 0.0},
+        "weights": {"heldout_metric": 0.5, "heldout_loss": 0.3, "trained": 0.2},
+        "val_acc": 0.951,
+        "heldout_loss": 0.41,
+        "optimizer_steps": 0,
+        "losses": [1.0, 0.7, 0.4],
+    }
+    report = GradeReport(0.625, details, "LOSSES:[1.0]\nTRAIN_ACC:0.9")
+    rows = {r[0]: r for r in report._rows()}
+    assert rows["heldout_metric"][4] == "pass" and rows["heldout_loss"][4] == "partial"
+    assert rows["trained"][4] == "fail" and rows["trained"][3] == "optimizer_steps=0"
+    assert rows["heldout_metric"][3] == "val_acc=0.951"
+    bundle = report._repr_mimebundle_()
+    assert bundle["text/plain"].startswith("Score: 0.625")
+    html = bundle["text/html"]
+    assert "width: 62.5%" in html  # the gauge
+    assert "<details><summary>Run output</summary>" in html and "TRAIN_ACC:0.9" in html
+    assert _png(bundle).startswith(PNG_MAGIC)
+    acc = report.widget().children[-1]
+    assert acc.selected_index is None  # the run's output starts collapsed
+
+
+def test_grade_report_shows_errors() -> None:
+    report = GradeReport(0.0, {"error": "Security violation: import 'requests' is not allowed."})
+    assert "Security violation" in report.text()
+    assert "Security violation" in report.html()
+
+
+def test_dashboard_timeline_expands_to_observations() -> None:
+    state = State(
+        turn=2, task_id="task1", max_turns=10, best_reward=0.9, submissions=1,
+        tool_call_history=[ToolCallRecord(turn=1, action_type="execute_snippet"),
+                           ToolCallRecord(turn=2, action_type="submit_fix", reward=0.9)],
+    )  # fmt: skip
+    entries = [
+        TimelineEntry(1, "execute_snippet", "print(1)", SnippetOutput("1\n", "")),
+        TimelineEntry(2, "submit_fix", "score 0.900", Message("graded", "info"), reward=0.9),
+    ]
+    view = EpisodeDashboard(state, entries, "Broken Training Loop")
+    text = view.text()
+    assert text.startswith("Task task1 (Broken Training Loop): turn 2 of 10, best reward 0.900")
+    assert "submit_fix" in text and "reward 0.900" in text
+    html = view.html()
+    assert html.count("<details>") == 2 and "width: 20%" in html
+    acc = view.widget().children[-1]
+    assert len(acc.children) == 2 and acc.selected_index is None
+    # without entries (e.g. a State from env.state()), the history table is used
+    assert "submit_fix" in EpisodeDashboard(state).html()
+
+
+def test_small_views_render_statically() -> None:
+    from whipstudio_nb.models import TaskInfo
+
+    tasks = TaskTable([TaskInfo(id="task1", name="X", difficulty="easy")], {"task1": 0.5})
+    assert isinstance(tasks, list) and tasks[0].id == "task1"
+    assert "0.50" in tasks.text() and "0.50" in tasks.html()
+    code = CodeView("a = 1\nb = 2\n", "heading", "desc")
+    assert "2 | b = 2" in code.text() and "heading" in code.html()
+    snippet = SnippetOutput("out\n", "Traceback...\n", 1)
+    assert "[exit code 1]" in snippet.text() and RED in snippet.html()
+    msg = Message("No episode in progress")
+    assert repr(msg) == "Error: No episode in progress"
+    stack = Stack([msg, LossCurve([1.0, 0.5])])
+    assert stack._repr_mimebundle_()["image/png"]
+
+
+@pytest.mark.parametrize("value", [float("inf"), -1.0])
+def test_sparkline_handles_odd_values(value: float) -> None:
+    s = sparkline([1.0, value, 2.0])
+    assert len(s) == 3
+    assert (s[1] == "!") == (not math.isfinite(value))

@@ -1,0 +1,37 @@
+"""Notebook views. Each has a live ipywidgets form and a static one (text/plain, text/html and
+image/png for plots) in ``_repr_mimebundle_``. ipywidgets and matplotlib are imported only
+when a view is rendered."""
+
+from __future__ import annotations
+
+from ._base import Stack, View
+from .dashboard import EpisodeDashboard, TimelineEntry
+from .diff import DiffViewer
+from .observation import observation_view, timeline
+from .plots import GradNorms, LossCurve, sparkline
+from .progress import progress
+from .report import GradeReport
+from .tables import CodeView, Message, SnippetOutput, TaskTable, VariableTable
+from .tensor import TensorInspector, summary_line
+
+__all__ = [
+    "CodeView",
+    "DiffViewer",
+    "EpisodeDashboard",
+    "GradNorms",
+    "GradeReport",
+    "LossCurve",
+    "Message",
+    "SnippetOutput",
+    "Stack",
+    "TaskTable",
+    "TensorInspector",
+    "TimelineEntry",
+    "VariableTable",
+    "View",
+    "observation_view",
+    "progress",
+    "sparkline",
+    "summary_line",
+    "timeline",
+]

@@ -1,0 +1,199 @@
+"""Loss curve (NaN/Inf steps marked, log scale, earlier attempts overlaid) and per-layer
+gradient norms (zero / missing gradients stand out)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._base import AMBER, GREY, RED, View, badge, esc, fig_png, fmt_num, png_img_tag, table
+
+__all__ = ["GradNorms", "LossCurve", "sparkline"]
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None], width: int = 40) -> str:
+    """A one-line text plot; non-finite values show as ``!``."""
+    if not values:
+        return ""
+    step = max(1, math.ceil(len(values) / width))
+    picked = list(values)[::step]
+    finite = [v for v in picked if v is not None and math.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    span = (hi - lo) or 1.0
+    out = []
+    for v in picked:
+        if v is None or not math.isfinite(v):
+            out.append("!")
+        else:
+            out.append(_SPARK[min(7, int((v - lo) / span * 7.999))])
+    return "".join(out)
+
+
+def _clean(values: Sequence[float | None]) -> list[float]:
+    return [float("nan") if v is None else float(v) for v in values]
+
+
+class LossCurve(View):
+    """Losses per step. ``attempts`` are earlier runs (label -> losses), drawn faded."""
+
+    title = "loss-curve"
+
+    def __init__(
+        self,
+        losses: Sequence[float | None],
+        *,
+        attempts: Mapping[str, Sequence[float | None]] | None = None,
+        label: str = "this run",
+        log_scale: bool = False,
+        title: str = "Training loss",
+    ) -> None:
+        self.losses = _clean(losses)
+        self.attempts = {k: _clean(v) for k, v in (attempts or {}).items()}
+        self.label = label
+        self.log_scale = log_scale
+        self.heading = title
+
+    @property
+    def bad_steps(self) -> list[int]:
+        return [i for i, v in enumerate(self.losses) if not math.isfinite(v)]
+
+    def _summary(self) -> str:
+        finite = [v for v in self.losses if math.isfinite(v)]
+        parts = [f"{len(self.losses)} steps"]
+        if finite:
+            parts.append(f"first {fmt_num(finite[0])}, last {fmt_num(self.losses[-1])}")
+            parts.append(f"min {fmt_num(min(finite))}")
+        bad = self.bad_steps
+        if bad:
+            parts.append(f"NaN/Inf from step {bad[0]} ({len(bad)} steps)")
+        return ", ".join(parts)
+
+    def text(self) -> str:
+        lines = [f"{self.heading}: {self._summary()}", "  " + sparkline(self.losses)]
+        for name, vals in self.attempts.items():
+            lines.append(f"  {name}: {sparkline(vals)}")
+        return "\n".join(lines)
+
+    def png(self, log_scale: bool | None = None) -> bytes | None:
+        if not self.losses and not self.attempts:
+            return None
+        from matplotlib.figure import Figure
+
+        log = self.log_scale if log_scale is None else log_scale
+        fig = Figure(figsize=(6, 3))
+        ax = fig.add_subplot(1, 1, 1)
+        for i, (name, vals) in enumerate(self.attempts.items()):
+            ax.plot(vals, color=GREY, alpha=0.45 + 0.4 * i / max(1, len(self.attempts)), lw=1.4,
+                    ls="--", label=name)  # fmt: skip
+        ax.plot(self.losses, color="#1565c0", lw=1.8, label=self.label)
+        bad = self.bad_steps
+        finite = [v for v in self.losses if math.isfinite(v)]
+        if bad:
+            y = max(finite) if finite else 1.0
+            ax.scatter(bad, [y] * len(bad), marker="x", color=RED, zorder=3, label="NaN/Inf")
+            ax.axvline(bad[0], color=RED, lw=0.8, ls=":")
+        if log and (finite or self.attempts):
+            ax.set_yscale("log")
+        ax.set_xlabel("step (backward() call)")
+        ax.set_ylabel("loss" + (" (log)" if log else ""))
+        ax.set_title(self.heading, fontsize=10)
+        ax.grid(alpha=0.3)
+        if self.attempts or bad:
+            ax.legend(fontsize=8)
+        return fig_png(fig)
+
+    def _html_summary(self) -> str:
+        s = esc(self._summary())
+        if self.bad_steps:
+            s += " " + badge("NaN/Inf", RED)
+        return f"<div><b>{esc(self.heading)}</b>: {s}</div>"
+
+    def html(self) -> str:
+        png = self.png()
+        img = png_img_tag(png, self.text()) if png else "<i>no losses recorded</i>"
+        return self._html_summary() + img
+
+    def widget(self) -> Any:
+        import ipywidgets as w
+
+        png = self.png()
+        image = w.Image(value=png or b"", format="png")
+        toggle = w.ToggleButton(value=self.log_scale, description="log scale", icon="line-chart")
+
+        def redraw(change: dict[str, Any]) -> None:
+            image.value = self.png(log_scale=bool(change["new"])) or b""
+
+        toggle.observe(redraw, names="value")
+        return w.VBox([w.HBox([w.HTML(self._html_summary()), toggle]), image])
+
+
+class GradNorms(View):
+    """A horizontal bar per parameter; zero or missing gradients are drawn in red."""
+
+    title = "grad-norms"
+
+    def __init__(self, grad_norms: dict[str, float], without_grad: Sequence[str] = ()) -> None:
+        self.norms = dict(grad_norms)
+        for name in without_grad:
+            self.norms.setdefault(name, 0.0)
+        self.without_grad = set(without_grad)
+
+    def is_dead(self, name: str) -> bool:
+        v = self.norms[name]
+        return name in self.without_grad or v == 0.0
+
+    def text(self) -> str:
+        if not self.norms:
+            return "Gradient norms: none recorded"
+        width = max(len(n) for n in self.norms)
+        top = max((v for v in self.norms.values() if math.isfinite(v)), default=1.0) or 1.0
+        lines = ["Gradient norms (last backward):"]
+        for name, v in self.norms.items():
+            if name in self.without_grad:
+                bar, note = "", "  <- no gradient"
+            elif not math.isfinite(v):
+                bar, note = "!", "  <- non-finite"
+            else:
+                bar, note = "#" * max(0, round(20 * v / top)), ("  <- zero" if v == 0 else "")
+            lines.append(f"  {name.ljust(width)} {fmt_num(v):>10} {bar}{note}")
+        return "\n".join(lines)
+
+    def png(self) -> bytes | None:
+        if not self.norms:
+            return None
+        from matplotlib.figure import Figure
+
+        names = list(self.norms)
+        vals = [v if math.isfinite(v) else 0.0 for v in self.norms.values()]
+        fig = Figure(figsize=(6, 0.3 * len(names) + 1.0))
+        ax = fig.add_subplot(1, 1, 1)
+        colors = [RED if self.is_dead(n) else "#1565c0" for n in names]
+        ax.barh(range(len(names)), vals, color=colors)
+        ax.set_yticks(range(len(names)))
+        ax.set_yticklabels(names, fontsize=8)
+        for label, name in zip(ax.get_yticklabels(), names, strict=True):
+            if self.is_dead(name):
+                label.set_color(RED)
+        ax.invert_yaxis()
+        for i, n in enumerate(names):
+            if self.is_dead(n):
+                ax.text(0, i, "  no gradient" if n in self.without_grad else "  zero", va="center",
+                        color=RED, fontsize=8)  # fmt: skip
+        ax.set_xlabel("gradient L2 norm")
+        ax.set_title("Per-parameter gradient norms (red: zero / no gradient)", fontsize=10)
+        return fig_png(fig)
+
+    def html(self) -> str:
+        rows = []
+        for name, v in self.norms.items():
+            dead = self.is_dead(name)
+            flag = badge("no grad" if name in self.without_grad else "zero", RED) if dead else ""
+            if not math.isfinite(v):
+                flag = badge("non-finite", AMBER)
+            rows.append([esc(name), esc(fmt_num(v)), flag])
+        png = self.png()
+        img = png_img_tag(png, self.text()) if png else ""
+        return "<b>Gradient norms</b>" + table(rows, ["parameter", "norm", ""]) + img

@@ -1,0 +1,184 @@
+"""Table-like views: variables, tasks, code listings, snippet output, messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ._base import AMBER, CSS, GREEN, RED, View, badge, esc, pre, table, text_table
+
+__all__ = ["CodeView", "Message", "SnippetOutput", "TaskTable", "VariableTable"]
+
+_CODE = (
+    "margin: 4px 0; padding: 6px; background: #f7f7f7; overflow-x: auto;"
+    " font-family: var(--jp-code-font-family, monospace); font-size: 12px;"
+)
+
+
+def _short(text: str, limit: int = 120) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class VariableTable(View):
+    """One row per expression: value (repr), type, shape, error."""
+
+    title = "variables"
+
+    def __init__(self, results: dict[str, Any]) -> None:
+        self.results = results
+
+    def _rows(self) -> list[list[str]]:
+        rows = []
+        for expr, st in self.results.items():
+            shape = "" if st.shape is None else str(tuple(st.shape))
+            rows.append([expr, st.repr or "", st.type or "", shape, st.error or ""])
+        return rows
+
+    def text(self) -> str:
+        rows = [[r[0], _short(r[1], 60), r[2], r[3], _short(r[4], 60)] for r in self._rows()]
+        return text_table(rows, ["expression", "value", "type", "shape", "error"])
+
+    def html(self) -> str:
+        rows = []
+        for expr, rep, typ, shape, err in self._rows():
+            rows.append([
+                f"<code>{esc(expr)}</code>",
+                f'<code style="white-space: pre-wrap">{esc(_short(rep, 400))}</code>',
+                esc(typ),
+                esc(shape),
+                f'<span style="color: {RED}">{esc(err)}</span>' if err else "",
+            ])  # fmt: skip
+        return table(rows, ["expression", "value", "type", "shape", "error"])
+
+
+class TaskTable(list):  # type: ignore[type-arg]
+    """The task list (a real list of TaskInfo) that renders as a table with best scores."""
+
+    def __init__(self, tasks: Sequence[Any], best: dict[str, float] | None = None) -> None:
+        super().__init__(tasks)
+        self.best = dict(best or {})
+
+    def _rows(self) -> list[list[str]]:
+        return [
+            [
+                t.id,
+                t.name,
+                t.difficulty,
+                t.category,
+                f"{self.best[t.id]:.2f}" if t.id in self.best else "–",
+            ]  # fmt: skip
+            for t in self
+        ]
+
+    def text(self) -> str:
+        return text_table(self._rows(), ["id", "name", "difficulty", "category", "best"])
+
+    def html(self) -> str:
+        colors = {"easy": GREEN, "medium": AMBER, "hard": RED}
+        rows = [
+            [
+                f"<code>{esc(r[0])}</code>",
+                esc(r[1]),
+                badge(r[2], colors.get(r[2], "#555")),
+                esc(r[3]),
+                esc(r[4]),
+            ]  # fmt: skip
+            for r in self._rows()
+        ]
+        return table(rows, ["id", "name", "difficulty", "category", "best score"])
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        html = f'<div class="whip-view whip-tasks" style="{CSS}">{self.html()}</div>'
+        return {"text/plain": self.text(), "text/html": html}
+
+    def __repr__(self) -> str:
+        return self.text()
+
+
+class CodeView(View):
+    """Code with line numbers, optionally under a heading and a description."""
+
+    title = "code"
+
+    def __init__(self, code: str, heading: str = "", description: str = "", note: str = "") -> None:
+        self.code = code
+        self.heading = heading
+        self.description = description
+        self.note = note
+
+    def numbered(self) -> str:
+        lines = self.code.splitlines()
+        width = len(str(max(1, len(lines))))
+        return "\n".join(f"{i:>{width}} | {ln}" for i, ln in enumerate(lines, 1))
+
+    def text(self) -> str:
+        parts = [p for p in (self.heading, self.description, self.numbered(), self.note) if p]
+        return "\n\n".join(parts)
+
+    def html(self) -> str:
+        lines = self.code.splitlines()
+        width = len(str(max(1, len(lines))))
+        body = "\n".join(
+            f'<span style="color: #999; user-select: none">{i:>{width}}</span>  {esc(ln)}'
+            for i, ln in enumerate(lines, 1)
+        )
+        out = f"<h4 style='margin: 4px 0'>{esc(self.heading)}</h4>" if self.heading else ""
+        if self.description:
+            out += f"<p style='white-space: pre-wrap'>{esc(self.description)}</p>"
+        out += f'<pre style="{_CODE}">{body}</pre>'
+        if self.note:
+            out += f"<p><i>{esc(self.note)}</i></p>"
+        return out
+
+
+class SnippetOutput(View):
+    title = "snippet"
+
+    def __init__(self, stdout: str, stderr: str, exit_code: int = 0, timed_out: bool = False):
+        self.stdout, self.stderr, self.exit_code, self.timed_out = (
+            stdout,
+            stderr,
+            exit_code,
+            timed_out,
+        )
+
+    def _status(self) -> str:
+        if self.timed_out:
+            return "timed out"
+        return "ok" if self.exit_code == 0 else f"exit code {self.exit_code}"
+
+    def text(self) -> str:
+        parts = [self.stdout.rstrip("\n")] if self.stdout else []
+        if self.stderr:
+            parts.append("[stderr]\n" + self.stderr.rstrip("\n"))
+        parts.append(f"[{self._status()}]")
+        return "\n".join(parts)
+
+    def html(self) -> str:
+        ok = self.exit_code == 0 and not self.timed_out
+        out = pre(self.stdout) if self.stdout else ""
+        if self.stderr:
+            out += pre(self.stderr, RED)
+        return out + badge(self._status(), GREEN if ok else RED)
+
+
+class Message(View):
+    """A short, friendly message box (errors, notes) instead of a traceback."""
+
+    title = "message"
+
+    def __init__(self, text: str, kind: str = "error") -> None:
+        self.message = text
+        self.kind = kind
+
+    def text(self) -> str:
+        label = {"error": "Error", "warning": "Note", "info": "Info"}.get(self.kind, self.kind)
+        return f"{label}: {self.message}"
+
+    def html(self) -> str:
+        color = {"error": RED, "warning": AMBER}.get(self.kind, "#1565c0")
+        return (
+            f'<div style="border-left: 4px solid {color}; padding: 4px 10px; '
+            f'background: #fafafa; white-space: pre-wrap">{esc(self.text())}</div>'
+        )
