@@ -18,6 +18,18 @@ if ! command -v bwrap >/dev/null 2>&1; then
     fi
 fi
 
+# Debian's chromium runs the real-browser test (tests/test_browser.py, JupyterLab driven by
+# Playwright); without it that test is skipped (outside CI). Installed when we can (root, apt).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing chromium for the browser test..." >&2
+        (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+            || echo "setup: could not install chromium; the browser test will be skipped" >&2
+    else
+        echo "setup: /usr/bin/chromium not found; install it to run the browser test" >&2
+    fi
+fi
+
 stamp=".venv/.whip-setup-stamp"
 want="$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/whip ]; then

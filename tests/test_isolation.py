@@ -272,3 +272,19 @@ def test_submission_that_kills_its_parent(env):
     assert res.reward == 0.0
     env.reset("task1")
     still_works(env)
+
+
+def test_a_checkout_under_tmp_still_works_and_keeps_solutions_hidden(monkeypatch, tmp_path):
+    """CI may clone the repo under /tmp, which strict isolation masks with a tmpfs: the package
+    and the venv must be brought back read-only, and the task packs hidden again after them."""
+    from whipstudio_nb.sandbox import isolation
+
+    fake_repo = "/tmp/some-checkout"
+    monkeypatch.setattr(isolation, "_python_paths", lambda: [fake_repo, "/usr/lib/python3"])
+    argv = isolation.bwrap_argv(pool_dir=str(tmp_path), workdir=str(tmp_path),
+                                hidden=[str(tmp_path)], env={})  # fmt: skip
+    joined = " ".join(argv)
+    assert f"--ro-bind {fake_repo} {fake_repo}" in joined
+    assert joined.index("--tmpfs /tmp") < joined.index(f"--ro-bind {fake_repo}")
+    assert joined.index(f"--ro-bind {fake_repo}") < joined.index(f"--tmpfs {tmp_path}")
+    assert "--ro-bind /usr/lib/python3" not in joined  # already visible through the / bind

@@ -114,14 +114,15 @@ def bwrap_argv(*, pool_dir: str, workdir: str, hidden: list[str], env: dict[str,
     if exe is None:
         raise SandboxError("bubblewrap (bwrap) is not installed")
     argv = [exe, *_namespace_args(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    argv += ["--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/dev/shm"]
-    homes = sorted({h for h in ("/root", "/home", os.path.expanduser("~")) if os.path.isdir(h)})
-    for home in homes:
-        argv += ["--tmpfs", home]
-    # ...but the interpreter and the packages may live under a home (pyenv, a venv): bring
-    # exactly those back, read-only.
+    homes = {h for h in ("/root", "/home", os.path.expanduser("~")) if os.path.isdir(h)}
+    masked = sorted({"/tmp", "/var/tmp", "/dev/shm", *homes})
+    for path in masked:
+        argv += ["--tmpfs", path]
+    # ...but the interpreter, the venv and the package itself may live under one of them
+    # (pyenv in a home, a checkout in /tmp): bring exactly those back, read-only. The task
+    # packs are hidden again below, whatever these bring back.
     for path in _python_paths():
-        if any(path == h or path.startswith(h + os.sep) for h in homes):
+        if any(path == m or path.startswith(m + os.sep) for m in masked):
             argv += ["--ro-bind", path, path]
     for path in hidden:  # task packs: solutions and grader data never reach a kernel
         if os.path.isdir(path):

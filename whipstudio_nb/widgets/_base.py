@@ -73,6 +73,13 @@ class View:
 
         return w.HTML(self.wrapped_html())
 
+    def tagged_widget(self) -> Any:
+        """``widget()`` carrying the static view's CSS classes (``whip-view whip-<title>``)."""
+        live = self.widget()
+        if hasattr(live, "add_class"):
+            live.add_class("whip-view").add_class(f"whip-{self.title}")
+        return live
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": self.text(), "text/html": self.wrapped_html()}
         png = self.png()
@@ -80,7 +87,7 @@ class View:
             bundle["image/png"] = base64.b64encode(png).decode("ascii")
         if in_kernel():
             try:
-                live = self.widget()._repr_mimebundle_()
+                live = self.tagged_widget()._repr_mimebundle_()
             except Exception:  # a static view is still a complete answer
                 live = None
             if live and "application/vnd.jupyter.widget-view+json" in live:
@@ -159,4 +166,4 @@ class Stack(View):
     def widget(self) -> Any:
         import ipywidgets as w
 
-        return w.VBox([v.widget() for v in self.views])
+        return w.VBox([v.tagged_widget() for v in self.views])

@@ -156,7 +156,7 @@ class GradeReport(View):
         )  # fmt: skip
         kids: list[Any] = [w.HTML("<b>Grade report</b>"), gauge, w.HTML(self.components_html())]
         if self.curve:
-            kids.append(self.curve.widget())
+            kids.append(self.curve.tagged_widget())
         if self.output:
             out = w.Accordion(children=[w.HTML(pre(self.output))], titles=("Run output",))
             out.selected_index = None
