@@ -33,6 +33,7 @@ _FORMATTED = (
     ("whipstudio_nb.models", "Observation"),
     ("whipstudio_nb.models", "ToolObservation"),
     ("whipstudio_nb.models", "State"),
+    ("whipstudio_nb.agent.episode", "EpisodeResult"),
 )
 
 
@@ -195,8 +196,10 @@ class WhipMagics(Magics):
         return self._default_view(obj)
 
     def _default_view(self, obj: Any) -> View:
-        from .widgets import observation_view
+        from .widgets import AgentRunView, observation_view
 
+        if type(obj).__name__ == "EpisodeResult":
+            return AgentRunView.from_result(obj)
         return observation_view(obj)
 
     def _format(self, obj: Any) -> dict[str, Any]:
@@ -507,6 +510,78 @@ class WhipMagics(Magics):
             action, summary = {"action_type": "view_code"}, ""
         return self._step(action, summary)
 
+    @magic_arguments()
+    @argument("task", help="Task id, e.g. task1 (see %%whip_tasks).")
+    @argument("--model", default=None, help="Model name (default: MODEL_NAME).")
+    @argument(
+        "--max-turns", type=int, default=None, help="Stop after N steps (default: the task's)."
+    )
+    @argument("--seed", type=int, default=None, help="Pick a variant of the task.")
+    @argument(
+        "--no-tools", action="store_true", help="No function calling: the model answers a fix."
+    )
+    @line_magic
+    @_friendly
+    def whip_agent(self, line: str = "") -> Any:
+        """Let an LLM agent (any OpenAI-compatible endpoint: API_BASE_URL, MODEL_NAME, HF_TOKEN)
+        play an episode, with a dashboard updated after each step: thought, action, observation
+        summary, reward. Interrupt the kernel (Ctrl-C) to stop it; the steps so far are kept.
+        Returns the EpisodeResult (``res = _``); ``%whip_state`` shows the episode afterwards."""
+        args = parse_argstring(self.whip_agent, line)
+        from IPython.display import display
+
+        from . import widgets as w
+        from .agent import AgentConfig, LLMPolicy, StepRecord, run_episode
+
+        if args.max_turns is not None and args.max_turns < 1:
+            return self._message(f"--max-turns must be >= 1, got {args.max_turns}")
+        cfg = AgentConfig.from_env(model=args.model, max_steps=args.max_turns).validate()
+        policy = LLMPolicy(config=cfg, use_tools=not args.no_tools)
+        env = self.env
+        env.max_submissions = 1  # as the agent is told: submit_fix ends the episode
+        steps: list[StepRecord] = []
+        live: dict[str, Any] = {}
+
+        def redraw(view: w.AgentRunView) -> None:
+            if "handle" in live:
+                live["handle"].update(view.bundle(), raw=True)
+            else:
+                live["handle"] = display(view.bundle(), raw=True, display_id=True)
+
+        def on_reset(obs: Any) -> None:
+            self._timeline, self._attempts, self._hint_index = [], [], 0
+            live["view"] = w.AgentRunView(obs.task_id, cfg.model, steps, obs.max_turns)
+            redraw(live["view"])
+
+        def on_step(rec: StepRecord) -> None:
+            steps.append(rec)
+            turn = int(rec.observation.get("turn") or 0)
+            self._timeline.append(w.TimelineEntry(turn, rec.action_type, rec.summary,
+                                                  None, rec.error, rec.reward))  # fmt: skip
+            view = live["view"]
+            view.steps = list(steps)
+            redraw(view)
+
+        try:
+            result = run_episode(
+                env,
+                policy,
+                args.task,
+                seed=args.seed,
+                on_step=on_step,
+                on_reset=on_reset,
+                max_turns=cfg.max_steps,
+                success_threshold=cfg.success_threshold,
+            )
+        finally:
+            env.max_submissions = self.max_submissions
+        if "view" in live:  # the final state: score, stop reason, error
+            redraw(w.AgentRunView.from_result(result))
+        if env.state().submitted:
+            self._best[result.task_id] = max(self._best.get(result.task_id, 0.0), result.score)
+        # the full dashboard is on screen already: the cell's value shows its head line
+        return self._remember(result, w.AgentRunView.from_result(result, compact=True))
+
 
 def _first_line(code: str) -> str:
     first = next((ln.strip() for ln in code.splitlines() if ln.strip()), "")
@@ -518,7 +593,7 @@ def _first_line(code: str) -> str:
 _MAGIC_NAMES = {
     "line": (
         "whip_tasks", "whip_reset", "whip_snippet", "whip_inspect", "whip_probe", "whip_vars",
-        "whip_diff", "whip_submit", "whip_state", "whip_hint", "whip_code",
+        "whip_diff", "whip_submit", "whip_state", "whip_hint", "whip_code", "whip_agent",
     ),
     "cell": (
         "whip_snippet", "whip_inspect", "whip_probe", "whip_vars", "whip_diff", "whip_submit",

@@ -5,6 +5,7 @@ when a view is rendered."""
 from __future__ import annotations
 
 from ._base import Stack, View
+from .agent_run import AgentRunView
 from .dashboard import EpisodeDashboard, TimelineEntry
 from .diff import DiffViewer
 from .observation import observation_view, timeline
@@ -15,6 +16,7 @@ from .tables import CodeView, Message, SnippetOutput, TaskTable, VariableTable
 from .tensor import TensorInspector, summary_line
 
 __all__ = [
+    "AgentRunView",
     "CodeView",
     "DiffViewer",
     "EpisodeDashboard",
