@@ -57,6 +57,7 @@ def fake() -> Iterator[FakeLLM]:
 def ip() -> Iterator[InteractiveShell]:
     shell = InteractiveShell.instance()
     shell.config.WhipMagics.pool_size = 1
+    shell.config.WhipMagics.max_turns = 0  # the task's own limit, whatever an earlier module set
     shell.run_line_magic("load_ext", "whipstudio_nb")
     yield shell
     if getattr(shell, "_whip_magics", None) is not None:

@@ -32,7 +32,7 @@ from .models import (
     ToolCallRecord,
     ToolObservation,
 )
-from .sandbox import Sandbox, check_code
+from .sandbox import ProgressCallback, Sandbox, check_code
 from .sandbox.isolation import warning_for
 from .tasks import load_task
 from .tools import tool_module
@@ -131,7 +131,9 @@ class WhipEnv:
                 isolation=self.sandbox.isolation,
             )
 
-    def step(self, action: Any) -> StepResult:
+    def step(self, action: Any, *, on_progress: ProgressCallback | None = None) -> StepResult:
+        """Run one action. ``on_progress`` receives partial results of long calls as they come
+        (``{"losses": [...], "offset": n}`` from probes and grading), for live views."""
         with self._lock:
             self._check_open()
             st = self._state
@@ -161,7 +163,7 @@ class WhipEnv:
                 )
                 return self._error(_action_type_of(action), problem or "Invalid action", done=False)
 
-            obs = self._run_tool(parsed)
+            obs = self._run_tool(parsed, on_progress)
             reward = obs.reward if isinstance(parsed, SubmitFixAction) else 0.0
             if isinstance(parsed, SubmitFixAction) and obs.error is None:
                 st.submitted = True
@@ -227,23 +229,26 @@ class WhipEnv:
         )
         return StepResult(observation=obs, reward=0.0, done=done)
 
-    def _run_tool(self, action: Any) -> ToolObservation:
+    def _run_tool(self, action: Any, on_progress: ProgressCallback | None) -> ToolObservation:
         assert self._task is not None and self._copy is not None
         if isinstance(action, SubmitFixAction):
-            return self._submit(action)
+            return self._submit(action, on_progress)
         ctx = ToolContext(
             sandbox=self.sandbox,
             timeout_s=self.tool_timeout_s,
             task=self._task,
             copy=self._copy,
+            on_progress=on_progress,
         )
         obs: ToolObservation = tool_module(action.action_type).run(ctx, action)
         return obs
 
-    def _submit(self, action: SubmitFixAction) -> ToolObservation:
+    def _submit(
+        self, action: SubmitFixAction, on_progress: ProgressCallback | None
+    ) -> ToolObservation:
         assert self._task is not None and self._copy is not None
         code = action.fixed_code if action.fixed_code is not None else self._copy.code
-        result = grade_code(self._task, code, self.sandbox)
+        result = grade_code(self._task, code, self.sandbox, on_progress)
         self.last_grade = result
         return SubmitFixObservation(
             reward=result.score,

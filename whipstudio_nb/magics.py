@@ -234,8 +234,9 @@ class WhipMagics(Magics):
             self.timeout
         )  # fmt: skip
         if slow:
-            with w.progress(label, limit):
-                res = env.step(action)
+            live = w.LiveLossCurve(label.capitalize(), attempts=self._overlay())
+            with w.progress(label, limit), live as on_progress:
+                res = env.step(action, on_progress=on_progress)
         else:
             res = env.step(action)
         obs = res.observation

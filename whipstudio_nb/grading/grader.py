@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..models import GradeResult, TaskSpec
-from ..sandbox import Sandbox, check_code, dispatch_cell
+from ..sandbox import ProgressCallback, Sandbox, check_code, dispatch_cell
 from . import harness, metrics
 
 __all__ = ["grade_code", "load_pack_grader"]
@@ -53,7 +53,9 @@ def _fail(reason: str, output: str = "") -> GradeResult:
     return _result(0.0, {"error": reason, "components": {}}, output)
 
 
-def grade_code(task: TaskSpec, code: str, sandbox: Sandbox) -> GradeResult:
+def grade_code(
+    task: TaskSpec, code: str, sandbox: Sandbox, on_progress: ProgressCallback | None = None
+) -> GradeResult:
     """Grade ``code`` for ``task`` (or the task variant it was rendered as). Never raises for
     anything the code does."""
     started = time.monotonic()
@@ -74,7 +76,9 @@ def grade_code(task: TaskSpec, code: str, sandbox: Sandbox) -> GradeResult:
     outputs = labels = None
     eval_error = None
     with sandbox.kernel() as kernel:
-        run = kernel.execute(dispatch_cell(HARNESS, run_args), timeout=task.time_budget_s)
+        run = kernel.execute(
+            dispatch_cell(HARNESS, run_args), timeout=task.time_budget_s, on_progress=on_progress
+        )
         output = run.stdout + (("\n" if run.stdout and run.stderr else "") + run.stderr)
         rec = run.result or {}
         if run.timed_out:

@@ -44,7 +44,10 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
     ns = kl.fresh_namespace()
     val_name = args.get("val_inputs")
     rec = kl.TrainingRecorder(
-        ns, record_memory=bool(args.get("record_memory")), record_inputs=bool(val_name)
+        ns,
+        record_memory=bool(args.get("record_memory")),
+        record_inputs=bool(val_name),
+        progress=True,
     )
     rec.install()
     guard = kl.TamperGuard()  # after install: the recorder's own patches are the baseline

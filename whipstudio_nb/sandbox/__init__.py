@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .kernel import ExecResult, Launcher, SandboxKernel
+from .kernel import ExecResult, Launcher, ProgressCallback, SandboxKernel
 from .policy import ALLOWED_IMPORTS, check_code, violation_message
 from .pool import KernelPool
 
@@ -54,9 +54,15 @@ class Sandbox:
         finally:
             self.pool.release(kernel)
 
-    def call(self, module: str, args: dict[str, Any], timeout: float) -> ExecResult:
+    def call(
+        self,
+        module: str,
+        args: dict[str, Any],
+        timeout: float,
+        on_progress: ProgressCallback | None = None,
+    ) -> ExecResult:
         with self.kernel() as k:
-            return k.execute(dispatch_cell(module, args), timeout)
+            return k.execute(dispatch_cell(module, args), timeout, on_progress=on_progress)
 
     def info(self) -> dict[str, Any]:
         return {

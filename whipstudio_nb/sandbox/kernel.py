@@ -15,14 +15,25 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SandboxError
 
-__all__ = ["ExecResult", "Launcher", "RESULT_MIME", "SandboxKernel", "kernel_env"]
+__all__ = [
+    "PROGRESS_MIME",
+    "RESULT_MIME",
+    "ExecResult",
+    "Launcher",
+    "ProgressCallback",
+    "SandboxKernel",
+    "kernel_env",
+]
 
 RESULT_MIME = "application/vnd.whipstudio.result+json"
+PROGRESS_MIME = "application/vnd.whipstudio.progress+json"
+ProgressCallback = Callable[[dict[str, Any]], None]
 OUTPUT_CAP = 64 * 1024
 
 # Host variables a kernel may see; everything else (API keys, tokens...) is dropped.
@@ -150,8 +161,16 @@ class SandboxKernel:
 
     # ------------------------------------------------------------------ running code
 
-    def execute(self, code: str, timeout: float, *, output_cap: int = OUTPUT_CAP) -> ExecResult:
-        """Run one cell. Never raises for what the code does: timeouts and deaths are reported."""
+    def execute(
+        self,
+        code: str,
+        timeout: float,
+        *,
+        output_cap: int = OUTPUT_CAP,
+        on_progress: ProgressCallback | None = None,
+    ) -> ExecResult:
+        """Run one cell. Never raises for what the code does: timeouts and deaths are reported.
+        ``on_progress`` receives the partial results the cell publishes while it runs."""
         if self._closed:
             raise SandboxError("this sandbox kernel has been shut down")
         start = time.monotonic()
@@ -180,6 +199,11 @@ class SandboxKernel:
                 data = content.get("data", {})
                 if RESULT_MIME in data and isinstance(data[RESULT_MIME], dict):
                     res.results.append(data[RESULT_MIME])
+                elif on_progress is not None and isinstance(data.get(PROGRESS_MIME), dict):
+                    try:
+                        on_progress(data[PROGRESS_MIME])
+                    except Exception:
+                        pass  # a broken live view must not break the call
             elif kind == "error":
                 res.error = content
             elif kind == "status" and content.get("execution_state") == "idle":

@@ -17,6 +17,8 @@ import traceback
 from typing import Any
 
 RESULT_MIME = "application/vnd.whipstudio.result+json"
+PROGRESS_MIME = "application/vnd.whipstudio.progress+json"
+PROGRESS_INTERVAL_S = 0.25
 REPR_LIMIT = 500
 
 # Tool modules whose ``in_kernel`` functions may be dispatched to.
@@ -54,6 +56,13 @@ def emit(payload: dict[str, Any]) -> None:
     from IPython.display import publish_display_data
 
     publish_display_data({RESULT_MIME: json_safe(payload)})
+
+
+def emit_progress(payload: dict[str, Any]) -> None:
+    """A partial result while a call runs (for live views); the final result still follows."""
+    from IPython.display import publish_display_data
+
+    publish_display_data({PROGRESS_MIME: json_safe(payload)})
 
 
 def dispatch(module: str, args_json: str) -> None:
@@ -224,8 +233,12 @@ class TrainingRecorder:
         *,
         record_memory: bool = False,
         record_inputs: bool = False,
+        progress: bool = False,
     ) -> None:
         self.ns = ns
+        self.progress = progress  # send the new losses to the host every PROGRESS_INTERVAL_S
+        self._sent = 0
+        self._last_sent = 0.0
         self.max_backward = max_backward
         self.record_memory = record_memory
         self.record_inputs = record_inputs
@@ -262,6 +275,8 @@ class TrainingRecorder:
             out = original_backward(tensors, *args, **kwargs)
             if recorder.record_memory:
                 recorder.rss_mb.append(rss_mb())
+            if recorder.progress:
+                recorder.send_progress()
             recorder.grad_norm_history.append(recorder.grad_norms())
             recorder.last_without_grad = recorder.params_without_grad()
             return out
@@ -289,6 +304,18 @@ class TrainingRecorder:
     def _patch(self, owner: Any, name: str, value: Any) -> None:
         self._saved.append((owner, name, getattr(owner, name)))
         setattr(owner, name, value)
+
+    def send_progress(self, force: bool = False) -> None:
+        import time
+
+        now = time.monotonic()
+        if len(self.losses) > self._sent and (
+            force or now - self._last_sent >= PROGRESS_INTERVAL_S
+        ):
+            new = [float_out(x) for x in self.losses[self._sent :]]
+            emit_progress({"losses": new, "offset": self._sent})
+            self._sent = len(self.losses)
+            self._last_sent = now
 
     # -- hooks
     def _on_step(self, opt: Any, args: Any, kwargs: Any) -> None:

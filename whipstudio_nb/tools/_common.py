@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..models import TaskSpec
-    from ..sandbox import ExecResult, Sandbox
+    from ..sandbox import ExecResult, ProgressCallback, Sandbox
     from ..working_copy import WorkingCopy
 
 __all__ = ["SandboxOutcome", "ToolContext", "call_kernel"]
@@ -21,6 +21,7 @@ class ToolContext:
     timeout_s: float
     task: TaskSpec
     copy: WorkingCopy
+    on_progress: ProgressCallback | None = None  # partial results while a call runs
 
 
 @dataclass
@@ -31,7 +32,7 @@ class SandboxOutcome:
 
 
 def call_kernel(ctx: ToolContext, module: str, args: dict[str, Any]) -> SandboxOutcome:
-    run = ctx.sandbox.call(module, args, ctx.timeout_s)
+    run = ctx.sandbox.call(module, args, ctx.timeout_s, on_progress=ctx.on_progress)
     result = run.result or {}
     error: str | None = None
     if run.timed_out:

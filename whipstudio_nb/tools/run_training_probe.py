@@ -14,7 +14,7 @@ def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
     from whipstudio_nb.sandbox import kernel_lib as kl
 
     ns = kl.fresh_namespace()
-    rec = kl.TrainingRecorder(ns, max_backward=int(args["steps"]))
+    rec = kl.TrainingRecorder(ns, max_backward=int(args["steps"]), progress=True)
     rec.install()
     try:
         exit_code, err = kl.run_user_code(args["code"], ns, "<probe>", stop=kl.StopRun)

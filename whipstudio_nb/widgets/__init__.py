@@ -10,7 +10,7 @@ from .dashboard import EpisodeDashboard, TimelineEntry
 from .diff import DiffViewer
 from .observation import observation_view, timeline
 from .plots import GradNorms, LossCurve, sparkline
-from .progress import progress
+from .progress import LiveLossCurve, progress
 from .report import GradeReport
 from .tables import CodeView, Message, SnippetOutput, TaskTable, VariableTable
 from .tensor import TensorInspector, summary_line
@@ -32,6 +32,7 @@ __all__ = [
     "VariableTable",
     "View",
     "observation_view",
+    "LiveLossCurve",
     "progress",
     "sparkline",
     "summary_line",

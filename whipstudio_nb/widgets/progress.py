@@ -14,7 +14,7 @@ from typing import Any
 
 from ._base import in_kernel
 
-__all__ = ["progress"]
+__all__ = ["LiveLossCurve", "progress"]
 
 
 @contextmanager
@@ -49,3 +49,58 @@ def progress(label: str, timeout_s: float, interval_s: float = 0.25) -> Iterator
         box.close()
         if handle is not None:  # leave a one-line record instead of a dead widget
             handle.update({"text/plain": f"✓ {label}: {elapsed:.1f} s"}, raw=True)
+
+
+class LiveLossCurve:
+    """A loss curve that grows while a probe or a grading run is still training.
+
+    Use it as a context manager; it yields the ``on_progress`` callback for ``WhipEnv.step``.
+    The curve is redrawn at most every ``interval_s`` and removed when the call ends (the
+    call's own result view shows the final curve). Silent outside a live kernel unless
+    ``enabled`` says otherwise.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        attempts: dict[str, list[float | None]] | None = None,
+        *,
+        interval_s: float = 0.5,
+        enabled: bool | None = None,
+    ) -> None:
+        self.label = label
+        self.attempts = attempts or {}
+        self.interval_s = interval_s
+        self.enabled = in_kernel() if enabled is None else enabled
+        self.losses: list[float] = []
+        self.redraws = 0
+        self._handle: Any = None
+        self._last = 0.0
+
+    def on_progress(self, payload: dict[str, Any]) -> None:
+        new = [float(x) for x in payload.get("losses", [])]
+        offset = int(payload.get("offset", len(self.losses)))
+        self.losses[offset:] = new
+        now = time.monotonic()
+        if self.enabled and now - self._last >= self.interval_s:
+            self._last = now
+            self._draw()
+
+    def _draw(self) -> None:
+        from IPython.display import display
+
+        from .plots import LossCurve
+
+        curve = LossCurve(self.losses, attempts=self.attempts, title=f"{self.label} (live)")
+        if self._handle is None:
+            self._handle = display(curve, display_id=True)
+        else:
+            self._handle.update(curve)
+        self.redraws += 1
+
+    def __enter__(self) -> Any:
+        return self.on_progress
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.update({"text/plain": f"(live curve: {len(self.losses)} steps)"}, raw=True)
