@@ -120,7 +120,8 @@ class LossCurve(View):
         import ipywidgets as w
 
         png = self.png()
-        image = w.Image(value=png or b"", format="png")
+        # natural size: a VBox would otherwise stretch the PNG (blurry, oversized) to its width
+        image = w.Image(value=png or b"", format="png", layout=w.Layout(align_self="flex-start"))
         toggle = w.ToggleButton(value=self.log_scale, description="log scale", icon="line-chart")
 
         def redraw(change: dict[str, Any]) -> None:

@@ -109,5 +109,5 @@ class TensorInspector(View):
         png = self.png()
         kids: list[Any] = [w.HTML(self._stats_html())]
         if png:
-            kids.append(w.Image(value=png, format="png"))
+            kids.append(w.Image(value=png, format="png", layout=w.Layout(align_self="flex-start")))
         return w.HBox(kids)
