@@ -19,7 +19,8 @@ if ! command -v bwrap >/dev/null 2>&1; then
 fi
 
 # Debian's chromium runs the real-browser test (tests/test_browser.py, JupyterLab driven by
-# Playwright); without it that test is skipped (outside CI). Installed when we can (root, apt).
+# Playwright); without it scripts/test.sh skips that test (outside CI). Installed when we can
+# (root with apt).
 if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "setup: installing chromium for the browser test..." >&2

@@ -10,6 +10,25 @@ from whipstudio_nb import WhipEnv, load_task
 from whipstudio_nb.sandbox import Sandbox
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--browser",
+        action="store_true",
+        help="also run the real-browser tests (JupyterLab in headless Chromium); "
+        "scripts/test.sh passes it when /usr/bin/chromium exists, and always in CI",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The browser tests take a minute and need Chromium: out of a bare `pytest` run.
+    if config.getoption("--browser"):
+        return
+    skip = pytest.mark.skip(reason="browser test: run with --browser (scripts/test.sh does)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
     sb = Sandbox(pool_size=2)

@@ -3,7 +3,8 @@ Playwright in Debian's headless Chromium (/usr/bin/chromium; no browser download
 the live widgets must really be in the page's DOM; screenshots go to test-artifacts/screenshots/.
 The executed quickstart, exported by nbconvert, is also opened as a static file (no kernel).
 
-Skipped without /usr/bin/chromium or playwright, except when CI is set (then it must run).
+Runs only with `pytest --browser`: scripts/test.sh (the README's test command, which .ci/run calls)
+passes it when /usr/bin/chromium exists, and always in CI; then a missing piece is a failure.
 """
 
 from __future__ import annotations
@@ -42,11 +43,6 @@ ARGS = [
 RUN_TIMEOUT_MS = 420_000  # a whole notebook: sandboxes, probes, grading
 RED = "rgb(198, 40, 40)"  # widgets._base.RED
 
-# Opt-in until a fresh CI machine has been seen installing Chromium through scripts/setup.sh:
-# WHIP_BROWSER_TESTS=1 runs it (and then a missing browser is a failure, not a skip).
-_in_ci = os.environ.get("WHIP_BROWSER_TESTS", "") == "1"
-if not _in_ci:
-    pytest.skip("browser test is opt-in: set WHIP_BROWSER_TESTS=1", allow_module_level=True)
 _missing = [
     what
     for what, ok in (
@@ -57,8 +53,6 @@ _missing = [
     )
     if not ok
 ]
-if _missing and not _in_ci:
-    pytest.skip(f"browser test needs {', '.join(_missing)}", allow_module_level=True)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -82,7 +76,7 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    assert not _missing, f"CI must run the browser test, but {_missing} are missing"
+    assert not _missing, f"the browser test needs {', '.join(_missing)} (scripts/setup.sh installs them)"
     work = tmp_path_factory.mktemp("lab")
     root = work / "notebooks"
     shutil.copytree(ROOT / "notebooks", root)
