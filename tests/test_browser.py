@@ -217,6 +217,16 @@ def _assert_no_errors(page: Any) -> None:
         assert "Error" not in errors.nth(i).inner_text(), errors.nth(i).inner_text()
 
 
+def _assert_code_rows_compact(diff: Any) -> None:
+    """Diff lines read as code: one text line per row (ipywidgets' HTML has a 28 px line
+    height that spread them apart) and left-aligned (notebook stylesheets right-align cells)."""
+    cells = diff.locator("tr td:last-child")
+    heights = cells.evaluate_all("cs => cs.map(c => c.getBoundingClientRect().height)")
+    assert heights and max(heights) <= 24, heights
+    aligns = set(cells.evaluate_all("cs => cs.map(c => getComputedStyle(c).textAlign)"))
+    assert aligns == {"left"}, aligns
+
+
 def _image_ok(locator: Any) -> bool:
     return bool(locator.evaluate("e => e.complete && e.naturalWidth > 100"))
 
@@ -240,6 +250,7 @@ def test_quickstart_in_jupyterlab(lab: Lab, browser: Any) -> None:
         rows = diff.locator("tr")
         colours = rows.evaluate_all("rs => rs.map(r => getComputedStyle(r).backgroundColor)")
         assert "rgb(230, 255, 237)" in colours and "rgb(255, 238, 240)" in colours, colours
+        _assert_code_rows_compact(diff)
         _shot(diff, "quickstart-diff")
         # the grade report with its score
         report = _live(page, "grade").first
@@ -287,6 +298,7 @@ def _static_export(browser: Any, nb_path: Path) -> None:
             timeout=30_000,
         )
         assert page.locator(".jupyter-widgets").count() == 0  # static, no widget manager
+        _assert_code_rows_compact(page.locator(".whip-diff table").first)
         _shot(page.locator(".whip-grade").first, "static-grade-report")
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "static-quickstart.png"), full_page=True)

@@ -34,7 +34,7 @@ from whipstudio_nb.widgets import (
     sparkline,
     summary_line,
 )
-from whipstudio_nb.widgets._base import RED
+from whipstudio_nb.widgets._base import AMBER, RED
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -98,7 +98,7 @@ def test_loss_curve_marks_nan_steps_and_overlays_attempts() -> None:
 
 
 def test_loss_curve_log_toggle_redraws_the_live_image() -> None:
-    curve = LossCurve([10.0, 1.0, 0.1, 0.01])
+    curve = LossCurve([10.0, 1.0, 0.1, 0.01], log_scale=False)
     box = curve.widget()
     header, image = box.children
     toggle = header.children[1]
@@ -107,6 +107,21 @@ def test_loss_curve_log_toggle_redraws_the_live_image() -> None:
     toggle.value = True
     assert bytes(image.value).startswith(PNG_MAGIC) and bytes(image.value) != linear
     assert curve.png(log_scale=True) == bytes(image.value)
+
+
+def test_loss_curve_picks_a_log_axis_when_losses_span_decades() -> None:
+    # a diverged earlier attempt (hundreds) beside a good run (~0.05): linear would flatten it
+    diverged = {"probe, turn 1": [1.2, 560.0, 150.0, 130.0]}
+    good = [1.19, 0.5, 0.1, 0.049]
+    assert LossCurve(good, attempts=diverged).log_scale is True
+    assert LossCurve([1.2, 1.0, 0.8]).log_scale is False  # one decade: linear
+    assert LossCurve([1.0, 0.0, -0.5]).log_scale is False  # not all positive: linear
+    assert LossCurve([float("nan")] * 3).log_scale is False
+    assert LossCurve(good, attempts=diverged, log_scale=False).log_scale is False
+    assert "flat: the loss never changed" in LossCurve([1.191] * 30).text()
+    assert "flat" not in LossCurve(good).text()
+    toggle = LossCurve(good, attempts=diverged).widget().children[0].children[1]
+    assert toggle.value is True  # the live toggle starts where the static image is
 
 
 def test_grad_norms_make_frozen_layers_stand_out() -> None:
@@ -118,6 +133,16 @@ def test_grad_norms_make_frozen_layers_stand_out() -> None:
     bundle = view._repr_mimebundle_()
     assert _png(bundle).startswith(PNG_MAGIC)
     assert bundle["text/html"].count(f"background: {RED}") == 2
+
+
+def test_grad_norms_all_non_finite_are_labelled_not_blank() -> None:
+    nan = float("nan")
+    view = GradNorms({"0.weight": nan, "0.bias": float("inf")})
+    assert not view.is_dead("0.weight")  # non-finite is its own case, not "zero"
+    assert view._note("0.weight") == ("non-finite (NaN/Inf)", AMBER)
+    assert view.text().count("<- non-finite") == 2
+    assert view.html().count("non-finite") >= 2
+    assert (view.png() or b"").startswith(PNG_MAGIC)
 
 
 def test_diff_viewer_counts_and_numbers_lines() -> None:
@@ -135,7 +160,7 @@ def test_diff_viewer_counts_and_numbers_lines() -> None:
     box = view.widget()
     mode, body = box.children[0].children[1], box.children[1]
     mode.value = "side by side"
-    assert body.value == side
+    assert side in body.value and "line-height: 1.4" in body.value  # compact rows in the widget
 
 
 def test_variable_table_one_row_per_expression() -> None:

@@ -12,7 +12,19 @@ import html
 import io
 from typing import Any
 
-__all__ = ["View", "badge", "esc", "fig_png", "fmt_num", "in_kernel", "png_img_tag", "pre", "table"]
+__all__ = [
+    "View",
+    "badge",
+    "esc",
+    "fig_png",
+    "fmt_num",
+    "html_widget",
+    "in_kernel",
+    "png_img_tag",
+    "pre",
+    "styled",
+    "table",
+]
 
 CSS = (
     "font-family: var(--jp-ui-font-family, -apple-system, 'Segoe UI', sans-serif);"
@@ -46,6 +58,19 @@ def fig_png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     return buf.getvalue()
+
+
+def styled(markup: str) -> str:
+    """Markup inside a div with our font and line height."""
+    return f'<div style="{CSS}">{markup}</div>'
+
+
+def html_widget(markup: str) -> Any:
+    """An ipywidgets ``HTML`` for multi-line content. The widget's own line height is 28 px
+    (made for one-line labels beside buttons), which spreads tables and code far apart."""
+    import ipywidgets as w
+
+    return w.HTML(styled(markup))
 
 
 def png_img_tag(png: bytes, alt: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._base import GREEN, RED, View, badge, esc, pre, table
+from ._base import GREEN, RED, View, badge, esc, html_widget, pre, table
 
 __all__ = ["EpisodeDashboard", "TimelineEntry"]
 
@@ -100,7 +100,7 @@ class EpisodeDashboard(View):
         kids: list[Any] = [head, turns]
         if self.entries:
             bodies = [
-                w.HTML(pre(e.error, RED) if e.error and e.view is None else _view_html(e.view))
+                html_widget(pre(e.error, RED) if e.error and e.view is None else _view_html(e.view))
                 for e in self.entries
             ]
             titles = tuple(

@@ -5,13 +5,18 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from ._base import View, esc
+from ._base import View, esc, html_widget, styled
 
 __all__ = ["DiffViewer"]
 
 _ADD = "#e6ffed"
 _DEL = "#ffeef0"
-_MONO = "font-family: var(--jp-code-font-family, monospace); font-size: 12px;"
+_MONO = "font-family: var(--jp-code-font-family, monospace); font-size: 12px; line-height: 1.5;"
+_NUM = "color: #999; padding: 0 6px; text-align: right; user-select: none;"
+# explicit left: JupyterLab's and nbconvert's stylesheets right-align table cells
+_CODE = "white-space: pre; padding: 0 8px 0 2px; text-align: left;"
+_HUNK = "color: #6a737d; background: #f1f8ff; padding: 2px 6px; text-align: left;"
+_KIND = {"+": "color: #2e7d32;", "-": "color: #c62828;"}
 
 
 class DiffViewer(View):
@@ -60,25 +65,27 @@ class DiffViewer(View):
         out = [f'<table style="border-collapse: collapse; {_MONO}">']
         for kind, old, new, txt in self._unified_rows():
             if kind == "@":
-                out.append(f'<tr><td colspan="4" style="color: #6a737d; background: #f1f8ff">'
-                           f"{esc(txt)}</td></tr>")  # fmt: skip
+                out.append(f'<tr><td colspan="4" style="{_HUNK}">{esc(txt)}</td></tr>')
                 continue
             bg = {"+": _ADD, "-": _DEL}.get(kind, "transparent")
             out.append(
-                f'<tr style="background: {bg}"><td style="color:#999; padding: 0 4px">{old or ""}'
-                f'</td><td style="color:#999; padding: 0 4px">{new or ""}</td>'
-                f'<td>{kind}</td><td style="white-space: pre">{esc(txt)}</td></tr>'
+                f'<tr style="background: {bg}"><td style="{_NUM}">{old or ""}</td>'
+                f'<td style="{_NUM}">{new or ""}</td>'
+                f'<td style="padding: 0 2px; {_KIND.get(kind, "")}">{esc(kind)}</td>'
+                f'<td style="{_CODE}">{esc(txt)}</td></tr>'
             )
         out.append("</table>")
         return "".join(out)
 
     def side_by_side_html(self) -> str:
         out = [f'<table style="border-collapse: collapse; {_MONO}">']
-        out.append("<tr><th></th><th>original</th><th></th><th>proposed</th></tr>")
+        th = "text-align: left; padding: 2px 8px; border-bottom: 1px solid #ddd;"
+        out.append(f'<tr><th></th><th style="{th}">original</th><th></th>'
+                   f'<th style="{th}">proposed</th></tr>')  # fmt: skip
 
         def cell(n: int | None, txt: str, bg: str) -> str:
-            return (f'<td style="color:#999; padding: 0 4px">{n or ""}</td>'
-                    f'<td style="white-space: pre; background: {bg}">{esc(txt)}</td>')  # fmt: skip
+            return (f'<td style="{_NUM}">{n or ""}</td>'
+                    f'<td style="{_CODE} background: {bg}">{esc(txt)}</td>')  # fmt: skip
 
         for tag, i1, i2, j1, j2 in self.opcodes:
             if tag == "equal":
@@ -110,12 +117,12 @@ class DiffViewer(View):
     def widget(self) -> Any:
         import ipywidgets as w
 
-        body = w.HTML(self.unified_html())
+        body = html_widget(self.unified_html())
         mode = w.ToggleButtons(options=["unified", "side by side"], value="unified")
 
         def switch(change: dict[str, Any]) -> None:
-            body.value = (
-                self.unified_html() if change["new"] == "unified" else (self.side_by_side_html())
+            body.value = styled(
+                self.unified_html() if change["new"] == "unified" else self.side_by_side_html()
             )
 
         mode.observe(switch, names="value")

@@ -1,4 +1,4 @@
-"""Loss curve (NaN/Inf steps marked, log scale, earlier attempts overlaid) and per-layer
+"""Loss curve (NaN/Inf steps shaded, log scale, earlier attempts overlaid) and per-layer
 gradient norms (zero / missing gradients stand out)."""
 
 from __future__ import annotations
@@ -36,6 +36,24 @@ def _clean(values: Sequence[float | None]) -> list[float]:
     return [float("nan") if v is None else float(v) for v in values]
 
 
+def _runs(steps: list[int]) -> list[tuple[int, int]]:
+    """Consecutive steps grouped into (first, last) runs."""
+    out: list[tuple[int, int]] = []
+    for s in steps:
+        if out and s == out[-1][1] + 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
+
+
+def wants_log_scale(*curves: Sequence[float]) -> bool:
+    """A log axis reads better when every finite loss is positive and they span over two
+    decades (a diverged earlier attempt would otherwise flatten this run to a line at 0)."""
+    finite = [v for c in curves for v in c if math.isfinite(v)]
+    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 100
+
+
 class LossCurve(View):
     """Losses per step. ``attempts`` are earlier runs (label -> losses), drawn faded."""
 
@@ -47,13 +65,15 @@ class LossCurve(View):
         *,
         attempts: Mapping[str, Sequence[float | None]] | None = None,
         label: str = "this run",
-        log_scale: bool = False,
+        log_scale: bool | None = None,
         title: str = "Training loss",
     ) -> None:
         self.losses = _clean(losses)
         self.attempts = {k: _clean(v) for k, v in (attempts or {}).items()}
         self.label = label
-        self.log_scale = log_scale
+        # None: decided by the data (see wants_log_scale); the widget's toggle starts there
+        auto = wants_log_scale(self.losses, *self.attempts.values())
+        self.log_scale = auto if log_scale is None else log_scale
         self.heading = title
 
     @property
@@ -66,6 +86,8 @@ class LossCurve(View):
         if finite:
             parts.append(f"first {fmt_num(finite[0])}, last {fmt_num(self.losses[-1])}")
             parts.append(f"min {fmt_num(min(finite))}")
+            if len(finite) > 1 and max(finite) - min(finite) <= 1e-9 * max(1.0, abs(finite[0])):
+                parts.append("flat: the loss never changed")
         bad = self.bad_steps
         if bad:
             parts.append(f"NaN/Inf from step {bad[0]} ({len(bad)} steps)")
@@ -91,10 +113,16 @@ class LossCurve(View):
         ax.plot(self.losses, color="#1565c0", lw=1.8, label=self.label)
         bad = self.bad_steps
         finite = [v for v in self.losses if math.isfinite(v)]
+        for k, (first, last) in enumerate(_runs(bad)):
+            # a shaded band where the loss is NaN/Inf (matplotlib leaves a silent gap there)
+            ax.axvspan(first - 0.5, last + 0.5, color=RED, alpha=0.12, lw=0,
+                       label="loss is NaN/Inf" if k == 0 else None)  # fmt: skip
         if bad:
-            y = max(finite) if finite else 1.0
-            ax.scatter(bad, [y] * len(bad), marker="x", color=RED, zorder=3, label="NaN/Inf")
-            ax.axvline(bad[0], color=RED, lw=0.8, ls=":")
+            ax.axvline(bad[0], color=RED, lw=1.0, ls=":")
+            where = f"NaN/Inf from step {bad[0]}"
+            ax.annotate(where, xy=(bad[0], 0.96), xycoords=("data", "axes fraction"),
+                        xytext=(4, 0), textcoords="offset points", color=RED, fontsize=8,
+                        va="top")  # fmt: skip
         if log and (finite or self.attempts):
             ax.set_yscale("log")
         ax.set_xlabel("step (backward() call)")
@@ -146,6 +174,15 @@ class GradNorms(View):
         v = self.norms[name]
         return name in self.without_grad or v == 0.0
 
+    def _note(self, name: str) -> tuple[str, str] | None:
+        """What the chart writes beside a bar that is not a plain norm, and in which colour."""
+        if name in self.without_grad:
+            return "no gradient", RED
+        v = self.norms[name]
+        if not math.isfinite(v):
+            return "non-finite (NaN/Inf)", AMBER
+        return ("zero", RED) if v == 0 else None
+
     def text(self) -> str:
         if not self.norms:
             return "Gradient norms: none recorded"
@@ -175,16 +212,17 @@ class GradNorms(View):
         ax.barh(range(len(names)), vals, color=colors)
         ax.set_yticks(range(len(names)))
         ax.set_yticklabels(names, fontsize=8)
-        for label, name in zip(ax.get_yticklabels(), names, strict=True):
-            if self.is_dead(name):
-                label.set_color(RED)
+        for i, (label, name) in enumerate(zip(ax.get_yticklabels(), names, strict=True)):
+            note = self._note(name)
+            if note:
+                label.set_color(note[1])
+                ax.text(0, i, "  " + note[0], va="center", color=note[1], fontsize=8)
         ax.invert_yaxis()
-        for i, n in enumerate(names):
-            if self.is_dead(n):
-                ax.text(0, i, "  no gradient" if n in self.without_grad else "  zero", va="center",
-                        color=RED, fontsize=8)  # fmt: skip
+        if not any(vals):  # nothing to draw: a clean 0..1 axis, not matplotlib's -0.04..0.04
+            ax.set_xlim(0, 1)
         ax.set_xlabel("gradient L2 norm")
-        ax.set_title("Per-parameter gradient norms (red: zero / no gradient)", fontsize=10)
+        title = "Gradient norms per parameter (red: zero or none, orange: NaN/Inf)"
+        ax.set_title(title, fontsize=9)
         return fig_png(fig)
 
     def html(self) -> str:

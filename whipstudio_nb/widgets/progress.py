@@ -103,4 +103,5 @@ class LiveLossCurve:
 
     def __exit__(self, *exc: object) -> None:
         if self._handle is not None:
-            self._handle.update({"text/plain": f"(live curve: {len(self.losses)} steps)"}, raw=True)
+            # the result view below shows the whole curve; leave no stale partial one behind
+            self._handle.update({"text/plain": ""}, raw=True)

@@ -6,7 +6,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._base import AMBER, GREEN, RED, View, badge, esc, fmt_num, pre, table, text_table
+from ._base import (
+    AMBER,
+    GREEN,
+    RED,
+    View,
+    badge,
+    esc,
+    fmt_num,
+    html_widget,
+    pre,
+    table,
+    text_table,
+)
 from .plots import LossCurve
 
 __all__ = ["GradeReport", "component_status"]
@@ -149,16 +161,15 @@ class GradeReport(View):
     def widget(self) -> Any:
         import ipywidgets as w
 
-        gauge = w.FloatProgress(
-            value=self.score, min=0.0, max=1.0, description=f"{self.score:.3f}",
-            bar_style="success" if self.score >= PASS_AT else (
-                "danger" if self.score < FAIL_BELOW else "warning"),
-        )  # fmt: skip
-        kids: list[Any] = [w.HTML("<b>Grade report</b>"), gauge, w.HTML(self.components_html())]
+        # the same large, coloured score as the static report (a FloatProgress's label is tiny)
+        kids: list[Any] = [
+            html_widget("<b>Grade report</b>" + self.gauge_html()),
+            html_widget(self.components_html()),
+        ]
         if self.curve:
             kids.append(self.curve.tagged_widget())
         if self.output:
-            out = w.Accordion(children=[w.HTML(pre(self.output))], titles=("Run output",))
+            out = w.Accordion(children=[html_widget(pre(self.output))], titles=("Run output",))
             out.selected_index = None
             kids.append(out)
         return w.VBox(kids)

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import GREEN, RED, View, badge, esc, fig_png, fmt_num, png_img_tag, pre, table
+from ._base import (
+    GREEN,
+    RED,
+    View,
+    badge,
+    esc,
+    fig_png,
+    fmt_num,
+    html_widget,
+    png_img_tag,
+    pre,
+    table,
+)
 
 __all__ = ["TensorInspector", "summary_line"]
 
@@ -83,31 +95,38 @@ class TensorInspector(View):
         ax.tick_params(labelsize=8)
         return fig_png(fig)
 
-    def _stats_html(self) -> str:
+    def _head_html(self) -> str:
         o = self.obs
-        head = f"<code>{esc(self.expression)}</code> " if self.expression else ""
+        head = f"<b><code>{esc(self.expression)}</code></b> " if self.expression else ""
         if o.error:
             return head + pre(o.error, RED)
+        flag = badge("NaN/Inf", RED) if (o.is_nan or o.is_inf) else badge("finite", GREEN)
+        return f"<div>{head}{flag} <code>{esc(summary_line(o))}</code></div>"
+
+    def _table_html(self) -> str:
+        if self.obs.error:
+            return ""
         rows = []
         for k, v, bad in self._rows():
             cell = f'<b style="color: {RED}">{esc(v)}</b>' if bad else esc(v)
             rows.append([esc(k), cell])
-        flag = badge("NaN/Inf", RED) if (o.is_nan or o.is_inf) else badge("finite", GREEN)
-        return f"<div>{head}<code>{esc(summary_line(o))}</code> {flag}</div>" + table(rows)
+        return table(rows)
 
     def html(self) -> str:
         png = self.png()
         img = png_img_tag(png, "histogram") if png else ""
+        # the summary on top, the table and the histogram side by side under it
         return (
-            '<div style="display: flex; gap: 16px; align-items: flex-start;">'
-            f"<div>{self._stats_html()}</div><div>{img}</div></div>"
+            self._head_html() + '<div style="display: flex; gap: 24px; align-items: flex-start;">'
+            f"<div>{self._table_html()}</div><div>{img}</div></div>"
         )
 
     def widget(self) -> Any:
         import ipywidgets as w
 
         png = self.png()
-        kids: list[Any] = [w.HTML(self._stats_html())]
+        kids: list[Any] = [html_widget(self._table_html())]
         if png:
             kids.append(w.Image(value=png, format="png", layout=w.Layout(align_self="flex-start")))
-        return w.HBox(kids)
+        body = w.HBox(kids, layout=w.Layout(grid_gap="24px"))
+        return w.VBox([html_widget(self._head_html()), body])
