@@ -173,6 +173,36 @@ def _action_key(action: BaseModel) -> str:
     return json.dumps(action.model_dump(mode="json", exclude={"thought"}), sort_keys=True)
 
 
+def _refused(
+    record: Callable[[StepRecord], None],
+    env: WhipEnv,
+    n: int,
+    action_type: str,
+    msg: str,
+    done: bool,
+    timing: StepTiming,
+    **extra: Any,
+) -> ErrorObservation:
+    """Record a step the loop refused to send to the environment (an unparsable reply, a
+    repeated action): the policy sees an ErrorObservation, and the turn is not spent."""
+    err_obs = ErrorObservation(
+        action_type=action_type, turn=env.state().turn, episode_done=done, error=msg
+    )
+    record(
+        StepRecord(
+            step=n,
+            action_type=action_type,
+            observation=_dump(err_obs),
+            summary=summarize_observation(err_obs),
+            done=done,
+            error=msg,
+            timing=timing,
+            **extra,
+        )
+    )
+    return err_obs
+
+
 def _package_version() -> str:
     from .. import __version__
 
@@ -261,25 +291,10 @@ def run_episode(
                 msg = f"PARSE_ERROR: {choice.error}"
                 if final:
                     msg += f" (stopping: {MAX_PARSE_ERRORS} consecutive parse errors)"
-                err_obs = ErrorObservation(
-                    action_type=choice.action_type,
-                    turn=env.state().turn,
-                    episode_done=final,
-                    error=msg,
+                raw = choice.raw or None
+                last_obs = _refused(
+                    record, env, n, choice.action_type, msg, final, timing, raw_response=raw
                 )
-                record(
-                    StepRecord(
-                        step=n,
-                        action_type=choice.action_type,
-                        observation=_dump(err_obs),
-                        summary=summarize_observation(err_obs),
-                        done=final,
-                        error=msg,
-                        raw_response=choice.raw or None,
-                        timing=timing,
-                    )
-                )
-                last_obs = err_obs
                 if final:
                     stop_reason = "parse_errors"
                     break
@@ -294,25 +309,8 @@ def run_episode(
                     f"REPEAT_STOP: the same {choice.action_type} action was chosen "
                     f"{MAX_REPEATS} times in a row"
                 )
-                err_obs = ErrorObservation(
-                    action_type=choice.action_type,
-                    turn=env.state().turn,
-                    episode_done=True,
-                    error=msg,
-                )
-                record(
-                    StepRecord(
-                        step=n,
-                        action_type=choice.action_type,
-                        action=_dump(choice),
-                        thought=thought,
-                        observation=_dump(err_obs),
-                        summary=summarize_observation(err_obs),
-                        done=True,
-                        error=msg,
-                        timing=timing,
-                    )
-                )
+                _refused(record, env, n, choice.action_type, msg, True, timing,
+                         action=_dump(choice), thought=thought)  # fmt: skip
                 stop_reason = "repeat"
                 break
             submitted = None
