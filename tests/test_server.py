@@ -16,7 +16,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_server_helpers import ServerProc, start_server
+from server_proc import ServerProc, start_server
 from websockets.sync.client import connect as ws_connect
 
 from whipstudio_nb import list_tasks, load_task

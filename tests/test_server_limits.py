@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from test_server_helpers import ROOT, ServerProc, alive, descendants, start_server
+from server_proc import ROOT, ServerProc, alive, descendants, start_server
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 

@@ -1,6 +1,6 @@
 """Helpers for the server tests: a real ``whip serve`` subprocess on a free loopback port.
 
-(No tests here; the module name only keeps it among the server test files.)"""
+(Not a test module: imported by test_server.py and test_server_limits.py.)"""
 
 from __future__ import annotations
 
