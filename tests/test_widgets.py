@@ -175,6 +175,10 @@ def test_variable_table_one_row_per_expression() -> None:
     assert lines[2].startswith("X.shape") and "(3, 2)" in lines[2]
     assert "NameError" in lines[3]
     assert view.html().count("<tr>") == 3
+    # columns nobody filled are left out
+    plain = VariableTable({"lr": VariableState(repr="0.01", type="float")})
+    assert plain.text().splitlines()[0].split() == ["expression", "value", "type"]
+    assert "error" not in plain.html() and "shape" not in plain.html()
 
 
 def test_grade_report_gauge_components_and_collapsed_output() -> None:

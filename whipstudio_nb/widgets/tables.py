@@ -20,6 +20,9 @@ def _short(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_VAR_COLS = ["expression", "value", "type", "shape", "error"]
+
+
 class VariableTable(View):
     """One row per expression: value (repr), type, shape, error."""
 
@@ -35,21 +38,29 @@ class VariableTable(View):
             rows.append([expr, st.repr or "", st.type or "", shape, st.error or ""])
         return rows
 
+    def _keep(self) -> list[int]:
+        """Column indices to show: shape and error only when some row has one."""
+        rows = self._rows()
+        return [i for i in range(5) if i < 3 or any(r[i] for r in rows)]
+
     def text(self) -> str:
+        keep = self._keep()
         rows = [[r[0], _short(r[1], 60), r[2], r[3], _short(r[4], 60)] for r in self._rows()]
-        return text_table(rows, ["expression", "value", "type", "shape", "error"])
+        return text_table([[r[i] for i in keep] for r in rows], [_VAR_COLS[i] for i in keep])
 
     def html(self) -> str:
+        keep = self._keep()
         rows = []
         for expr, rep, typ, shape, err in self._rows():
-            rows.append([
+            cells = [
                 f"<code>{esc(expr)}</code>",
                 f'<code style="white-space: pre-wrap">{esc(_short(rep, 400))}</code>',
                 esc(typ),
                 esc(shape),
                 f'<span style="color: {RED}">{esc(err)}</span>' if err else "",
-            ])  # fmt: skip
-        return table(rows, ["expression", "value", "type", "shape", "error"])
+            ]
+            rows.append([cells[i] for i in keep])
+        return table(rows, [_VAR_COLS[i] for i in keep])
 
 
 class TaskTable(list):  # type: ignore[type-arg]
