@@ -6,28 +6,29 @@ cd "$(dirname "$0")/.."
 
 PY="${PYTHON:-python3}"
 
-# bubblewrap gives sandbox kernels strict isolation (no network, read-only disk, hidden
-# solutions). Installed when we can (root with apt); otherwise the sandbox says it runs 'basic'.
-if ! command -v bwrap >/dev/null 2>&1; then
+# System packages, installed with apt when we can (root): bubblewrap gives sandbox kernels strict
+# isolation (no network, read-only disk, hidden solutions; without it the sandbox says it runs
+# 'basic'); Debian's chromium runs the real-browser tests (tests/test_browser.py, JupyterLab
+# driven by Playwright; without it scripts/test.sh skips them, outside CI).
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "setup: installing bubblewrap for sandbox isolation..." >&2
-        (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
-            || echo "setup: could not install bubblewrap; sandbox isolation will be 'basic'" >&2
+        echo "setup: installing ${missing[*]} with apt (first run only)..." >&2
+        apt-get update -qq >/dev/null 2>&1 || true
+        for pkg in "${missing[@]}"; do
+            if ! apt-get install -y -qq "$pkg" >/dev/null 2>&1; then
+                case "$pkg" in
+                    bubblewrap) why="sandbox isolation will be 'basic'" ;;
+                    *) why="the browser tests will be skipped (outside CI) or fail (in CI)" ;;
+                esac
+                echo "setup: could not install $pkg; $why" >&2
+            fi
+        done
     else
-        echo "setup: bubblewrap (bwrap) not found; install it for strict sandbox isolation" >&2
-    fi
-fi
-
-# Debian's chromium runs the real-browser test (tests/test_browser.py, JupyterLab driven by
-# Playwright); without it scripts/test.sh skips that test (outside CI). Installed when we can
-# (root with apt).
-if [ ! -x /usr/bin/chromium ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "setup: installing chromium for the browser test..." >&2
-        (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
-            || echo "setup: could not install chromium; the browser test will be skipped" >&2
-    else
-        echo "setup: /usr/bin/chromium not found; install it to run the browser test" >&2
+        echo "setup: not found: ${missing[*]}; install them (apt) for strict sandbox isolation" \
+            "and the browser tests" >&2
     fi
 fi
 

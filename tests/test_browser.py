@@ -259,6 +259,12 @@ def test_quickstart_in_jupyterlab(lab: Lab, browser: Any) -> None:
         assert gauge and float(gauge.group(1)) > 0.9, report.inner_text()
         _shot(report, "quickstart-grade-report")
         _shot(_live(page, "dashboard").first, "quickstart-dashboard")
+        # the plainer views: the task table (static HTML), a code listing, snippet output, a hint
+        tasks = page.locator(".jp-Notebook .whip-view.whip-tasks").first
+        assert tasks.locator("tr").count() >= 19  # header + 18 tasks
+        _shot(tasks, "quickstart-task-table")
+        for view in ("code", "snippet", "message"):
+            _shot(_live(page, view).first, f"quickstart-{view}")
         _shot_notebook(page, "quickstart-notebook")
         page.keyboard.press("Control+s")
         nb_path = lab.root / "01_quickstart.ipynb"
