@@ -54,7 +54,9 @@ class VariableTable(View):
         for expr, rep, typ, shape, err in self._rows():
             cells = [
                 f"<code>{esc(expr)}</code>",
-                f'<code style="white-space: pre-wrap">{esc(_short(rep, 400))}</code>',
+                # wrapped at a readable width instead of stretching the table across the page
+                f'<code style="white-space: pre-wrap; display: inline-block; max-width: 72ch">'
+                f"{esc(_short(rep, 400))}</code>",
                 esc(typ),
                 esc(shape),
                 f'<span style="color: {RED}">{esc(err)}</span>' if err else "",
