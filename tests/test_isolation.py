@@ -288,3 +288,50 @@ def test_a_checkout_under_tmp_still_works_and_keeps_solutions_hidden(monkeypatch
     assert joined.index("--tmpfs /tmp") < joined.index(f"--ro-bind {fake_repo}")
     assert joined.index(f"--ro-bind {fake_repo}") < joined.index(f"--tmpfs {tmp_path}")
     assert "--ro-bind /usr/lib/python3" not in joined  # already visible through the / bind
+
+
+# A kernel that reads another kernel's connection file gets its signing key, and with the
+# zmq and jupyter_client modules already loaded in every kernel it could then drive that one:
+# plant code in a warm kernel that will later grade a submission. The key must never be
+# readable from inside the sandbox, not even while a kernel is starting.
+_HUNT_KEYS = r"""
+import os, json, time
+found = set()
+end = time.monotonic() + 8
+while time.monotonic() < end:
+    for root, dirs, files in os.walk("/tmp"):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                with open(path) as f:
+                    text = f.read(100_000)
+            except Exception:
+                continue
+            if '"key"' in text and "signature_scheme" in text:
+                found.add(path)
+    os.sched_yield()
+print("FOUND", sorted(found))
+"""
+
+
+def test_no_kernel_can_read_another_kernels_signing_key(strict_sandbox):
+    from whipstudio_nb.sandbox import SandboxKernel
+
+    result: dict[str, object] = {}
+    with strict_sandbox.kernel() as hunter:
+        t = threading.Thread(
+            target=lambda: result.update(res=hunter.execute(_HUNT_KEYS, timeout=60))
+        )
+        t.start()
+        started = []
+        try:
+            for _ in range(3):  # kernels starting while the hunter looks
+                started.append(SandboxKernel(strict_sandbox.pool.launcher))
+        finally:
+            t.join(70)
+            for k in started:
+                k.shutdown()
+    res = result["res"]
+    assert "FOUND" in res.stdout, (res.stdout, res.stderr)  # type: ignore[attr-defined]
+    assert "FOUND []" in res.stdout, res.stdout  # type: ignore[attr-defined]
+

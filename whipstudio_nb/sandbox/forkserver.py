@@ -67,7 +67,8 @@ class ForkServerLauncher(Launcher):
         self.limits = Limits()
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
-        self._dir: str | None = None
+        self._root: str | None = None  # holds the pool directory and the connection files
+        self._dir: str | None = None  # the pool: sockets, kernels' work dirs (seen by kernels)
         self._cgroup: PidsCgroup | None = None
         self._closed = False
 
@@ -75,6 +76,13 @@ class ForkServerLauncher(Launcher):
     def socket_path(self) -> str:
         assert self._dir is not None
         return os.path.join(self._dir, "fork.sock")
+
+    @property
+    def connection_dir(self) -> str | None:  # type: ignore[override]
+        # Connection files hold each kernel's signing key: with it, code in one kernel could
+        # drive another (plant code in a warm kernel that will grade a submission). They live
+        # beside the pool, never inside it, and strict isolation hides this directory.
+        return None if self._root is None else os.path.join(self._root, "conn")
 
     @property
     def base_dir(self) -> str | None:  # type: ignore[override]
@@ -92,7 +100,10 @@ class ForkServerLauncher(Launcher):
             if self._proc is not None and self._proc.poll() is None:
                 return
             self._stop_locked()
-            self._dir = tempfile.mkdtemp(prefix="whip-fs-")
+            self._root = tempfile.mkdtemp(prefix="whip-fs-")
+            self._dir = os.path.join(self._root, "pool")
+            os.mkdir(self._dir)
+            os.mkdir(os.path.join(self._root, "conn"), 0o700)
             workdir = os.path.join(self._dir, "work")
             os.mkdir(workdir)
             argv, env = self._server_command(workdir)
@@ -119,26 +130,27 @@ class ForkServerLauncher(Launcher):
             self._proc = proc
 
     def _server_command(self, workdir: str) -> tuple[list[str], dict[str, str]]:
-        assert self._dir is not None
+        assert self._dir is not None and self._root is not None
         env = kernel_env(workdir)
         env["WHIP_LIMITS"] = self.limits.to_env() if self.isolation != "none" else "{}"
         argv = [sys.executable, "-m", "whipstudio_nb.sandbox.forkserver", self.socket_path]
         if self.isolation == "strict":
             argv = (
-                bwrap_argv(pool_dir=self._dir, workdir=workdir, hidden=hidden_paths(), env=env)
+                bwrap_argv(pool_dir=self._dir, workdir=workdir, env=env,
+                           hidden=[*hidden_paths(), os.path.join(self._root, "conn")])  # fmt: skip
                 + argv
             )
         join = ""
         if self.isolation != "none" and os.geteuid() == 0:
             # root ignores RLIMIT_NPROC: cap processes with a cgroup where there is one
-            name = f"whipstudio-{os.getpid()}-{os.path.basename(self._dir)}"
+            name = f"whipstudio-{os.getpid()}-{os.path.basename(self._root)}"
             self._cgroup = PidsCgroup.create(name, self.limits.processes)
             if self._cgroup is not None:
                 join = f'echo $$ > "{self._cgroup.procs_file}" || exit 1; '
         # A small shell stays outside the sandbox: it joins the cgroup, runs the server and, when
         # the server is gone (even if this host was killed), removes the pool's directory, which
         # the server itself cannot remove from inside bwrap (it is a mount point there).
-        script = f'{join}"$@"; rc=$?; rm -rf "{self._dir}"; exit $rc'
+        script = f'{join}"$@"; rc=$?; rm -rf "{self._root}"; exit $rc'
         return ["/bin/sh", "-c", script, "sh", *argv], env
 
     def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
@@ -178,11 +190,11 @@ class ForkServerLauncher(Launcher):
         if self._cgroup is not None:
             self._cgroup.remove()
             self._cgroup = None
-        if self._dir is not None:
+        if self._root is not None:
             import shutil
 
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = self._dir = None
 
 
 def _readline_with_timeout(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
@@ -240,22 +252,30 @@ class _Server:
     def _accept(self) -> None:
         conn, _ = self.listener.accept()
         conn.settimeout(10)
+        fds: list[int] = []
         try:
-            data = b""
-            while not data.endswith(b"\n"):
+            # the first read also takes the pipe that carries the connection info (see the shim)
+            data, fds, _, _ = socket.recv_fds(conn, 65536, 1)
+            while data and not data.endswith(b"\n"):
                 chunk = conn.recv(65536)
                 if not chunk:
-                    raise ConnectionError("shim closed before its request")
+                    break
                 data += chunk
+            if not data.endswith(b"\n"):
+                raise ConnectionError("shim closed before its request")
             request = json.loads(data)
         except Exception as exc:
+            for fd in fds:
+                os.close(fd)
             with contextlib.suppress(OSError):
                 conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
             conn.close()
             return
         pid = os.fork()
         if pid == 0:  # child: never returns
-            _become_kernel(request, conn, self)
+            _become_kernel(request, conn, self, fds[0] if fds else None)
+        for fd in fds:  # unread here: the key must not stay in the memory kernels fork from
+            os.close(fd)
         conn.settimeout(None)
         self.children[pid] = conn
         conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
@@ -335,10 +355,16 @@ class _Server:
         shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
 
 
-def _become_kernel(request: dict[str, Any], conn: socket.socket, server: _Server) -> None:
+def _become_kernel(
+    request: dict[str, Any], conn: socket.socket, server: _Server, connection_fd: int | None
+) -> None:
     """In the forked child: turn into an IPython kernel for the request. Never returns."""
     code = 1
     try:
+        connection = None
+        if connection_fd is not None:
+            with os.fdopen(connection_fd, "rb") as pipe:
+                connection = json.loads(pipe.read())
         server.sel.close()
         server.listener.close()
         os.close(0)
@@ -365,20 +391,35 @@ def _become_kernel(request: dict[str, Any], conn: socket.socket, server: _Server
         os.environ.clear()
         os.environ.update(env)
         _reseed()
-        from ipykernel.kernelapp import IPKernelApp
-
-        app = IPKernelApp.instance()
+        app = _kernel_app(connection)
         app.initialize(["-f", request["connection_file"], *request.get("kernel_args", [])])
-        # The connection file holds this kernel's signing key and is no longer needed: remove
-        # it, so that code in another kernel cannot read it and drive this one.
-        with contextlib.suppress(OSError):
-            os.unlink(request["connection_file"])
         app.start()
         code = 0
     except BaseException:
         code = 1
     finally:
         os._exit(code)
+
+
+def _kernel_app(connection: dict[str, Any] | None) -> Any:
+    """The IPKernelApp for this kernel. With ``connection`` (what the host's connection file
+    holds, sent by the shim) the app takes its ports and key from memory and never writes a
+    connection file: the signing key stays off every disk that sandboxed code can read."""
+    from ipykernel.kernelapp import IPKernelApp
+
+    if connection is None:
+        return IPKernelApp.instance()
+    info = dict(connection)
+
+    # (no leading underscore: traitlets turns the class name into command-line options)
+    class InMemoryConnectionApp(IPKernelApp):  # type: ignore[misc]
+        def init_connection_file(self) -> None:
+            self.load_connection_info(info)  # type: ignore[arg-type]
+
+        def write_connection_file(self, **kwargs: Any) -> None:
+            pass
+
+    return InMemoryConnectionApp.instance()
 
 
 def _apply_limits(limits: dict[str, int]) -> None:

@@ -66,6 +66,7 @@ class Launcher:
     name = "direct"
     isolation = "none"
     base_dir: str | None = None  # where kernels put their temporary directories
+    connection_dir: str | None = None  # where connection files go (None: the kernel's tmpdir)
 
     def prepare(self) -> None:
         """Called before each kernel launch (a fork server starts itself here)."""
@@ -138,7 +139,10 @@ class SandboxKernel:
         ]  # fmt: skip
         km = KernelManager(
             transport="ipc" if os.name == "posix" else "tcp",
-            connection_file=os.path.join(self.tmpdir, "kernel.json"),
+            connection_file=os.path.join(
+                self.launcher.connection_dir or self.tmpdir,
+                f"{os.path.basename(self.tmpdir)}.json",
+            ),
         )
         if os.name == "posix":
             km.ip = os.path.join(self.tmpdir, "ipc")
