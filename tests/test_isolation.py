@@ -335,3 +335,30 @@ def test_no_kernel_can_read_another_kernels_signing_key(strict_sandbox):
     assert "FOUND" in res.stdout, (res.stdout, res.stderr)  # type: ignore[attr-defined]
     assert "FOUND []" in res.stdout, res.stdout  # type: ignore[attr-defined]
 
+
+
+_LOOK_AROUND = r"""
+import os, json
+own = os.path.dirname(os.getcwd())
+pool = os.path.dirname(own)
+seen = sorted(os.listdir(pool))
+print(json.dumps({"own": os.path.basename(own), "seen": seen}))
+"""
+
+
+def test_each_kernel_sees_only_its_own_part_of_the_pool(strict_sandbox):
+    # Kernels of one pool must not see each other's work dirs (another session's code) or IPC
+    # sockets (another kernel's output channel), nor the fork server's socket and log.
+    import json
+
+    with strict_sandbox.kernel() as a, strict_sandbox.kernel() as b:
+        sa = json.loads(a.execute(_LOOK_AROUND, timeout=30).stdout)
+        sb = json.loads(b.execute(_LOOK_AROUND, timeout=30).stdout)
+        assert sa["seen"] == [sa["own"]] and sb["seen"] == [sb["own"]], (sa, sb)
+        assert sa["own"] != sb["own"]
+        # and no capability is left to undo that view
+        caps = a.execute(
+            "print([l for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapBnd'))])",
+            timeout=30,
+        ).stdout
+        assert "CapEff:\\t0000000000000000" in caps and "CapBnd:\\t0000000000000000" in caps, caps

@@ -39,6 +39,7 @@ from typing import Any
 
 from .isolation import Limits, PidsCgroup, bwrap_argv, hidden_paths, resolve_level
 from .kernel import Launcher, kernel_env
+from .private_view import drop_capabilities, enter_private_view
 
 __all__ = ["ForkServerLauncher"]
 
@@ -133,6 +134,8 @@ class ForkServerLauncher(Launcher):
         assert self._dir is not None and self._root is not None
         env = kernel_env(workdir)
         env["WHIP_LIMITS"] = self.limits.to_env() if self.isolation != "none" else "{}"
+        if self.isolation == "strict":
+            env["WHIP_PRIVATE_VIEWS"] = "1"  # each kernel sees only its own part of the pool
         argv = [sys.executable, "-m", "whipstudio_nb.sandbox.forkserver", self.socket_path]
         if self.isolation == "strict":
             argv = (
@@ -228,6 +231,7 @@ class _Server:
         self.sel.register(self.wake_r, selectors.EVENT_READ, "signal")
         self.sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "host")
         self.running = True
+        self.private_views = False
 
     def _on_term(self, *args: Any) -> None:
         self.running = False
@@ -381,6 +385,10 @@ def _become_kernel(
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # keep escaped descendants as our own
         _prctl(_PR_SET_DUMPABLE, 0)  # other kernels may not read our memory or environment
         _apply_limits(server.limits)
+        if server.private_views:
+            own = os.path.dirname(request["cwd"])  # the kernel's directory: work/ is in it
+            enter_private_view(own, os.path.dirname(own))
+            drop_capabilities()
         conn.close()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -470,6 +478,7 @@ def main() -> int:
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     limits = json.loads(os.environ.pop("WHIP_LIMITS", "{}") or "{}")
     server = _Server(path, limits)
+    server.private_views = os.environ.pop("WHIP_PRIVATE_VIEWS", "") == "1"
     server.serve()
     return 0
 

@@ -64,7 +64,8 @@ def bwrap_problem() -> str | None:
         return "bubblewrap (bwrap) is not installed"
     try:
         probe = subprocess.run(
-            [exe, *_namespace_args(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
+            [exe, *_namespace_args(), *_cap_args(), "--ro-bind", "/", "/", "--proc", "/proc",
+             "--dev", "/dev",
              "--", sys.executable, "-c", "pass"],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
@@ -108,12 +109,22 @@ def _namespace_args() -> list[str]:
     ]  # fmt: skip
 
 
+# What the fork server keeps so that each kernel can set up its private view of the pool
+# directory (see private_view.py); every kernel drops them before it runs any code.
+SERVER_CAPS = ("CAP_SYS_ADMIN", "CAP_SETPCAP")
+
+
+def _cap_args() -> list[str]:
+    return [arg for cap in SERVER_CAPS for arg in ("--cap-add", cap)]
+
+
 def bwrap_argv(*, pool_dir: str, workdir: str, hidden: list[str], env: dict[str, str]) -> list[str]:
     """The bwrap command line that wraps the fork server (and so every kernel)."""
     exe = shutil.which("bwrap")
     if exe is None:
         raise SandboxError("bubblewrap (bwrap) is not installed")
-    argv = [exe, *_namespace_args(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    argv = [exe, *_namespace_args(), *_cap_args(), "--ro-bind", "/", "/", "--dev", "/dev",
+            "--proc", "/proc"]  # fmt: skip
     homes = {h for h in ("/root", "/home", os.path.expanduser("~")) if os.path.isdir(h)}
     masked = sorted({"/tmp", "/var/tmp", "/dev/shm", *homes})
     for path in masked:
