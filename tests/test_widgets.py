@@ -254,3 +254,30 @@ def test_sparkline_handles_odd_values(value: float) -> None:
     s = sparkline([1.0, value, 2.0])
     assert len(s) == 3
     assert (s[1] == "!") == (not math.isfinite(value))
+
+
+def test_thinned_grading_losses_are_drawn_at_their_steps() -> None:
+    # 300 backward() calls with a jump at step 100 (a pretraining phase, then a new head),
+    # thinned by the grader to 200 points: the jump must still be at step 100, not point 100
+    from whipstudio_nb.grading.grader import MAX_LOSSES_IN_DETAILS, _thin
+    from whipstudio_nb.series import loss_series
+
+    raw = [0.1 if i < 100 else 1.7 for i in range(300)]
+    raw[250] = float("nan")
+    details = {"losses": _thin(raw), "loss_steps": 300}
+    assert len(details["losses"]) == MAX_LOSSES_IN_DETAILS
+    series = loss_series(details)
+    assert series.steps[0] == 0 and series.steps[-1] == 299
+    assert all(raw[s] == v or (v is None and math.isnan(raw[s]))
+               for s, v in zip(series.steps, series.values, strict=True))  # fmt: skip
+    first_high = next(s for s, v in zip(series.steps, series.values, strict=True) if v == 1.7)
+    assert first_high in (100, 101)  # the jump stays where it happened
+    report = GradeReport(0.5, details)
+    assert report.curve is not None and report.curve.bad_steps == [250]
+    text = report.text()
+    assert "300 steps (200 points shown)" in text and "NaN/Inf from step 250" in text
+    assert _png(report._repr_mimebundle_()).startswith(PNG_MAGIC)
+    # an unthinned run keeps one point per step
+    assert loss_series({"losses": [1.0, 0.5], "loss_steps": 2}).steps == [0, 1]
+    with pytest.raises(ValueError):
+        LossCurve([1.0, 0.5], steps=[0])

@@ -23,6 +23,7 @@ from traitlets import Bool, Float, Integer, Unicode
 if TYPE_CHECKING:
     from .env import WhipEnv
     from .widgets import TimelineEntry, View
+    from .widgets.plots import Series
 
 __all__ = ["WhipMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -99,7 +100,8 @@ class WhipMagics(Magics):
         self._warmer: threading.Thread | None = None
         self._views: dict[int, tuple[Any, View]] = {}
         self._timeline: list[TimelineEntry] = []
-        self._attempts: list[tuple[str, list[float | None]]] = []
+        # earlier probes and submissions, overlaid faded on the next loss curve
+        self._attempts: list[tuple[str, Series]] = []
         self._best: dict[str, float] = {}
         self._hint_index = 0
         self.last_exception: BaseException | None = None
@@ -253,7 +255,7 @@ class WhipMagics(Magics):
     def _working_code(self) -> str:
         return (self._env.working_code or "") if self._env is not None else ""
 
-    def _overlay(self) -> dict[str, list[float | None]]:
+    def _overlay(self) -> dict[str, Series]:
         return dict(self._attempts[-MAX_OVERLAID_ATTEMPTS:])
 
     # ------------------------------------------------------------------ magics
@@ -412,6 +414,7 @@ class WhipMagics(Magics):
         """Grade a fix: ``%%whip_submit`` submits the cell (the whole fixed script),
         ``%whip_submit`` the working copy. Shows the grade report with the training loss,
         earlier attempts overlaid."""
+        from .series import loss_series
         from .widgets import GradeReport
 
         args = parse_argstring(self.whip_submit, line)
@@ -432,7 +435,7 @@ class WhipMagics(Magics):
             task_id = self.env.state().task_id or ""
             self._best[task_id] = max(self._best.get(task_id, 0.0), obs.reward)
             n = sum(1 for e in self._timeline if e.action_type == "submit_fix")
-            self._attempts.append((f"submission {n}", list(d.get("losses") or [])))
+            self._attempts.append((f"submission {n}", loss_series(d)))
         return obs
 
     @line_magic

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..models import GradeResult, TaskSpec
 from ..sandbox import ProgressCallback, Sandbox, check_code, dispatch_cell
+from ..series import thinned_steps
 from . import harness, metrics
 
 __all__ = ["grade_code", "load_pack_grader"]
@@ -172,10 +173,7 @@ def _weights(cfg: dict[str, Any]) -> dict[str, float]:
 
 
 def _thin(values: list[float]) -> list[float | None]:
-    """At most MAX_LOSSES_IN_DETAILS points, evenly spaced, always keeping the last."""
-    if len(values) > MAX_LOSSES_IN_DETAILS:
-        step = len(values) / MAX_LOSSES_IN_DETAILS
-        picked = [values[int(i * step)] for i in range(MAX_LOSSES_IN_DETAILS - 1)] + [values[-1]]
-    else:
-        picked = values
+    """At most MAX_LOSSES_IN_DETAILS points, evenly spaced, always keeping the last (the
+    steps they stand for: ``series.thinned_steps``)."""
+    picked = [values[i] for i in thinned_steps(len(values), MAX_LOSSES_IN_DETAILS)]
     return [round(v, 6) if math.isfinite(v) else None for v in picked]

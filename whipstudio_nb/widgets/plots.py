@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..series import LossSeries
 from ._base import AMBER, GREY, RED, View, badge, esc, fig_png, fmt_num, png_img_tag, table
 
 __all__ = ["GradNorms", "LossCurve", "sparkline"]
@@ -54,35 +55,63 @@ def wants_log_scale(*curves: Sequence[float]) -> bool:
     return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 100
 
 
+Series = Sequence[float | None] | LossSeries
+
+
+def _as_series(values: Series) -> tuple[list[int], list[float]]:
+    """(steps, values): a plain list of losses is one point per step from 0."""
+    if isinstance(values, LossSeries):
+        return list(values.steps), _clean(values.values)
+    vals = _clean(values)
+    return list(range(len(vals))), vals
+
+
 class LossCurve(View):
-    """Losses per step. ``attempts`` are earlier runs (label -> losses), drawn faded."""
+    """Losses per step. ``attempts`` are earlier runs (label -> losses), drawn faded. A
+    thinned series (the grader's) comes as a ``LossSeries`` or with ``steps``: the step of each
+    point, so its events are drawn where they happened."""
 
     title = "loss-curve"
 
     def __init__(
         self,
-        losses: Sequence[float | None],
+        losses: Series,
         *,
-        attempts: Mapping[str, Sequence[float | None]] | None = None,
+        steps: Sequence[int] | None = None,
+        attempts: Mapping[str, Series] | None = None,
         label: str = "this run",
         log_scale: bool | None = None,
         title: str = "Training loss",
     ) -> None:
-        self.losses = _clean(losses)
-        self.attempts = {k: _clean(v) for k, v in (attempts or {}).items()}
+        self.steps, self.losses = _as_series(losses)
+        if steps is not None:
+            if len(steps) != len(self.losses):
+                raise ValueError(f"{len(steps)} steps for {len(self.losses)} losses")
+            self.steps = [int(s) for s in steps]
+        self.attempts = {k: _as_series(v) for k, v in (attempts or {}).items()}
         self.label = label
         # None: decided by the data (see wants_log_scale); the widget's toggle starts there
-        auto = wants_log_scale(self.losses, *self.attempts.values())
+        auto = wants_log_scale(self.losses, *(v for _, v in self.attempts.values()))
         self.log_scale = auto if log_scale is None else log_scale
         self.heading = title
 
     @property
+    def total_steps(self) -> int:
+        return self.steps[-1] + 1 if self.steps else 0
+
+    @property
+    def thinned(self) -> bool:
+        return self.total_steps > len(self.losses)
+
+    @property
     def bad_steps(self) -> list[int]:
-        return [i for i, v in enumerate(self.losses) if not math.isfinite(v)]
+        return [s for s, v in zip(self.steps, self.losses, strict=True) if not math.isfinite(v)]
 
     def _summary(self) -> str:
         finite = [v for v in self.losses if math.isfinite(v)]
-        parts = [f"{len(self.losses)} steps"]
+        parts = [f"{self.total_steps} steps"]
+        if self.thinned:
+            parts[0] += f" ({len(self.losses)} points shown)"
         if finite:
             parts.append(f"first {fmt_num(finite[0])}, last {fmt_num(self.losses[-1])}")
             parts.append(f"min {fmt_num(min(finite))}")
@@ -90,12 +119,13 @@ class LossCurve(View):
                 parts.append("flat: the loss never changed")
         bad = self.bad_steps
         if bad:
-            parts.append(f"NaN/Inf from step {bad[0]} ({len(bad)} steps)")
+            count = "" if self.thinned else f" ({len(bad)} steps)"
+            parts.append(f"NaN/Inf from step {bad[0]}{count}")
         return ", ".join(parts)
 
     def text(self) -> str:
         lines = [f"{self.heading}: {self._summary()}", "  " + sparkline(self.losses)]
-        for name, vals in self.attempts.items():
+        for name, (_, vals) in self.attempts.items():
             lines.append(f"  {name}: {sparkline(vals)}")
         return "\n".join(lines)
 
@@ -107,29 +137,29 @@ class LossCurve(View):
         log = self.log_scale if log_scale is None else log_scale
         fig = Figure(figsize=(6, 3))
         ax = fig.add_subplot(1, 1, 1)
-        for i, (name, vals) in enumerate(self.attempts.items()):
-            ax.plot(vals, color=GREY, alpha=0.45 + 0.4 * i / max(1, len(self.attempts)), lw=1.4,
-                    ls="--", label=name)  # fmt: skip
-        ax.plot(self.losses, color="#1565c0", lw=1.8, label=self.label)
-        bad = self.bad_steps
+        for i, (name, (xs, vals)) in enumerate(self.attempts.items()):
+            ax.plot(xs, vals, color=GREY, alpha=0.45 + 0.4 * i / max(1, len(self.attempts)),
+                    lw=1.4, ls="--", label=name)  # fmt: skip
+        ax.plot(self.steps, self.losses, color="#1565c0", lw=1.8, label=self.label)
+        bad_idx = [i for i, v in enumerate(self.losses) if not math.isfinite(v)]
         finite = [v for v in self.losses if math.isfinite(v)]
-        for k, (first, last) in enumerate(_runs(bad)):
+        for k, (first, last) in enumerate(_runs(bad_idx)):
             # a shaded band where the loss is NaN/Inf (matplotlib leaves a silent gap there)
-            ax.axvspan(first - 0.5, last + 0.5, color=RED, alpha=0.12, lw=0,
-                       label="loss is NaN/Inf" if k == 0 else None)  # fmt: skip
-        if bad:
-            ax.axvline(bad[0], color=RED, lw=1.0, ls=":")
-            where = f"NaN/Inf from step {bad[0]}"
-            ax.annotate(where, xy=(bad[0], 0.96), xycoords=("data", "axes fraction"),
-                        xytext=(4, 0), textcoords="offset points", color=RED, fontsize=8,
-                        va="top")  # fmt: skip
+            ax.axvspan(self.steps[first] - 0.5, self.steps[last] + 0.5, color=RED, alpha=0.12,
+                       lw=0, label="loss is NaN/Inf" if k == 0 else None)  # fmt: skip
+        if bad_idx:
+            at = self.steps[bad_idx[0]]
+            ax.axvline(at, color=RED, lw=1.0, ls=":")
+            ax.annotate(f"NaN/Inf from step {at}", xy=(at, 0.96),
+                        xycoords=("data", "axes fraction"), xytext=(4, 0),
+                        textcoords="offset points", color=RED, fontsize=8, va="top")  # fmt: skip
         if log and (finite or self.attempts):
             ax.set_yscale("log")
         ax.set_xlabel("step (backward() call)")
         ax.set_ylabel("loss" + (" (log)" if log else ""))
         ax.set_title(self.heading, fontsize=10)
         ax.grid(alpha=0.3)
-        if self.attempts or bad:
+        if self.attempts or bad_idx:
             ax.legend(fontsize=8)
         return fig_png(fig)
 

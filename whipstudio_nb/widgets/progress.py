@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._base import in_kernel
+
+if TYPE_CHECKING:
+    from .plots import Series
 
 __all__ = ["LiveLossCurve", "progress"]
 
@@ -63,13 +66,13 @@ class LiveLossCurve:
     def __init__(
         self,
         label: str,
-        attempts: dict[str, list[float | None]] | None = None,
+        attempts: Mapping[str, Series] | None = None,
         *,
         interval_s: float = 0.5,
         enabled: bool | None = None,
     ) -> None:
         self.label = label
-        self.attempts = attempts or {}
+        self.attempts = dict(attempts or {})
         self.interval_s = interval_s
         self.enabled = in_kernel() if enabled is None else enabled
         self.losses: list[float] = []

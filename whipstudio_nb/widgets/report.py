@@ -3,9 +3,10 @@ the training loss curve, and the run's output collapsed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
+from ..series import loss_series
 from ._base import (
     AMBER,
     GREEN,
@@ -19,7 +20,7 @@ from ._base import (
     table,
     text_table,
 )
-from .plots import LossCurve
+from .plots import LossCurve, Series
 
 __all__ = ["GradeReport", "component_status"]
 
@@ -53,14 +54,14 @@ class GradeReport(View):
         details: dict[str, Any],
         output: str = "",
         *,
-        attempts: Mapping[str, Sequence[float | None]] | None = None,
+        attempts: Mapping[str, Series] | None = None,
         error: str | None = None,
     ) -> None:
         self.score = score
         self.details = details
         self.output = output
         self.error = error or details.get("error")
-        losses = details.get("losses") or []
+        losses = loss_series(details)  # thinned by the grader: each point with its step
         self.curve = (
             LossCurve(
                 losses,
@@ -68,7 +69,7 @@ class GradeReport(View):
                 label="this submission",
                 title="Training loss during grading",
             )  # fmt: skip
-            if losses or attempts
+            if losses.values or attempts
             else None
         )
 
