@@ -352,6 +352,11 @@ def test_line_edits_undo_reset(env, task1):
     obs = env.step({"action_type": "replace_lines", "start_line": 14, "end_line": 14,
                     "new_code": "optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)"}).observation  # fmt: skip
     assert obs.error is None and obs.can_undo and "lr=0.05" in env.working_code
+    assert obs.changed_lines == [14]
+    two = env.step({"action_type": "replace_lines", "start_line": 14, "end_line": 14,
+                    "new_code": "lr = 0.05\noptimizer = torch.optim.SGD(model.parameters(), lr=lr)"}).observation  # fmt: skip
+    assert two.changed_lines == [14, 15] and two.code.splitlines()[14].startswith("optimizer")
+    assert env.step({"action_type": "undo_edit"}).observation.changed_lines == []
     obs = env.step(
         {"action_type": "replace_lines", "start_line": 40, "end_line": 41, "new_code": "x"}
     ).observation

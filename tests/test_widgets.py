@@ -34,7 +34,7 @@ from whipstudio_nb.widgets import (
     sparkline,
     summary_line,
 )
-from whipstudio_nb.widgets._base import AMBER, RED
+from whipstudio_nb.widgets._base import AMBER, RED, styled
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -225,10 +225,15 @@ def test_dashboard_timeline_expands_to_observations() -> None:
     text = view.text()
     assert text.startswith("Task task1 (Broken Training Loop): turn 2 of 10, best reward 0.900")
     assert "submit_fix" in text and "reward 0.900" in text
+    assert "1 submission, solved (you may still submit)" in text
     html = view.html()
-    assert html.count("<details>") == 2 and "width: 20%" in html
-    acc = view.widget().children[-1]
-    assert len(acc.children) == 2 and acc.selected_index is None
+    assert html.count("<details ") == 2 and "width: 20%" in html and "2 / 10 turns" in html
+    assert "score 0.900" in html and "<details open" not in html  # collapsed, scored badge
+    assert view.widget().value == styled(html)  # the live view is the same timeline
+    unsolved = state.model_copy(update={"best_reward": 0.4, "submissions": 2})
+    assert EpisodeDashboard(unsolved).text().splitlines()[0].endswith("2 submissions, in progress")
+    done = state.model_copy(update={"episode_done": True})
+    assert EpisodeDashboard(done).text().splitlines()[0].endswith(", done")
     # without entries (e.g. a State from env.state()), the history table is used
     assert "submit_fix" in EpisodeDashboard(state).html()
 
@@ -241,6 +246,10 @@ def test_small_views_render_statically() -> None:
     assert "0.50" in tasks.text() and "0.50" in tasks.html()
     code = CodeView("a = 1\nb = 2\n", "heading", "desc")
     assert "2 | b = 2" in code.text() and "heading" in code.html()
+    edited = CodeView("a = 1\nb = 2\nc = 3\n", "Working copy", highlight=[2])
+    assert "2 > b = 2" in edited.text() and "1 | a = 1" in edited.text()
+    assert edited.html().count('class="whip-edited"') == 1
+    assert 'class="whip-edited"' not in code.html()
     snippet = SnippetOutput("out\n", "Traceback...\n", 1)
     assert "[exit code 1]" in snippet.text() and RED in snippet.html()
     msg = Message("No episode in progress")

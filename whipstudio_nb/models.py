@@ -300,6 +300,10 @@ class CodeObservation(ToolObservation):
     line_count: int = 0
     can_undo: bool = False
     message: str = ""
+    changed_lines: list[int] = Field(
+        default_factory=list,
+        description="Line numbers (1-based) in `code` that hold the lines replace_lines put in.",
+    )
 
 
 # ------------------------------------------------------------------ state and results

@@ -20,10 +20,13 @@ def run(ctx: ToolContext, action: Edit) -> CodeObservation:
     wc = ctx.copy
     error = None
     message = ""
+    changed: list[int] = []
     try:
         if isinstance(action, ReplaceLinesAction):
             wc.replace_lines(action.start_line, action.end_line, action.new_code)
             message = f"Replaced lines {action.start_line}-{action.end_line}."
+            added = len(action.new_code.splitlines())
+            changed = list(range(action.start_line, action.start_line + added))
         elif isinstance(action, UndoEditAction):
             wc.undo()
             message = "Undid the last edit."
@@ -39,5 +42,6 @@ def run(ctx: ToolContext, action: Edit) -> CodeObservation:
         line_count=len(wc.lines),
         can_undo=wc.can_undo,
         message=message,
+        changed_lines=changed,
         error=error,
     )

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._base import GREEN, RED, View, badge, esc, html_widget, pre, table
+from ._base import GREY, RED, View, badge, esc, html_widget, pre, table
+from .report import SOLVED_AT, score_color
 
 __all__ = ["EpisodeDashboard", "TimelineEntry"]
 
@@ -40,11 +41,17 @@ class EpisodeDashboard(View):
         s = self.state
         if s.task_id is None:
             return "No episode in progress."
-        status = "done" if s.episode_done else "in progress"
+        if s.episode_done:
+            status = "done"
+        elif s.submissions and s.best_reward >= SOLVED_AT:
+            status = "solved (you may still submit)"
+        else:
+            status = "in progress"
+        n = s.submissions
         return (
             f"Task {s.task_id}{f' ({self.task_name})' if self.task_name else ''}: "
             f"turn {s.turn} of {s.max_turns}, best reward {s.best_reward:.3f}, "
-            f"{s.submissions} submission(s), {status}"
+            f"{n} submission{'' if n == 1 else 's'}, {status}"
         )
 
     def _records(self) -> list[tuple[int, str, str, str | None, float]]:
@@ -64,15 +71,23 @@ class EpisodeDashboard(View):
     def _progress_html(self) -> str:
         s = self.state
         frac = (s.turn / s.max_turns) if s.max_turns else 0.0
+        color = RED if frac >= 1.0 else "#1565c0"
         return (
-            f'<div style="width: 260px; height: 8px; background: #eee; border-radius: 4px">'
+            '<div style="display: flex; align-items: center; gap: 8px; margin: 4px 0 6px">'
+            '<div style="width: 260px; height: 8px; background: #eee; border-radius: 4px">'
             f'<div style="width: {min(1.0, frac) * 100:.0f}%; height: 8px; '
-            f'background: #1565c0; border-radius: 4px"></div></div>'
+            f'background: {color}; border-radius: 4px"></div></div>'
+            f'<span style="color: {GREY}">{s.turn} / {s.max_turns or "?"} turns</span></div>'
         )
 
     def _entry_title(self, turn: int, kind: str, summary: str, err: str | None,
                      reward: float) -> str:  # fmt: skip
-        flag = badge("error", RED) if err else (badge(f"{reward:.3f}", GREEN) if reward else "")
+        if err:
+            flag = badge("error", RED)
+        elif kind == "submit_fix":  # the score itself, coloured as in the grade report
+            flag, summary = badge(f"score {reward:.3f}", score_color(reward)), ""
+        else:
+            flag = ""
         return f"{turn}. <code>{esc(kind)}</code> {esc(summary)} {flag}"
 
     def html(self) -> str:
@@ -81,7 +96,10 @@ class EpisodeDashboard(View):
             for e in self.entries:
                 title = self._entry_title(e.turn, e.action_type, e.summary, e.error, e.reward)
                 body = pre(e.error, RED) if e.error and e.view is None else _view_html(e.view)
-                out += f"<details><summary>{title}</summary>{body}</details>"
+                out += (
+                    f'<details style="margin: 2px 0"><summary style="cursor: pointer">{title}'
+                    f'</summary><div style="margin: 4px 0 8px 18px">{body}</div></details>'
+                )
         else:
             rows = [
                 [str(t), f"<code>{esc(k)}</code>", f"{r:.3f}", esc(err or "")]
@@ -91,23 +109,6 @@ class EpisodeDashboard(View):
         return out
 
     def widget(self) -> Any:
-        import ipywidgets as w
-
-        s = self.state
-        head = w.HTML(f"<b>{esc(self._head())}</b>")
-        turns = w.IntProgress(value=s.turn, min=0, max=max(1, s.max_turns or 1),
-                              description="turns")  # fmt: skip
-        kids: list[Any] = [head, turns]
-        if self.entries:
-            bodies = [
-                html_widget(pre(e.error, RED) if e.error and e.view is None else _view_html(e.view))
-                for e in self.entries
-            ]
-            titles = tuple(
-                f"{e.turn}. {e.action_type} {e.summary}" + (" (error)" if e.error else "")
-                for e in self.entries
-            )
-            acc = w.Accordion(children=bodies, titles=titles)
-            acc.selected_index = None
-            kids.append(acc)
-        return w.VBox(kids)
+        # The live view is the static one: the timeline's bodies are static views anyway, and
+        # <details> rows with coloured badges read better than a stack of grey accordion bars.
+        return html_widget(self.html())

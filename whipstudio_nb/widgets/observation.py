@@ -46,7 +46,9 @@ def observation_view(obj: Any) -> View:
     elif isinstance(obj, m.SubmitFixObservation):
         views = [report.GradeReport(obj.reward, obj.grader_details, obj.error_log, error=obj.error)]
     elif isinstance(obj, m.CodeObservation):
-        views.append(tables.CodeView(obj.code, "Working copy", note=obj.message))
+        views.append(
+            tables.CodeView(obj.code, "Working copy", note=obj.message, highlight=obj.changed_lines)
+        )
     if len(views) == 1:
         return views[0]
     return Stack(views)

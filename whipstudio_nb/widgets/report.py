@@ -26,6 +26,7 @@ __all__ = ["GradeReport", "component_status"]
 
 PASS_AT = 0.8  # a component at or above this passes; below 0.3 it fails; in between is partial
 FAIL_BELOW = 0.3
+SOLVED_AT = 0.9  # a score this high solves the task (the agents' default success threshold)
 
 _MEASURED = {
     "heldout_metric": ("val_f1", "val_r2", "val_acc"),
@@ -41,7 +42,7 @@ def component_status(value: float) -> str:
     return "pass" if value >= PASS_AT else ("fail" if value < FAIL_BELOW else "partial")
 
 
-def _score_color(score: float) -> str:
+def score_color(score: float) -> str:
     return GREEN if score >= PASS_AT else (RED if score < FAIL_BELOW else AMBER)
 
 
@@ -120,7 +121,7 @@ class GradeReport(View):
 
     def gauge_html(self) -> str:
         pct = max(0.0, min(1.0, self.score)) * 100
-        color = _score_color(self.score)
+        color = score_color(self.score)
         return (
             f'<div style="display: flex; align-items: center; gap: 10px; margin: 4px 0">'
             f'<div style="font-size: 22px; font-weight: bold; color: {color}">'

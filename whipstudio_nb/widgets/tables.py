@@ -15,6 +15,10 @@ _CODE = (
 )
 
 
+# a line just put in by replace_lines: a pale yellow band across the listing
+_EDITED = '<span class="whip-edited" style="display: block; background: #fff3bf">'
+
+
 def _short(text: str, limit: int = 120) -> str:
     text = text.replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -114,16 +118,21 @@ class CodeView(View):
 
     title = "code"
 
-    def __init__(self, code: str, heading: str = "", description: str = "", note: str = "") -> None:
+    def __init__(self, code: str, heading: str = "", description: str = "", note: str = "",
+                 highlight: Sequence[int] = ()) -> None:  # fmt: skip
         self.code = code
         self.heading = heading
         self.description = description
         self.note = note
+        self.highlight = set(highlight)  # 1-based lines just edited, marked in the listing
 
     def numbered(self) -> str:
         lines = self.code.splitlines()
         width = len(str(max(1, len(lines))))
-        return "\n".join(f"{i:>{width}} | {ln}" for i, ln in enumerate(lines, 1))
+        mark = {True: ">", False: "|"}
+        return "\n".join(
+            f"{i:>{width}} {mark[i in self.highlight]} {ln}" for i, ln in enumerate(lines, 1)
+        )
 
     def text(self) -> str:
         parts = [p for p in (self.heading, self.description, self.numbered(), self.note) if p]
@@ -132,8 +141,11 @@ class CodeView(View):
     def html(self) -> str:
         lines = self.code.splitlines()
         width = len(str(max(1, len(lines))))
-        body = "\n".join(
-            f'<span style="color: #999; user-select: none">{i:>{width}}</span>  {esc(ln)}'
+        body = "".join(
+            # one block per line (no newlines between them), so a marked line is a full band
+            (_EDITED if i in self.highlight else '<span style="display: block">')
+            + f'<span style="color: #999; user-select: none">{i:>{width}}</span>  {esc(ln)}'
+            + "</span>"
             for i, ln in enumerate(lines, 1)
         )
         out = f"<h4 style='margin: 4px 0'>{esc(self.heading)}</h4>" if self.heading else ""
@@ -191,7 +203,10 @@ class Message(View):
 
     def html(self) -> str:
         color = {"error": RED, "warning": AMBER}.get(self.kind, "#1565c0")
+        # the coloured bar already says what kind it is: a hint needs no "Info:" in front
+        label = {"error": "Error", "warning": "Note"}.get(self.kind)
+        lead = f'<b style="color: {color}">{label}:</b> ' if label else ""
         return (
             f'<div style="border-left: 4px solid {color}; padding: 4px 10px; '
-            f'background: #fafafa; white-space: pre-wrap">{esc(self.text())}</div>'
+            f'background: #fafafa; white-space: pre-wrap">{lead}{esc(self.message)}</div>'
         )
