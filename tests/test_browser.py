@@ -258,7 +258,20 @@ def test_quickstart_in_jupyterlab(lab: Lab, browser: Any) -> None:
         gauge = re.search(r"^([01]\.\d{3})$", report.inner_text(), re.M)  # its description
         assert gauge and float(gauge.group(1)) > 0.9, report.inner_text()
         _shot(report, "quickstart-grade-report")
-        _shot(_live(page, "dashboard").first, "quickstart-dashboard")
+        # the dashboard: one collapsed row per tool call, the submission's score as a badge
+        dash = _live(page, "dashboard").first
+        steps = dash.locator("details.whip-step")
+        assert steps.count() >= 7 and dash.locator("details.whip-step[open]").count() == 0
+        assert "score 1.000" in steps.last.locator("summary").first.inner_text()
+        assert "turns" in dash.inner_text() and "solved" in dash.inner_text()
+        _shot(dash, "quickstart-dashboard")
+        steps.last.locator("summary").first.click()  # a row expands to what that call showed
+        assert steps.last.locator(".whip-grade").first.is_visible()
+        _shot(dash, "quickstart-dashboard-expanded")
+        # the working copy marks the lines an edit just put in
+        edited = page.locator(".jp-Notebook .whip-code .whip-edited")
+        assert edited.count() >= 2  # lines 18-23 (one edit), then line 14 (the next)
+        _shot(_live(page, "code").nth(1), "quickstart-working-copy-edited")
         # the plainer views: the task table (static HTML), a code listing, snippet output, a hint
         tasks = page.locator(".jp-Notebook .whip-view.whip-tasks").first
         assert tasks.locator("tr").count() >= 19  # header + 18 tasks
@@ -340,6 +353,10 @@ def test_tools_tour_in_jupyterlab(lab: Lab, browser: Any) -> None:
         report = _live(page, "grade").first
         assert "Grade report" in report.inner_text()
         _shot(report, "tour-grade-report")
+        # task5 trains 300 steps; the grader keeps 200 points, drawn at their own steps
+        frozen = _live(page, "grade").last
+        assert "300 steps (200 points shown)" in frozen.inner_text(), frozen.inner_text()
+        _shot(frozen, "tour-grade-report-thinned")
         _shot(_live(page, "variables").first, "tour-variables")
         _shot_notebook(page, "tour-notebook")
     finally:

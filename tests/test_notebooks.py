@@ -135,7 +135,7 @@ def test_agent_notebook_solves_task1_and_exports_the_trajectory(executed: dict) 
     dash = _outputs_of(nb, "EpisodeDashboard(env.state(), timeline(steps)", "execute_result")
     assert "Task task1 (Broken Training Loop)" in dash[0].data["text/plain"]
     assert "best reward 1.000" in dash[0].data["text/plain"]
-    assert dash[0].data["text/html"].count("<details style=") >= 5  # one per step
+    assert dash[0].data["text/html"].count("<details class=\"whip-step\"") >= 5  # one per step
     (printed,) = _outputs_of(nb, "def export_trajectory", "stream")
     assert printed.text.splitlines()[0].startswith("1 run_training_probe reward=0.000")
 

@@ -227,7 +227,7 @@ def test_dashboard_timeline_expands_to_observations() -> None:
     assert "submit_fix" in text and "reward 0.900" in text
     assert "1 submission, solved (you may still submit)" in text
     html = view.html()
-    assert html.count("<details ") == 2 and "width: 20%" in html and "2 / 10 turns" in html
+    assert html.count("<details class=\"whip-step\"") == 2 and "width: 20%" in html and "2 / 10 turns" in html
     assert "score 0.900" in html and "<details open" not in html  # collapsed, scored badge
     assert view.widget().value == styled(html)  # the live view is the same timeline
     unsolved = state.model_copy(update={"best_reward": 0.4, "submissions": 2})

@@ -97,8 +97,9 @@ class EpisodeDashboard(View):
                 title = self._entry_title(e.turn, e.action_type, e.summary, e.error, e.reward)
                 body = pre(e.error, RED) if e.error and e.view is None else _view_html(e.view)
                 out += (
-                    f'<details style="margin: 2px 0"><summary style="cursor: pointer">{title}'
-                    f'</summary><div style="margin: 4px 0 8px 18px">{body}</div></details>'
+                    '<details class="whip-step" style="margin: 2px 0">'
+                    f'<summary style="cursor: pointer">{title}</summary>'
+                    f'<div style="margin: 4px 0 8px 18px">{body}</div></details>'
                 )
         else:
             rows = [
