@@ -307,7 +307,13 @@ while time.monotonic() < end:
                     text = f.read(100_000)
             except Exception:
                 continue
-            if '"key"' in text and "signature_scheme" in text:
+            # a connection file is JSON with the key (a checkout under /tmp shows up here
+            # too, and jupyter_client's sources name both fields: those are not keys)
+            try:
+                conn = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(conn, dict) and conn.get("key") and "signature_scheme" in conn:
                 found.add(path)
     os.sched_yield()
 print("FOUND", sorted(found))
