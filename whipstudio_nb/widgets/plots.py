@@ -61,7 +61,9 @@ Series = Sequence[float | None] | LossSeries
 def _as_series(values: Series) -> tuple[list[int], list[float]]:
     """(steps, values): a plain list of losses is one point per step from 0."""
     if isinstance(values, LossSeries):
-        return list(values.steps), _clean(values.values)
+        if len(values.steps) != len(values.values):
+            raise ValueError(f"{len(values.steps)} steps for {len(values.values)} losses")
+        return [int(s) for s in values.steps], _clean(values.values)
     vals = _clean(values)
     return list(range(len(vals))), vals
 
@@ -83,11 +85,10 @@ class LossCurve(View):
         log_scale: bool | None = None,
         title: str = "Training loss",
     ) -> None:
-        self.steps, self.losses = _as_series(losses)
         if steps is not None:
-            if len(steps) != len(self.losses):
-                raise ValueError(f"{len(steps)} steps for {len(self.losses)} losses")
-            self.steps = [int(s) for s in steps]
+            values: list[float | None] = list(_as_series(losses)[1])
+            losses = LossSeries(list(steps), values)
+        self.steps, self.losses = _as_series(losses)
         self.attempts = {k: _as_series(v) for k, v in (attempts or {}).items()}
         self.label = label
         # None: decided by the data (see wants_log_scale); the widget's toggle starts there
