@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -37,9 +38,25 @@ import threading
 import time
 from typing import Any
 
-from .isolation import Limits, PidsCgroup, bwrap_argv, hidden_paths, resolve_level
+from ..errors import SandboxError
+from .filesystem import mount_plan, untraversable
+from .isolation import (
+    Limits,
+    PidsCgroup,
+    bwrap_argv,
+    hidden_paths,
+    resolve_level,
+    sandbox_identity,
+    unprivileged_prefix,
+)
 from .kernel import Launcher, kernel_env
-from .private_view import drop_capabilities, enter_private_view
+from .private_view import (
+    CLONE_NEWPID,
+    drop_capabilities,
+    enter_private_view,
+    make_read_only,
+    unshare,
+)
 
 __all__ = ["ForkServerLauncher"]
 
@@ -71,6 +88,7 @@ class ForkServerLauncher(Launcher):
         self._root: str | None = None  # holds the pool directory and the connection files
         self._dir: str | None = None  # the pool: sockets, kernels' work dirs (seen by kernels)
         self._cgroup: PidsCgroup | None = None
+        self._identity: tuple[int, int] | None = None  # the sandbox user, under a root host
         self._closed = False
 
     @property
@@ -97,20 +115,26 @@ class ForkServerLauncher(Launcher):
     def ensure_started(self) -> None:
         with self._lock:
             if self._closed:
-                raise RuntimeError("fork server launcher is closed")
+                raise SandboxError("fork server launcher is closed")
             if self._proc is not None and self._proc.poll() is None:
                 return
             self._stop_locked()
             self._root = tempfile.mkdtemp(prefix="whip-fs-")
             self._dir = os.path.join(self._root, "pool")
             os.mkdir(self._dir)
-            os.mkdir(os.path.join(self._root, "conn"), 0o700)
-            workdir = os.path.join(self._dir, "work")
+            os.mkdir(os.path.join(self._root, "conn"), 0o700)  # signing keys: host only
+            workdir = os.path.join(self._dir, "work")  # the server's log lives here
             os.mkdir(workdir)
+            self._identity = sandbox_identity() if self.isolation == "strict" else None
+            if self._identity is not None:
+                # The sandbox user creates the kernels' sockets in the pool; nothing else here
+                # is theirs (conn/ stays root-only).
+                os.chmod(self._root, 0o711)
+                os.chown(self._dir, *self._identity)
             argv, env = self._server_command(workdir)
             # The server's stderr goes to a file: a pipe nobody reads could fill up and block it.
             # Its stdin is a pipe that only this process holds: EOF tells it the host is gone.
-            log_path = os.path.join(self._dir, "server.log")
+            log_path = os.path.join(self._root, "server.log")  # host only, never in the pool
             with open(log_path, "wb") as log:
                 proc = subprocess.Popen(
                     argv,
@@ -125,24 +149,24 @@ class ForkServerLauncher(Launcher):
             if line.strip() != b"ready":
                 proc.kill()
                 proc.wait()
-                with open(log_path, "rb") as f:
+                err = ""
+                with contextlib.suppress(OSError), open(log_path, "rb") as f:
                     err = f.read().decode(errors="replace")
-                raise RuntimeError(f"fork server failed to start: {line!r} {err[-2000:]}")
+                raise SandboxError(f"fork server failed to start: {line!r} {err[-2000:]}")
             self._proc = proc
 
     def _server_command(self, workdir: str) -> tuple[list[str], dict[str, str]]:
         assert self._dir is not None and self._root is not None
         env = kernel_env(workdir)
+        # No user-writable directory on the server's sys.path or as its cwd: it is "/" (read-only)
+        # under strict, and neither the cwd nor a user site directory is ever on its path.
+        env.update(PYTHONSAFEPATH="1", PYTHONNOUSERSITE="1", HOME="/", TMPDIR="/tmp",
+                   MPLCONFIGDIR="/tmp/mpl")  # fmt: skip
         env["WHIP_LIMITS"] = self.limits.to_env() if self.isolation != "none" else "{}"
-        if self.isolation == "strict":
-            env["WHIP_PRIVATE_VIEWS"] = "1"  # each kernel sees only its own part of the pool
         argv = [sys.executable, "-m", "whipstudio_nb.sandbox.forkserver", self.socket_path]
         if self.isolation == "strict":
-            argv = (
-                bwrap_argv(pool_dir=self._dir, workdir=workdir, env=env,
-                           hidden=[*hidden_paths(), os.path.join(self._root, "conn")])  # fmt: skip
-                + argv
-            )
+            env["WHIP_PRIVATE_VIEWS"] = json.dumps({"pool": self._dir, "keep": self._keep})
+            argv = self._sandboxed(argv, env)
         join = ""
         if self.isolation != "none" and os.geteuid() == 0:
             # root ignores RLIMIT_NPROC: cap processes with a cgroup where there is one
@@ -153,8 +177,44 @@ class ForkServerLauncher(Launcher):
         # A small shell stays outside the sandbox: it joins the cgroup, runs the server and, when
         # the server is gone (even if this host was killed), removes the pool's directory, which
         # the server itself cannot remove from inside bwrap (it is a mount point there).
-        script = f'{join}"$@"; rc=$?; rm -rf "{self._root}"; exit $rc'
+        script = f'{join}"$@"; rc=$?; [ $rc = 0 ] && rm -rf "{self._root}"; exit $rc'
         return ["/bin/sh", "-c", script, "sh", *argv], env
+
+    @property
+    def _keep(self) -> list[str]:
+        """Bound directories under /tmp, which each kernel's private /tmp must keep visible."""
+        from .filesystem import python_roots
+
+        return [p for p, _ in python_roots() if p == "/tmp" or p.startswith("/tmp/")]
+
+    def _sandboxed(self, argv: list[str], env: dict[str, str]) -> list[str]:
+        """``argv`` inside bwrap, as the unprivileged sandbox user when the host is root."""
+        assert self._root is not None and self._dir is not None
+        passwd, group = os.path.join(self._root, "passwd"), os.path.join(self._root, "group")
+        with open(passwd, "w") as f:
+            f.write("root:x:0:0::/:/sbin/nologin\nnobody:x:65534:65534::/:/sbin/nologin\n")
+        with open(group, "w") as f:
+            f.write("root:x:0:\nnogroup:x:65534:\n")
+        for path in (passwd, group):
+            os.chmod(path, 0o644)
+        plan = mount_plan(pool_dir=self._dir, hidden=hidden_paths(), passwd=passwd, group=group)
+        staged: dict[str, str] = {}
+        if self._identity is not None:
+            uid, gid = self._identity
+            for m in plan:
+                if m.kind in ("ro-bind", "bind") and untraversable(m.source, uid, {gid}):
+                    stage = os.path.join(self._root, f"stage{len(staged)}")
+                    os.mkdir(stage, 0o755)
+                    staged[m.source] = stage
+        prefix = unprivileged_prefix(list(staged.items()))
+        return [*prefix, *bwrap_argv(plan, env=env, staged=staged), *argv]
+
+    def own_kernel_dir(self, path: str) -> None:
+        """Hand a kernel's directory (its sockets and work dir) to the sandbox user."""
+        if self._identity is not None:
+            for root, dirs, files in os.walk(path):
+                for name in [root, *(os.path.join(root, d) for d in dirs)]:
+                    os.chown(name, *self._identity)
 
     def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
         # argv is "python -m ipykernel_launcher -f {connection_file} <kernel args>".
@@ -231,7 +291,9 @@ class _Server:
         self.sel.register(self.wake_r, selectors.EVENT_READ, "signal")
         self.sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "host")
         self.running = True
-        self.private_views = False
+        # strict: {"pool": dir, "keep": [...]}; each kernel then gets its own PID namespace
+        self.private_views: dict[str, Any] | None = None
+        self.kernel_filter: Any = None  # the seccomp filter, built once before any fork
 
     def _on_term(self, *args: Any) -> None:
         self.running = False
@@ -362,8 +424,12 @@ class _Server:
 def _become_kernel(
     request: dict[str, Any], conn: socket.socket, server: _Server, connection_fd: int | None
 ) -> None:
-    """In the forked child: turn into an IPython kernel for the request. Never returns."""
+    """In the forked child: turn into an IPython kernel for the request. Never returns.
+
+    Under strict isolation this child is PID 1 of a new PID namespace: it builds the kernel's
+    private world, then forks the kernel itself and supervises it (see private_view.py)."""
     code = 1
+    log = os.dup(2)  # the server's log, for failures before the kernel runs (closed then)
     try:
         connection = None
         if connection_fd is not None:
@@ -383,12 +449,21 @@ def _become_kernel(
         os.setsid()
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the server
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # keep escaped descendants as our own
-        _prctl(_PR_SET_DUMPABLE, 0)  # other kernels may not read our memory or environment
         _apply_limits(server.limits)
+        ready: tuple[int, int] | None = None
         if server.private_views:
+            # A PID namespace of the kernel's own: this process relays signals and the exit
+            # status; its child (PID 1 there) builds the view and supervises the kernel.
+            unshare(CLONE_NEWPID)
+            _relay(os.fork())  # returns in the child only
             own = os.path.dirname(request["cwd"])  # the kernel's directory: work/ is in it
-            enter_private_view(own, os.path.dirname(own))
+            view = server.private_views
+            enter_private_view(own, view["pool"], int(server.limits["scratch_mb"]), view["keep"])
+            ready = _supervise_kernel(own)  # returns in the kernel only
+            # The kernel: no capability and the filter before anything is imported or run.
             drop_capabilities()
+            server.kernel_filter.load()
+        _prctl(_PR_SET_DUMPABLE, 0 if ready is None else 1)
         conn.close()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -401,10 +476,80 @@ def _become_kernel(
         _reseed()
         app = _kernel_app(connection)
         app.initialize(["-f", request["connection_file"], *request.get("kernel_args", [])])
+        if ready is not None:  # sockets are bound: the supervisor makes our directory read-only
+            os.write(ready[1], b"1")
+            os.read(ready[0], 1)
+        os.close(log)
+        log = -1
         app.start()
         code = 0
     except BaseException:
         code = 1
+        if log >= 0:
+            import traceback
+
+            with contextlib.suppress(OSError):
+                os.write(log, f"kernel {os.getpid()} failed to start:\n".encode())
+                os.write(log, traceback.format_exc().encode())
+    finally:
+        os._exit(code)
+
+
+def _relay(child: int) -> None:
+    """In the parent: forward signals to ``child`` and exit with its status. Returns in the
+    child (``child == 0``)."""
+    if child == 0:
+        return
+    code = 1
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda signum, frame: os.kill(child, signum))
+        while True:
+            try:
+                pid, status = os.waitpid(child, 0)
+                break
+            except InterruptedError:
+                continue
+        code = os.waitstatus_to_exitcode(status)
+        code = code if code >= 0 else 128 - code
+    finally:
+        os._exit(code)
+
+
+def _supervise_kernel(own_dir: str) -> tuple[int, int]:
+    """Fork the kernel. In the kernel, return the pipe ends of the "sockets bound" handshake;
+    here (PID 1 of the kernel's namespace, still privileged) wait for that, make the kernel's
+    own directory read-only (no write ever reaches the host's disk), forward signals, reap, and
+    exit with the kernel's status, which ends every process in the namespace."""
+    to_sup_r, to_sup_w = os.pipe()
+    to_kernel_r, to_kernel_w = os.pipe()
+    kernel = os.fork()
+    if kernel == 0:
+        os.close(to_sup_r)
+        os.close(to_kernel_w)
+        return to_kernel_r, to_sup_w
+    code = 1
+    try:
+        os.close(to_sup_w)
+        os.close(to_kernel_r)
+        _prctl(_PR_SET_DUMPABLE, 0)  # the kernel may not read a privileged process's memory
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda signum, frame: os.kill(kernel, signum))
+        with contextlib.suppress(OSError):
+            if os.read(to_sup_r, 1):
+                make_read_only(own_dir)
+                os.write(to_kernel_w, b"1")
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            if pid == kernel:
+                code = os.waitstatus_to_exitcode(status)
+                code = code if code >= 0 else 128 - code
+                break
     finally:
         os._exit(code)
 
@@ -432,8 +577,6 @@ def _kernel_app(connection: dict[str, Any] | None) -> Any:
 
 def _apply_limits(limits: dict[str, int]) -> None:
     """rlimits for this kernel and everything it starts."""
-    import resource
-
     if not limits:  # isolation "none"
         return
     mb = 2**20
@@ -478,7 +621,12 @@ def main() -> int:
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     limits = json.loads(os.environ.pop("WHIP_LIMITS", "{}") or "{}")
     server = _Server(path, limits)
-    server.private_views = os.environ.pop("WHIP_PRIVATE_VIEWS", "") == "1"
+    views = os.environ.pop("WHIP_PRIVATE_VIEWS", "")
+    if views:
+        from .seccomp import build_kernel_filter
+
+        server.private_views = json.loads(views)
+        server.kernel_filter = build_kernel_filter()
     server.serve()
     return 0
 

@@ -1,8 +1,10 @@
 """Isolation levels for sandbox kernels, and the operating-system pieces behind them.
 
 - ``strict`` (default on Linux when bubblewrap works): the fork server and every kernel it forks
-  run inside ``bwrap`` with no network, a read-only view of the system, private ``/tmp`` and
-  HOME, the task packs hidden, their own PID namespace, no capabilities, plus everything below.
+  run inside ``bwrap`` as an unprivileged host user, with no network and a filesystem built from
+  an allowlist (filesystem.py); each kernel has its own PID and mount namespace, a capped
+  private tmpfs, no capabilities and a seccomp filter (private_view.py, seccomp.py), plus
+  everything below.
 - ``basic``: the import policy, a scrubbed environment, resource limits (address space, CPU
   time, file size, open files, number of processes) and cleanup of every process a call started.
   It cannot stop network access, reading files the user can read, or writing where the user can.
@@ -19,10 +21,11 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import SandboxError
+from .filesystem import Mount
 
 __all__ = [
     "LEVELS",
@@ -32,26 +35,79 @@ __all__ = [
     "bwrap_problem",
     "hidden_paths",
     "resolve_level",
+    "sandbox_identity",
+    "unprivileged_prefix",
     "warning_for",
 ]
 
 LEVELS = ("strict", "basic", "none")
 
 
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SandboxError(f"{name} must be a whole number (got {raw!r})") from None
+    if value <= 0:
+        raise SandboxError(f"{name} must be positive (got {raw!r})")
+    return value
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Per-kernel resource limits (rlimits) and a per-pool process cap."""
+    """Per-kernel resource limits (rlimits, scratch space, results kept by the host) and a
+    per-pool process cap. Defaults come from the environment when a pool is built, not at
+    import: ``WHIP_MEMORY_LIMIT_MB``, ``WHIP_CPU_LIMIT_S``, ``WHIP_MAX_PROCS``,
+    ``WHIP_SCRATCH_MB`` (tmpfs for /tmp, /dev/shm and the work dir together),
+    ``WHIP_MAX_RESULTS`` and ``WHIP_MAX_RESULT_BYTES``."""
 
-    address_space_mb: int = int(os.environ.get("WHIP_MEMORY_LIMIT_MB", "4096"))
-    cpu_time_s: int = int(os.environ.get("WHIP_CPU_LIMIT_S", "600"))
+    address_space_mb: int = field(default_factory=lambda: _env_int("WHIP_MEMORY_LIMIT_MB", 4096))
+    cpu_time_s: int = field(default_factory=lambda: _env_int("WHIP_CPU_LIMIT_S", 600))
     file_size_mb: int = 512
     open_files: int = 1024
-    processes: int = int(os.environ.get("WHIP_MAX_PROCS", "512"))
+    processes: int = field(default_factory=lambda: _env_int("WHIP_MAX_PROCS", 512))
+    scratch_mb: int = field(default_factory=lambda: _env_int("WHIP_SCRATCH_MB", 512))
+    max_results: int = field(default_factory=lambda: _env_int("WHIP_MAX_RESULTS", 16))
+    max_result_bytes: int = field(
+        default_factory=lambda: _env_int("WHIP_MAX_RESULT_BYTES", 4 * 2**20)
+    )
 
     def to_env(self) -> str:
         import json
 
         return json.dumps(asdict(self))
+
+
+# Under a root host, the sandbox runs as this unprivileged user (``nobody``): uid 0 inside a
+# user namespace created by root would be uid 0 outside, able to read every root-only file.
+def sandbox_identity() -> tuple[int, int] | None:
+    """(uid, gid) to run the sandbox as, or None when the host user is already unprivileged."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(os.environ.get("WHIP_SANDBOX_USER", "nobody"))
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return 65534, 65534
+
+
+_DROPUID = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_dropuid.py")
+
+
+def unprivileged_prefix(binds: list[tuple[str, str]]) -> list[str]:
+    """The command that turns a root host into the sandbox user before bwrap ([] otherwise)."""
+    ident = sandbox_identity()
+    if ident is None:
+        return []
+    import json
+
+    spec = {"uid": ident[0], "gid": ident[1], "binds": [list(b) for b in binds]}
+    return [sys.executable, "-I", "-S", _DROPUID, json.dumps(spec), "--"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,17 +118,26 @@ def bwrap_problem() -> str | None:
     exe = shutil.which("bwrap")
     if exe is None:
         return "bubblewrap (bwrap) is not installed"
+    from .seccomp import seccomp_problem
+
+    if (problem := seccomp_problem()) is not None:
+        return problem
     try:
         probe = subprocess.run(
-            [exe, *_namespace_args(), *_cap_args(), "--ro-bind", "/", "/", "--proc", "/proc",
-             "--dev", "/dev",
-             "--", sys.executable, "-c", "pass"],
+            [*unprivileged_prefix([]), exe, *_namespace_args(), *_cap_args(),
+             "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib",
+             "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
+             "--proc", "/proc", "--dev", "/dev", "--", "/bin/sh", "-c", "true"],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap failed to run: {exc}"
     if probe.returncode != 0:
-        return f"bubblewrap cannot create namespaces here: {probe.stderr.strip()[:300]}"
+        who = "an unprivileged user" if sandbox_identity() or os.geteuid() else "root"
+        return (
+            f"bubblewrap cannot create namespaces as {who} here: {probe.stderr.strip()[:300]} "
+            "(unprivileged user namespaces must be allowed; see the README's isolation section)"
+        )
     return None
 
 
@@ -105,12 +170,12 @@ def warning_for(level: str) -> str | None:
 def _namespace_args() -> list[str]:
     return [
         "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-        "--unshare-cgroup-try", "--cap-drop", "ALL",
+        "--unshare-cgroup-try", "--cap-drop", "ALL", "--die-with-parent",
     ]  # fmt: skip
 
 
-# What the fork server keeps so that each kernel can set up its private view of the pool
-# directory (see private_view.py); every kernel drops them before it runs any code.
+# What the fork server keeps so that each kernel's supervisor can build its private world (see
+# private_view.py); every kernel drops them before it imports or runs anything.
 SERVER_CAPS = ("CAP_SYS_ADMIN", "CAP_SETPCAP")
 
 
@@ -118,45 +183,21 @@ def _cap_args() -> list[str]:
     return [arg for cap in SERVER_CAPS for arg in ("--cap-add", cap)]
 
 
-def bwrap_argv(*, pool_dir: str, workdir: str, hidden: list[str], env: dict[str, str]) -> list[str]:
-    """The bwrap command line that wraps the fork server (and so every kernel)."""
+def bwrap_argv(plan: list[Mount], *, env: dict[str, str], staged: dict[str, str]) -> list[str]:
+    """The bwrap command line that wraps the fork server (and so every kernel). ``staged`` maps
+    a bind source to the stage directory it is reachable at (see ``unprivileged_prefix``)."""
     exe = shutil.which("bwrap")
     if exe is None:
         raise SandboxError("bubblewrap (bwrap) is not installed")
-    argv = [exe, *_namespace_args(), *_cap_args(), "--ro-bind", "/", "/", "--dev", "/dev",
-            "--proc", "/proc"]  # fmt: skip
-    homes = {h for h in ("/root", "/home", os.path.expanduser("~")) if os.path.isdir(h)}
-    masked = sorted({"/tmp", "/var/tmp", "/dev/shm", *homes})
-    for path in masked:
-        argv += ["--tmpfs", path]
-    # ...but the interpreter, the venv and the package itself may live under one of them
-    # (pyenv in a home, a checkout in /tmp): bring exactly those back, read-only. The task
-    # packs are hidden again below, whatever these bring back.
-    for path in _python_paths():
-        if any(path == m or path.startswith(m + os.sep) for m in masked):
-            argv += ["--ro-bind", path, path]
-    for path in hidden:  # task packs: solutions and grader data never reach a kernel
-        if os.path.isdir(path):
-            argv += ["--tmpfs", path]
-    # The pool's own directory (sockets, connection files, kernels' work dirs) stays writable.
-    argv += ["--bind", pool_dir, pool_dir, "--chdir", workdir, "--clearenv"]
+    argv = [exe, *_namespace_args(), *_cap_args()]
+    for m in plan:
+        if m.kind in ("ro-bind", "bind") and m.source in staged:
+            m = Mount(m.kind, m.dest, staged[m.source], m.why, m.size_mb)
+        argv += m.argv()
+    argv += ["--remount-ro", "/", "--chdir", "/", "--clearenv"]
     for key, value in env.items():
         argv += ["--setenv", key, value]
     return [*argv, "--"]
-
-
-def _python_paths() -> list[str]:
-    """Directories this interpreter needs: its prefixes and everything on sys.path."""
-    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix,
-                  os.path.dirname(os.path.realpath(sys.executable)), *sys.path}  # fmt: skip
-    found = {os.path.realpath(p) for p in candidates if p and os.path.isdir(p)}
-    found |= {p for p in candidates if p and os.path.isdir(p)}  # symlinked paths as well
-    # Parents first, and no path inside another one already listed.
-    kept: list[str] = []
-    for p in sorted(found):
-        if not any(p.startswith(k + os.sep) for k in kept):
-            kept.append(p)
-    return kept
 
 
 def hidden_paths() -> list[str]:

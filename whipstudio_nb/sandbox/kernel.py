@@ -8,6 +8,7 @@ shutdown. ``Launcher.wrap`` is the one place where an isolation wrapper (bwrap) 
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -74,6 +75,17 @@ class Launcher:
     def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
         return argv
 
+    def own_kernel_dir(self, path: str) -> None:
+        """Make a new kernel's directory usable by the identity its kernel runs as."""
+
+    @property
+    def result_caps(self) -> tuple[int, int]:
+        """How many result messages a call may leave with the host, and how big each may be."""
+        limits = getattr(self, "limits", None)
+        if limits is None:
+            return 16, 4 * 2**20
+        return limits.max_results, limits.max_result_bytes
+
     def close(self) -> None:
         """Release whatever the launcher keeps running (nothing, for direct launches)."""
 
@@ -113,10 +125,34 @@ class ExecResult:
     died: bool = False
     exit_status: int | None = None
     duration_s: float = 0.0
+    results_dropped: int = 0  # result messages over the count or size cap, not kept
 
     @property
     def result(self) -> dict[str, Any] | None:
         return self.results[-1] if self.results else None
+
+
+def _keep_result(res: ExecResult, result: dict[str, Any], max_results: int, max_bytes: int) -> None:
+    """Keep a result unless the call already left its share; an oversized one is replaced by a
+    marker (the host's memory stays bounded whatever the code emits)."""
+    if len(res.results) >= max_results:
+        res.results_dropped += 1
+        return
+    size = len(json.dumps(result, default=str))
+    if size > max_bytes:
+        res.results_dropped += 1
+        result = {"truncated": True, "internal_error": f"result of {size} bytes dropped "
+                  f"(limit {max_bytes}; set WHIP_MAX_RESULT_BYTES to raise it)"}  # fmt: skip
+    res.results.append(result)
+
+
+def _capped_error(content: dict[str, Any], cap: int) -> dict[str, Any]:
+    out = dict(content)
+    out["evalue"] = str(content.get("evalue", ""))[:cap]
+    out["ename"] = str(content.get("ename", ""))[:200]
+    tb = [str(line)[:cap] for line in content.get("traceback", [])[:200]]
+    out["traceback"] = tb
+    return out
 
 
 class SandboxKernel:
@@ -131,6 +167,7 @@ class SandboxKernel:
         self.tmpdir = tempfile.mkdtemp(prefix="whip-k-", dir=self.launcher.base_dir)
         self.workdir = os.path.join(self.tmpdir, "work")
         os.mkdir(self.workdir)
+        self.launcher.own_kernel_dir(self.tmpdir)
         self._closed = False
         self._lock = threading.Lock()
         argv = [
@@ -180,6 +217,7 @@ class SandboxKernel:
         start = time.monotonic()
         out, err = _Capped(output_cap), _Capped(output_cap)
         res = ExecResult()
+        max_results, max_bytes = self.launcher.result_caps
         msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False)
         deadline = start + timeout
         while True:
@@ -202,14 +240,14 @@ class SandboxKernel:
             elif kind in ("display_data", "update_display_data", "execute_result"):
                 data = content.get("data", {})
                 if RESULT_MIME in data and isinstance(data[RESULT_MIME], dict):
-                    res.results.append(data[RESULT_MIME])
+                    _keep_result(res, data[RESULT_MIME], max_results, max_bytes)
                 elif on_progress is not None and isinstance(data.get(PROGRESS_MIME), dict):
                     try:
                         on_progress(data[PROGRESS_MIME])
                     except Exception:
                         pass  # a broken live view must not break the call
             elif kind == "error":
-                res.error = content
+                res.error = _capped_error(content, output_cap)
             elif kind == "status" and content.get("execution_state") == "idle":
                 break
         if res.died:

@@ -1,12 +1,22 @@
-"""Each kernel's private view of the pool directory (strict isolation only).
+"""Each kernel's private world (strict isolation only): its own PID namespace, mount namespace,
+capped scratch tmpfs and no capabilities.
 
-Every kernel is forked from one fork server inside one bubblewrap sandbox, so without this they
-would all see the pool directory: each other's work dirs (another session's code) and IPC
-sockets (another kernel's output channel). A forked kernel therefore enters a mount namespace of
-its own where the pool directory is an empty tmpfs holding only its own directory, then drops
-every capability, so that nothing it runs can undo the mounts. Linux only; it needs
-CAP_SYS_ADMIN and CAP_SETPCAP in the sandbox's user namespace, which bwrap grants to the fork
-server under strict isolation (the kernels drop them before any code of theirs runs).
+The fork server forks every kernel's *supervisor* as PID 1 of a new PID namespace. The
+supervisor (which imports nothing and runs no user code) builds the kernel's view:
+- a fresh ``/proc`` that shows only the kernel's own processes (no ``/proc/1/root`` of anything
+  outside, no other kernel, no fork server);
+- the pool directory covered by an empty tmpfs except the kernel's own directory (its IPC
+  sockets), so ``fork.sock`` and other kernels' sockets are gone;
+- ``/tmp``, ``/dev/shm`` and the work dir on one private tmpfs with a size cap, freed with the
+  namespace when the kernel ends (host disk is never used);
+- every shared writable mount (``/dev``, ``/run``) made read-only.
+It then forks the kernel, which drops every capability and loads the seccomp filter before it
+imports or runs anything, and, once the kernel has bound its sockets, makes the kernel's own
+directory read-only too. Linux only; the supervisor needs CAP_SYS_ADMIN in the sandbox's user
+namespace, which bwrap grants to the fork server under strict isolation.
+
+Stash directories are created in a tmpfs this process has just mounted in its own namespace:
+no other process can have created anything there first.
 """
 
 from __future__ import annotations
@@ -14,17 +24,17 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["drop_capabilities", "enter_private_view"]
+__all__ = ["drop_capabilities", "enter_private_view", "make_read_only", "unshare", "setns"]
 
-_CLONE_NEWNS = 0x00020000
-_MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
+CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
 _MNT_DETACH = 2
 _PR_CAPBSET_DROP = 24
 _CAP_VERSION_3 = 0x20080522
 
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: nothing to import later
 
 
 def _check(ret: int, what: str) -> None:
@@ -33,40 +43,82 @@ def _check(ret: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _mount(libc: ctypes.CDLL, src: str | None, dst: str, fstype: str | None, flags: int) -> None:
+def _mount(src: str | None, dst: str, fstype: str | None, flags: int, data: str = "") -> None:
     _check(
-        libc.mount(
+        _libc.mount(
             src.encode() if src else None, dst.encode(), fstype.encode() if fstype else None,
-            flags, None,
+            flags, data.encode() if data else None,
         ),
         f"mount {src or fstype} on {dst}",
     )  # fmt: skip
 
 
-def enter_private_view(own_dir: str, pool_dir: str) -> None:
-    """From now on this process sees ``pool_dir`` as an empty directory except ``own_dir``."""
-    libc = _libc()
-    _check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)  # our mounts stay ours
-    name = os.path.relpath(own_dir, pool_dir)
-    if name.startswith("..") or os.sep in name:
-        raise ValueError(f"{own_dir} is not directly inside {pool_dir}")
-    # Keep our directory at a side path, cover the pool, then put it back.
-    stash = f"/tmp/.whip-own-{os.getpid()}"
-    os.mkdir(stash, 0o700)
-    _mount(libc, own_dir, stash, None, _MS_BIND | _MS_REC)
-    _mount(libc, "tmpfs", pool_dir, "tmpfs", 0)
-    os.mkdir(own_dir, 0o700)
-    _mount(libc, stash, own_dir, None, _MS_BIND | _MS_REC)
-    _check(libc.umount2(stash.encode(), _MNT_DETACH), f"umount {stash}")
-    os.rmdir(stash)
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), f"unshare({flags:#x})")
+
+
+def setns(fd: int, nstype: int) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def make_read_only(path: str) -> None:
+    _mount(None, path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def enter_private_view(
+    own_dir: str, pool_dir: str, scratch_mb: int, keep_under_tmp: list[str]
+) -> None:
+    """Build the view described above for this process (the kernel's supervisor, PID 1 of a
+    new PID namespace). ``keep_under_tmp``: bound paths that live under /tmp (a checkout or a
+    venv there) and must stay visible when /tmp is replaced."""
+    unshare(CLONE_NEWNS)
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)  # our mounts stay ours
+    _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    # A fresh tmpfs for stashes: created right now, in our own namespace.
+    _mount("tmpfs", "/run", "tmpfs", _MS_NOSUID | _MS_NODEV, "size=64k,mode=700")
+    stashes: list[tuple[str, str]] = []
+
+    def stash(path: str) -> None:
+        where = f"/run/{len(stashes)}"
+        os.mkdir(where, 0o700)
+        _mount(path, where, None, _MS_BIND | _MS_REC)
+        stashes.append((where, path))
+
+    def restore() -> None:
+        for where, path in stashes:
+            os.makedirs(path, exist_ok=True)
+            _mount(where, path, None, _MS_BIND | _MS_REC)
+            _check(_libc.umount2(where.encode(), _MNT_DETACH), f"umount {where}")
+            os.rmdir(where)
+        stashes.clear()
+
+    # The pool: only our own directory (our IPC sockets) stays.
+    stash(own_dir)
+    _mount("tmpfs", pool_dir, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=64k,mode=755")
+    restore()
+    # /tmp: a private, capped tmpfs; what must stay visible under it is put back.
+    for path in sorted({*keep_under_tmp, *([pool_dir] if _under(pool_dir, "/tmp") else [])}):
+        stash(path)
+    _mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={scratch_mb}m,mode=1777")
+    restore()
+    # /dev/shm and the work dir live on that same tmpfs, so one cap bounds all three.
+    for sub, target in (("/tmp/.whip-shm", "/dev/shm"), ("/tmp/.whip-work", own_dir + "/work")):
+        os.mkdir(sub, 0o700)
+        os.makedirs(target, exist_ok=True)
+        _mount(sub, target, None, _MS_BIND)
+    _check(_libc.umount2(b"/run", _MNT_DETACH), "umount /run")
+    for shared in ("/dev", "/run"):  # shared with every kernel: never writable from here
+        make_read_only(shared)
 
 
 def drop_capabilities() -> None:
     """No capabilities, now or after any exec: the bounding set is emptied first."""
-    libc = _libc()
     cap = 0
-    while libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+    while _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
         cap += 1  # until the first number the kernel does not know (EINVAL)
     if cap == 0:
         _check(-1, "prctl(PR_CAPBSET_DROP)")
@@ -77,4 +129,4 @@ def drop_capabilities() -> None:
     class Data(ctypes.Structure):
         _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
 
-    _check(libc.capset(ctypes.byref(Header(_CAP_VERSION_3, 0)), (Data * 2)()), "capset")
+    _check(_libc.capset(ctypes.byref(Header(_CAP_VERSION_3, 0)), (Data * 2)()), "capset")
