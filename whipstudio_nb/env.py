@@ -32,7 +32,9 @@ from .models import (
     ToolCallRecord,
     ToolObservation,
 )
+from .errors import SandboxError
 from .sandbox import ProgressCallback, Sandbox, check_code
+from .sandbox.policy import oversized_field
 from .sandbox.isolation import warning_for
 from .tasks import load_task
 from .tools import tool_module
@@ -142,6 +144,9 @@ class WhipEnv:
             if st.episode_done:
                 return self._error(_action_type_of(action), EPISODE_DONE_MSG, done=True)
 
+            too_big = oversized_field(action)
+            if too_big:  # checked before parsing anything: costs no turn
+                return self._error(_action_type_of(action), too_big, done=False)
             parsed, problem = _parse_action(action)
             if parsed is not None:
                 violation = next(filter(None, map(check_code, _code_fields(parsed))), None)
@@ -163,7 +168,11 @@ class WhipEnv:
                 )
                 return self._error(_action_type_of(action), problem or "Invalid action", done=False)
 
-            obs = self._run_tool(parsed, on_progress)
+            try:
+                obs = self._run_tool(parsed, on_progress)
+            except SandboxError as exc:  # infrastructure, not the agent: in-band, no turn used
+                st.turn -= 1
+                return self._error(parsed.action_type, f"Sandbox unavailable: {exc}", done=False)
             reward = obs.reward if isinstance(parsed, SubmitFixAction) else 0.0
             if isinstance(parsed, SubmitFixAction) and obs.error is None:
                 st.submitted = True

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..errors import SandboxError
 from .kernel import ExecResult, Launcher, ProgressCallback, SandboxKernel
 from .policy import ALLOWED_IMPORTS, check_code, violation_message
 from .pool import KernelPool
@@ -15,6 +16,7 @@ __all__ = [
     "ALLOWED_IMPORTS",
     "ExecResult",
     "KernelPool",
+    "SandboxError",
     "Launcher",
     "Sandbox",
     "SandboxKernel",
@@ -47,8 +49,14 @@ class Sandbox:
 
     @contextmanager
     def kernel(self) -> Iterator[SandboxKernel]:
-        """A fresh kernel for several cells (the grader's run, then its evaluation)."""
-        kernel = self.pool.acquire()
+        """A fresh kernel for several cells (the grader's run, then its evaluation). A kernel
+        that fails to start is retried once; then ``SandboxError`` names the cause."""
+        try:
+            kernel = self.pool.acquire()
+        except SandboxError:
+            if self.pool.stats()["closed"]:
+                raise
+            kernel = self.pool.acquire(timeout=60)
         try:
             yield kernel
         finally:

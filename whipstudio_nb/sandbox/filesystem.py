@@ -41,9 +41,13 @@ class Mount:
         return [f"--{self.kind}", self.dest]
 
     def describe(self) -> str:
-        what = {"ro-bind": f"{self.source} (read-only)", "bind": f"{self.source} (read-write)",
-                "symlink": f"-> {self.source}", "tmpfs": f"tmpfs{f' {self.size_mb} MiB' if self.size_mb else ''}",
-                }.get(self.kind, self.kind)  # fmt: skip
+        size = f" {self.size_mb} MiB" if self.size_mb else ""
+        what = {
+            "ro-bind": f"{self.source} (read-only)",
+            "bind": f"{self.source} (read-write)",
+            "symlink": f"-> {self.source}",
+            "tmpfs": f"tmpfs{size}",
+        }.get(self.kind, self.kind)
         return f"{self.dest:<44} {what:<40} {self.why}"
 
 

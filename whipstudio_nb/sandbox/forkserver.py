@@ -119,13 +119,13 @@ class ForkServerLauncher(Launcher):
             if self._proc is not None and self._proc.poll() is None:
                 return
             self._stop_locked()
-            self._root = tempfile.mkdtemp(prefix="whip-fs-")
+            self._identity = sandbox_identity() if self.isolation == "strict" else None
+            self._root = tempfile.mkdtemp(prefix="whip-fs-", dir=self._reachable_tmp())
             self._dir = os.path.join(self._root, "pool")
             os.mkdir(self._dir)
             os.mkdir(os.path.join(self._root, "conn"), 0o700)  # signing keys: host only
-            workdir = os.path.join(self._dir, "work")  # the server's log lives here
+            workdir = os.path.join(self._dir, "work")
             os.mkdir(workdir)
-            self._identity = sandbox_identity() if self.isolation == "strict" else None
             if self._identity is not None:
                 # The sandbox user creates the kernels' sockets in the pool; nothing else here
                 # is theirs (conn/ stays root-only).
@@ -155,6 +155,17 @@ class ForkServerLauncher(Launcher):
                 raise SandboxError(f"fork server failed to start: {line!r} {err[-2000:]}")
             self._proc = proc
 
+    def _reachable_tmp(self) -> str | None:
+        """Where the pool goes: the temporary directory, unless the sandbox user cannot reach
+        it (a root-only TMPDIR), then /tmp."""
+        if self._identity is None:
+            return None
+        uid, gid = self._identity
+        for candidate in (tempfile.gettempdir(), "/tmp", "/dev/shm"):
+            if os.path.isdir(candidate) and not untraversable(candidate, uid, {gid}):
+                return candidate
+        return None
+
     def _server_command(self, workdir: str) -> tuple[list[str], dict[str, str]]:
         assert self._dir is not None and self._root is not None
         env = kernel_env(workdir)
@@ -162,18 +173,20 @@ class ForkServerLauncher(Launcher):
         # under strict, and neither the cwd nor a user site directory is ever on its path.
         env.update(PYTHONSAFEPATH="1", PYTHONNOUSERSITE="1", HOME="/", TMPDIR="/tmp",
                    MPLCONFIGDIR="/tmp/mpl")  # fmt: skip
-        env["WHIP_LIMITS"] = self.limits.to_env() if self.isolation != "none" else "{}"
-        argv = [sys.executable, "-m", "whipstudio_nb.sandbox.forkserver", self.socket_path]
-        if self.isolation == "strict":
-            env["WHIP_PRIVATE_VIEWS"] = json.dumps({"pool": self._dir, "keep": self._keep})
-            argv = self._sandboxed(argv, env)
         join = ""
         if self.isolation != "none" and os.geteuid() == 0:
-            # root ignores RLIMIT_NPROC: cap processes with a cgroup where there is one
+            # one cap for this pool's processes, whatever user they run as
             name = f"whipstudio-{os.getpid()}-{os.path.basename(self._root)}"
             self._cgroup = PidsCgroup.create(name, self.limits.processes)
             if self._cgroup is not None:
                 join = f'echo $$ > "{self._cgroup.procs_file}" || exit 1; '
+        limits = json.loads(self.limits.to_env())
+        limits["nproc_rlimit"] = self._cgroup is None
+        env["WHIP_LIMITS"] = json.dumps(limits) if self.isolation != "none" else "{}"
+        argv = [sys.executable, "-m", "whipstudio_nb.sandbox.forkserver", self.socket_path]
+        if self.isolation == "strict":
+            env["WHIP_PRIVATE_VIEWS"] = json.dumps({"pool": self._dir, "keep": self._keep})
+            argv = self._sandboxed(argv, env)
         # A small shell stays outside the sandbox: it joins the cgroup, runs the server and, when
         # the server is gone (even if this host was killed), removes the pool's directory, which
         # the server itself cannot remove from inside bwrap (it is a mount point there).
@@ -204,7 +217,10 @@ class ForkServerLauncher(Launcher):
             for m in plan:
                 if m.kind in ("ro-bind", "bind") and untraversable(m.source, uid, {gid}):
                     stage = os.path.join(self._root, f"stage{len(staged)}")
-                    os.mkdir(stage, 0o755)
+                    if os.path.isdir(m.source):
+                        os.mkdir(stage, 0o755)
+                    else:
+                        open(stage, "w").close()
                     staged[m.source] = stage
         prefix = unprivileged_prefix(list(staged.items()))
         return [*prefix, *bwrap_argv(plan, env=env, staged=staged), *argv]
@@ -212,7 +228,7 @@ class ForkServerLauncher(Launcher):
     def own_kernel_dir(self, path: str) -> None:
         """Hand a kernel's directory (its sockets and work dir) to the sandbox user."""
         if self._identity is not None:
-            for root, dirs, files in os.walk(path):
+            for root, dirs, _files in os.walk(path):
                 for name in [root, *(os.path.join(root, d) for d in dirs)]:
                     os.chown(name, *self._identity)
 
@@ -587,7 +603,9 @@ def _apply_limits(limits: dict[str, int]) -> None:
         resource.RLIMIT_NOFILE: limits["open_files"],
         resource.RLIMIT_CORE: 0,
     }
-    if os.geteuid() != 0:  # root ignores RLIMIT_NPROC; the host adds a cgroup cap instead
+    # RLIMIT_NPROC counts every process of the user on the whole host (all sandboxes run as the
+    # same user): only where no per-pool cgroup caps the processes instead.
+    if limits.get("nproc_rlimit", True):
         wanted[resource.RLIMIT_NPROC] = limits["processes"]
     for res, value in wanted.items():
         with contextlib.suppress(ValueError, OSError):

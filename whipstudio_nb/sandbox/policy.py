@@ -8,8 +8,16 @@ that imports something outside the list, directly or through the usual dynamic b
 from __future__ import annotations
 
 import ast
+import os
+from typing import Any
 
-__all__ = ["ALLOWED_IMPORTS", "check_code", "violation_message"]
+__all__ = [
+    "ALLOWED_IMPORTS",
+    "check_code",
+    "max_field_bytes",
+    "oversized_field",
+    "violation_message",
+]
 
 # Order matters: it is the order the reference prints in its message.
 ALLOWED_IMPORTS: tuple[str, ...] = (
@@ -29,6 +37,36 @@ def violation_message(module: str) -> str:
     )
 
 
+def max_field_bytes() -> int:
+    """The size limit of code and of every string an action carries (``WHIP_MAX_CODE_BYTES``,
+    256 KiB by default): checked before anything parses it, so its cost on the host is bounded."""
+    try:
+        return max(1, int(os.environ.get("WHIP_MAX_CODE_BYTES", "262144")))
+    except ValueError:
+        return 262144
+
+
+def oversized_field(action: Any, _depth: int = 0) -> str | None:
+    """The message for the first string in a raw action over the limit (or a structure nested
+    too deeply to be an action), else None."""
+    limit = max_field_bytes()
+    if _depth > 8:
+        return "Invalid action: nested too deeply"
+    if isinstance(action, str):
+        if len(action) > limit:  # characters: never fewer than bytes' worth of work to check
+            return (
+                f"Input too large: a field of {len(action)} characters is over the limit of "
+                f"{limit} (WHIP_MAX_CODE_BYTES). Send less code."
+            )
+        return None
+    values = action.values() if isinstance(action, dict) else action
+    if isinstance(action, (dict, list, tuple)):
+        for value in values:
+            if (found := oversized_field(value, _depth + 1)) is not None:
+                return found
+    return None
+
+
 def _allowed(module: str) -> bool:
     return module.split(".", 1)[0] in ALLOWED_IMPORTS
 
@@ -39,11 +77,17 @@ def check_code(code: str, *, mode: str = "exec") -> str | None:
     Code that does not parse passes: it cannot import anything, and running it reports the
     SyntaxError the way Python would.
     """
+    if len(code) > max_field_bytes():
+        return oversized_field(code)
     try:
         tree = ast.parse(code, mode=mode)
+        return _check_tree(tree)
     except (SyntaxError, ValueError):
         return None
-    return _check_tree(tree)
+    except (RecursionError, MemoryError) as exc:
+        return (
+            f"Code rejected: it is nested too deeply to check ({type(exc).__name__}). Simplify it."
+        )
 
 
 def _check_tree(tree: ast.AST) -> str | None:
