@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .errors import SandboxError
 from .grading import grade_code
 from .models import (
     ACTION_MODELS,
@@ -32,10 +33,9 @@ from .models import (
     ToolCallRecord,
     ToolObservation,
 )
-from .errors import SandboxError
 from .sandbox import ProgressCallback, Sandbox, check_code
-from .sandbox.policy import oversized_field
 from .sandbox.isolation import warning_for
+from .sandbox.policy import oversized_field
 from .tasks import load_task
 from .tools import tool_module
 from .tools._common import ToolContext
