@@ -12,6 +12,8 @@ PY="${PYTHON:-python3}"
 # driven by Playwright; without it scripts/test.sh skips them, outside CI).
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+# libseccomp: the strict sandbox's syscall filter (pyseccomp loads it)
+{ ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2'; } || missing+=(libseccomp2)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -20,7 +22,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
         for pkg in "${missing[@]}"; do
             if ! apt-get install -y -qq "$pkg" >/dev/null 2>&1; then
                 case "$pkg" in
-                    bubblewrap) why="sandbox isolation will be 'basic'" ;;
+                    bubblewrap|libseccomp2) why="sandbox isolation will be 'basic'" ;;
                     *) why="the browser tests will be skipped (outside CI) or fail (in CI)" ;;
                 esac
                 echo "setup: could not install $pkg; $why" >&2

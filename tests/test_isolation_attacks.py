@@ -462,3 +462,47 @@ def test_infrastructure_failures_are_in_band_and_the_pool_heals():
             assert obs.stdout == "3\n", obs
     finally:
         sb.close()
+
+
+_WRITABLE = r"""
+import os
+own = os.getcwd()
+writable = []
+for root, dirs, files in os.walk("/", topdown=True):
+    dirs[:] = [d for d in dirs if os.path.join(root, d) not in ("/proc", "/sys")]
+    try:
+        fd = os.open(os.path.join(root, ".whip-probe"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError:
+        continue
+    os.close(fd)
+    os.unlink(os.path.join(root, ".whip-probe"))
+    writable.append(root)
+print("WRITABLE", sorted(writable))
+"""
+
+
+def test_only_the_kernels_private_scratch_is_writable(sandbox):
+    """Every directory a kernel can create a file in lies on its private, capped tmpfs: /tmp,
+    /dev/shm and its work dir. Nothing shared with the fork server or other kernels."""
+    out = run(sandbox, _WRITABLE, timeout=120)
+    dirs = eval(out.split("WRITABLE", 1)[1].strip())  # a list literal printed by the kernel
+    cwd = run(sandbox, "import os\nprint(os.getcwd())").strip()
+    private = ("/tmp", "/dev/shm", os.path.dirname(cwd).rsplit("/", 1)[0])
+    stray = [d for d in dirs if not any(d == p or d.startswith(p + "/") for p in ("/tmp", "/dev/shm"))
+             and not d.endswith("/work")]  # fmt: skip
+    assert dirs and not stray, (stray, private)
+
+
+def test_every_allowlisted_module_imports_in_the_sandbox(sandbox):
+    from whipstudio_nb.sandbox import ALLOWED_IMPORTS
+
+    modules = [*ALLOWED_IMPORTS, "sklearn.metrics", "sklearn.linear_model", "scipy.stats",
+               "matplotlib.pyplot"]  # fmt: skip
+    out = run(sandbox, (
+        "import importlib\nbad = []\n"
+        f"for m in {modules!r}:\n"
+        "    try:\n        importlib.import_module(m)\n"
+        "    except Exception as e:\n        bad.append((m, repr(e)))\n"
+        "print('BAD', bad)\n"
+    ), timeout=120)  # fmt: skip
+    assert "BAD []" in out, out

@@ -29,6 +29,7 @@ class Mount:
     source: str = ""
     why: str = ""
     size_mb: int = 0
+    read_only: bool = False  # for a tmpfs: empty and unwritable (a mask over something hidden)
 
     def argv(self) -> list[str]:
         if self.kind in ("ro-bind", "bind"):
@@ -37,7 +38,8 @@ class Mount:
             return ["--symlink", self.source, self.dest]
         if self.kind == "tmpfs":
             size = ["--size", str(self.size_mb * 2**20)] if self.size_mb else []
-            return [*size, "--tmpfs", self.dest]
+            ro = ["--remount-ro", self.dest] if self.read_only else []
+            return [*size, "--tmpfs", self.dest, *ro]
         return [f"--{self.kind}", self.dest]
 
     def describe(self) -> str:
@@ -118,7 +120,7 @@ def mount_plan(*, pool_dir: str, hidden: list[str], passwd: str, group: str) -> 
         plan.append(Mount("ro-bind", path, path, why))
     for path in task_pack_copies([r for r, _ in roots], hidden):
         plan.append(Mount("tmpfs", path, why="a task pack: solutions and graders stay out",
-                          size_mb=1))  # fmt: skip
+                          size_mb=1, read_only=True))  # fmt: skip
     plan.append(Mount("bind", pool_dir, pool_dir, "IPC sockets; each kernel sees only its own"))
     return plan
 

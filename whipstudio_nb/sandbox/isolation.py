@@ -192,7 +192,7 @@ def bwrap_argv(plan: list[Mount], *, env: dict[str, str], staged: dict[str, str]
     argv = [exe, *_namespace_args(), *_cap_args()]
     for m in plan:
         if m.kind in ("ro-bind", "bind") and m.source in staged:
-            m = Mount(m.kind, m.dest, staged[m.source], m.why, m.size_mb)
+            m = Mount(m.kind, m.dest, staged[m.source], m.why, m.size_mb, m.read_only)
         argv += m.argv()
     argv += ["--remount-ro", "/", "--chdir", "/", "--clearenv"]
     for key, value in env.items():
