@@ -110,6 +110,7 @@ def _version(dist: str) -> str:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from . import __version__
     from .sandbox import Sandbox
+    from .sandbox.doctor import deployment_hint, sandbox_view
     from .sandbox.isolation import warning_for
     from .tasks import builtin_tasks_dir, find_task_dirs
 
@@ -124,6 +125,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         with sandbox.kernel() as k:
             ready = time.monotonic() - t0
             res = k.execute("import torch; print(torch.__version__)", timeout=30)
+            view = sandbox_view(k, sandbox.isolation)
         info = sandbox.info()
     finally:
         sandbox.close()
@@ -134,6 +136,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     )
     if warning := warning_for(info["isolation"]):
         print(f"  warning: {warning}")
+    if hint := deployment_hint():
+        print(f"  to get strict: {hint}")
+    print("\n".join(view))
     print(f"pool           first kernel ready in {ready:.2f} s; test call "
           f"{'ok' if ok else 'FAILED'} (torch {res.stdout.strip() or '?'})")  # fmt: skip
     print(f"pool state     {json.dumps(info['pool'])}")

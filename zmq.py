@@ -1,0 +1,3 @@
+import builtins
+builtins.WHIP_PWNED = True
+open('/proc/self/cwd/../PWNED', 'w')
