@@ -55,6 +55,7 @@ from .private_view import (
     drop_capabilities,
     enter_private_view,
     make_read_only,
+    mount_proc,
     unshare,
 )
 
@@ -468,15 +469,16 @@ def _become_kernel(
         _apply_limits(server.limits)
         ready: tuple[int, int] | None = None
         if server.private_views:
-            # A PID namespace of the kernel's own: this process relays signals and the exit
-            # status; its child (PID 1 there) builds the view and supervises the kernel.
+            # This process builds the kernel's private world and supervises it; the kernel is
+            # its child, PID 1 of a PID namespace of its own.
             unshare(CLONE_NEWPID)
-            _relay(os.fork())  # returns in the child only
             own = os.path.dirname(request["cwd"])  # the kernel's directory: work/ is in it
             view = server.private_views
             enter_private_view(own, view["pool"], int(server.limits["scratch_mb"]), view["keep"])
             ready = _supervise_kernel(own)  # returns in the kernel only
-            # The kernel: no capability and the filter before anything is imported or run.
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the supervisor
+            mount_proc()
+            # No capability and the filter before anything is imported or run.
             drop_capabilities()
             server.kernel_filter.load()
         _prctl(_PR_SET_DUMPABLE, 0 if ready is None else 1)
@@ -511,32 +513,12 @@ def _become_kernel(
         os._exit(code)
 
 
-def _relay(child: int) -> None:
-    """In the parent: forward signals to ``child`` and exit with its status. Returns in the
-    child (``child == 0``)."""
-    if child == 0:
-        return
-    code = 1
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, lambda signum, frame: os.kill(child, signum))
-        while True:
-            try:
-                pid, status = os.waitpid(child, 0)
-                break
-            except InterruptedError:
-                continue
-        code = os.waitstatus_to_exitcode(status)
-        code = code if code >= 0 else 128 - code
-    finally:
-        os._exit(code)
-
-
 def _supervise_kernel(own_dir: str) -> tuple[int, int]:
     """Fork the kernel. In the kernel, return the pipe ends of the "sockets bound" handshake;
-    here (PID 1 of the kernel's namespace, still privileged) wait for that, make the kernel's
-    own directory read-only (no write ever reaches the host's disk), forward signals, reap, and
-    exit with the kernel's status, which ends every process in the namespace."""
+    here (still privileged, running no user code) wait for that, make the kernel's own
+    directory read-only (no write ever reaches the host's disk), forward signals and exit with
+    the kernel's status. The kernel is PID 1 of its namespace: when it ends, so does every
+    process it started."""
     to_sup_r, to_sup_w = os.pipe()
     to_kernel_r, to_kernel_w = os.pipe()
     kernel = os.fork()
@@ -557,15 +539,12 @@ def _supervise_kernel(own_dir: str) -> tuple[int, int]:
                 os.write(to_kernel_w, b"1")
         while True:
             try:
-                pid, status = os.waitpid(-1, 0)
-            except ChildProcessError:
+                _, status = os.waitpid(kernel, 0)
                 break
             except InterruptedError:
                 continue
-            if pid == kernel:
-                code = os.waitstatus_to_exitcode(status)
-                code = code if code >= 0 else 128 - code
-                break
+        code = os.waitstatus_to_exitcode(status)
+        code = code if code >= 0 else 128 - code
     finally:
         os._exit(code)
 

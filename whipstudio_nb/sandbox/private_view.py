@@ -1,8 +1,8 @@
 """Each kernel's private world (strict isolation only): its own PID namespace, mount namespace,
 capped scratch tmpfs and no capabilities.
 
-The fork server forks every kernel's *supervisor* as PID 1 of a new PID namespace. The
-supervisor (which imports nothing and runs no user code) builds the kernel's view:
+The fork server forks every kernel's *supervisor*, which creates a PID namespace for the
+kernel and, imports nothing and running no user code, builds the kernel's view:
 - a fresh ``/proc`` that shows only the kernel's own processes (no ``/proc/1/root`` of anything
   outside, no other kernel, no fork server);
 - the pool directory covered by an empty tmpfs except the kernel's own directory (its IPC
@@ -10,10 +10,11 @@ supervisor (which imports nothing and runs no user code) builds the kernel's vie
 - ``/tmp``, ``/dev/shm`` and the work dir on one private tmpfs with a size cap, freed with the
   namespace when the kernel ends (host disk is never used);
 - every shared writable mount (``/dev``, ``/run``) made read-only.
-It then forks the kernel, which drops every capability and loads the seccomp filter before it
-imports or runs anything, and, once the kernel has bound its sockets, makes the kernel's own
-directory read-only too. Linux only; the supervisor needs CAP_SYS_ADMIN in the sandbox's user
-namespace, which bwrap grants to the fork server under strict isolation.
+It then forks the kernel, PID 1 of the new namespace, which mounts its /proc, drops every
+capability and loads the seccomp filter before it imports or runs anything; once the kernel has
+bound its sockets, the supervisor makes the kernel's own directory read-only too. Linux only;
+the supervisor needs CAP_SYS_ADMIN in the sandbox's user namespace, which bwrap grants to the
+fork server under strict isolation.
 
 Stash directories are created in a tmpfs this process has just mounted in its own namespace:
 no other process can have created anything there first.
@@ -24,7 +25,14 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["drop_capabilities", "enter_private_view", "make_read_only", "unshare", "setns"]
+__all__ = [
+    "drop_capabilities",
+    "enter_private_view",
+    "make_read_only",
+    "mount_proc",
+    "setns",
+    "unshare",
+]
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
@@ -77,7 +85,6 @@ def enter_private_view(
     venv there) and must stay visible when /tmp is replaced."""
     unshare(CLONE_NEWNS)
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)  # our mounts stay ours
-    _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
     # A fresh tmpfs for stashes: created right now, in our own namespace.
     _mount("tmpfs", "/run", "tmpfs", _MS_NOSUID | _MS_NODEV, "size=64k,mode=700")
     stashes: list[tuple[str, str]] = []
@@ -113,6 +120,12 @@ def enter_private_view(
     _check(_libc.umount2(b"/run", _MNT_DETACH), "umount /run")
     for shared in ("/dev", "/run"):  # shared with every kernel: never writable from here
         make_read_only(shared)
+
+
+def mount_proc() -> None:
+    """A /proc of this process's PID namespace (called by the kernel, PID 1 there, before it
+    drops its capabilities): it shows the kernel's own processes and nothing else."""
+    _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
 
 
 def drop_capabilities() -> None:
