@@ -59,6 +59,8 @@ def descendants(pid: int) -> set[int]:
 def test_timeout_kills_kernel_and_next_call_works(make_env):
     env = make_env(tool_timeout_s=2)
     env.reset("task1")
+    # the pool's cold start (fork server, torch) is not what this test is about
+    assert env.step({"action_type": "execute_snippet", "code": "print(0)"}).observation.stdout == "0\n"
     t0 = time.monotonic()
     obs = env.step(
         {

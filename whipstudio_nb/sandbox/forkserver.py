@@ -173,6 +173,7 @@ class ForkServerLauncher(Launcher):
         # No user-writable directory on the server's sys.path or as its cwd: it is "/" (read-only)
         # under strict, and neither the cwd nor a user site directory is ever on its path.
         env.update(PYTHONSAFEPATH="1", PYTHONNOUSERSITE="1", HOME="/", TMPDIR="/tmp",
+                   PYDEVD_DISABLE_FILE_VALIDATION="1",
                    MPLCONFIGDIR="/tmp/mpl")  # fmt: skip
         join = ""
         if self.isolation != "none" and os.geteuid() == 0:
@@ -567,7 +568,35 @@ def _kernel_app(connection: dict[str, Any] | None) -> Any:
         def write_connection_file(self, **kwargs: Any) -> None:
             pass
 
+        def parse_command_line(self, argv: Any = None) -> None:
+            # Our own arguments are all "-f FILE" and "--Class.trait=value": applying them
+            # directly skips building an argparse parser for every configurable (~60 ms).
+            config = _simple_config(list(argv or []))
+            if config is None:
+                super().parse_command_line(argv)
+            else:
+                self.update_config(config)
+
     return InMemoryConnectionApp.instance()
+
+
+def _simple_config(argv: list[str]) -> Any:
+    """A traitlets Config for ``-f FILE --A.b=c ...``, or None for anything else."""
+    from traitlets.config import Config
+
+    config = Config()
+    args = iter(argv)
+    for arg in args:
+        if arg == "-f":
+            config.IPKernelApp.connection_file = next(args, "")
+        elif arg.startswith("--") and "=" in arg and arg.count(".", 0, arg.index("=")) == 1:
+            key, value = arg[2:].split("=", 1)
+            cls, trait = key.split(".")
+            parsed: Any = {"True": True, "False": False}.get(value, value)
+            setattr(getattr(config, cls), trait, parsed)
+        else:
+            return None
+    return config
 
 
 def _apply_limits(limits: dict[str, int]) -> None:
@@ -607,12 +636,28 @@ def _reseed() -> None:
         torch.seed()
 
 
+_KERNEL_INIT_MODULES = (
+    "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "IPython.core.debugger",
+    "IPython.core.completerlib", "IPython.core.oinspect", "IPython.extensions.storemagic",
+    "IPython.utils.wildcard", "tornado.gen", "tornado.locks", "tornado.queues",
+    "tornado.platform.asyncio", "pdb", "pydoc", "mimetypes", "xmlrpc.client", "http.server",
+    "encodings.idna", "encodings.latin_1", "encodings.ascii", "stringprep", "faulthandler",
+)  # fmt: skip
+
+
 def main() -> int:
     path = sys.argv[1]
-    # Import everything a kernel needs once, here, so every fork starts warm.
+    # Import everything a kernel needs once, here, so every fork starts warm: each kernel's
+    # IPKernelApp.initialize() would otherwise import ~150 modules (the shell, the debugger).
+    import importlib
+
     import ipykernel.kernelapp  # noqa: F401
 
     from . import kernel_lib
+
+    for name in _KERNEL_INIT_MODULES:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
 
     kernel_lib.warm_up()
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
