@@ -132,6 +132,36 @@ class ExecResult:
         return self.results[-1] if self.results else None
 
 
+def _wait_for_ready(kc: Any, km: Any, timeout: float) -> None:
+    """Like ``BlockingKernelClient.wait_for_ready`` without its fixed cost: that one ends by
+    draining IOPub until 200 ms pass in silence. Here the kernel is ready as soon as IOPub
+    carries the ``idle`` status of our own ``kernel_info`` request, which also proves that the
+    IOPub subscription is live (early messages to a new subscriber can be lost)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg_id = kc.kernel_info()
+        try:
+            reply = kc.get_shell_msg(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
+        except queue.Empty:
+            reply = None
+        if reply is not None and reply["parent_header"].get("msg_id") == msg_id:
+            settle = time.monotonic() + 0.5
+            while time.monotonic() < settle:
+                try:
+                    msg = kc.get_iopub_msg(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if (
+                    msg["parent_header"].get("msg_id") == msg_id
+                    and msg["msg_type"] == "status"
+                    and msg["content"].get("execution_state") == "idle"
+                ):
+                    return
+        if not km.is_alive():
+            raise RuntimeError("Kernel died before replying to kernel_info")
+    raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+
 def _keep_result(res: ExecResult, result: dict[str, Any], max_results: int, max_bytes: int) -> None:
     """Keep a result unless the call already left its share; an oversized one is replaced by a
     marker (the host's memory stays bounded whatever the code emits)."""
@@ -194,7 +224,7 @@ class SandboxKernel:
             km.start_kernel(env=kernel_env(self.workdir), cwd=self.workdir)
             self.kc = km.blocking_client()
             self.kc.start_channels()
-            self.kc.wait_for_ready(timeout=startup_timeout)
+            _wait_for_ready(self.kc, km, startup_timeout)
         except Exception as exc:
             self.shutdown()
             raise SandboxError(f"sandbox kernel failed to start: {exc}") from exc
