@@ -476,7 +476,7 @@ def _become_kernel(
             own = os.path.dirname(request["cwd"])  # the kernel's directory: work/ is in it
             view = server.private_views
             enter_private_view(own, view["pool"], int(server.limits["scratch_mb"]), view["keep"])
-            ready = _supervise_kernel(own)  # returns in the kernel only
+            ready = _supervise_kernel(own, log)  # returns in the kernel only
             _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the supervisor
             mount_proc()
             # No capability and the filter before anything is imported or run.
@@ -514,7 +514,7 @@ def _become_kernel(
         os._exit(code)
 
 
-def _supervise_kernel(own_dir: str) -> tuple[int, int]:
+def _supervise_kernel(own_dir: str, log: int) -> tuple[int, int]:
     """Fork the kernel. In the kernel, return the pipe ends of the "sockets bound" handshake;
     here (still privileged, running no user code) wait for that, make the kernel's own
     directory read-only (no write ever reaches the host's disk), forward signals and exit with
@@ -534,10 +534,15 @@ def _supervise_kernel(own_dir: str) -> tuple[int, int]:
         _prctl(_PR_SET_DUMPABLE, 0)  # the kernel may not read a privileged process's memory
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda signum, frame: os.kill(kernel, signum))
-        with contextlib.suppress(OSError):
+        try:
             if os.read(to_sup_r, 1):
                 make_read_only(own_dir)
                 os.write(to_kernel_w, b"1")
+        except OSError as exc:  # fail closed: a kernel that could write here never runs code
+            with contextlib.suppress(OSError):
+                os.write(log, f"kernel supervisor: {exc}\n".encode())
+                os.kill(kernel, signal.SIGKILL)
+        os.close(log)
         while True:
             try:
                 _, status = os.waitpid(kernel, 0)

@@ -8,6 +8,7 @@ shutdown. ``Launcher.wrap`` is the one place where an isolation wrapper (bwrap) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -135,31 +136,42 @@ class ExecResult:
 def _wait_for_ready(kc: Any, km: Any, timeout: float) -> None:
     """Like ``BlockingKernelClient.wait_for_ready`` without its fixed cost: that one ends by
     draining IOPub until 200 ms pass in silence. Here the kernel is ready as soon as IOPub
-    carries the ``idle`` status of our own ``kernel_info`` request, which also proves that the
-    IOPub subscription is live (early messages to a new subscriber can be lost)."""
+    carries the ``idle`` status of one of our ``kernel_info`` requests, which also proves that
+    the IOPub subscription is live (early messages to a new subscriber can be lost, so the
+    request is repeated until one gets through; any of them counts)."""
     deadline = time.monotonic() + timeout
+    sent: set[str] = set()
+    replied = False
     while time.monotonic() < deadline:
-        msg_id = kc.kernel_info()
-        try:
-            reply = kc.get_shell_msg(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
-        except queue.Empty:
-            reply = None
-        if reply is not None and reply["parent_header"].get("msg_id") == msg_id:
-            settle = time.monotonic() + 0.5
-            while time.monotonic() < settle:
-                try:
-                    msg = kc.get_iopub_msg(timeout=0.05)
-                except queue.Empty:
-                    continue
-                if (
-                    msg["parent_header"].get("msg_id") == msg_id
-                    and msg["msg_type"] == "status"
-                    and msg["content"].get("execution_state") == "idle"
-                ):
-                    return
+        sent.add(kc.kernel_info())
+        wait_until = time.monotonic() + (0.5 if replied else 1.0)
+        while time.monotonic() < min(wait_until, deadline):
+            try:
+                msg = kc.get_iopub_msg(timeout=0.05)
+            except queue.Empty:
+                msg = None
+            if (
+                msg is not None
+                and msg["parent_header"].get("msg_id") in sent
+                and msg["msg_type"] == "status"
+                and msg["content"].get("execution_state") == "idle"
+            ):
+                _drain(kc.shell_channel)
+                return
+            if not replied:
+                with contextlib.suppress(queue.Empty):
+                    reply = kc.get_shell_msg(timeout=0)
+                    replied = reply["parent_header"].get("msg_id") in sent
         if not km.is_alive():
             raise RuntimeError("Kernel died before replying to kernel_info")
     raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+
+def _drain(channel: Any) -> None:
+    """Drop the replies to our other kernel_info requests."""
+    with contextlib.suppress(queue.Empty):
+        while True:
+            channel.get_msg(timeout=0)
 
 
 def _keep_result(res: ExecResult, result: dict[str, Any], max_results: int, max_bytes: int) -> None:

@@ -200,7 +200,7 @@ class KernelPool:
                         self._ready.append(kernel)
                 self._cond.notify_all()
                 if kernel is None:
-                    self._cond.wait(min(10.0, 0.5 * 2**self._failures))  # back off
+                    self._cond.wait(min(10.0, 0.5 * 2 ** min(self._failures, 5)))  # back off
 
     def _reap(self, kernel: SandboxKernel) -> None:
         """Shut a kernel down off the caller's thread. Must hold the lock."""
