@@ -142,7 +142,10 @@ def test_grad_norms_all_non_finite_are_labelled_not_blank() -> None:
     assert view._note("0.weight") == ("non-finite (NaN/Inf)", AMBER)
     assert view.text().count("<- non-finite") == 2
     assert view.html().count("non-finite") >= 2
-    assert (view.png() or b"").startswith(PNG_MAGIC)
+    # no empty 0..1 chart: the table and one line say it
+    assert view.png() is None and "Every gradient norm is NaN/Inf" in view.html()
+    mixed = GradNorms({"0.weight": nan, "0.bias": 0.5})
+    assert (mixed.png() or b"").startswith(PNG_MAGIC)
 
 
 def test_diff_viewer_counts_and_numbers_lines() -> None:

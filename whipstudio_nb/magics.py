@@ -1,5 +1,8 @@
 """IPython magics: ``%load_ext whipstudio_nb``, then ``%whip_reset task1`` and friends.
 
+Every tool output ends with the budget line (turn, submissions left, best score); a mistake or
+an interrupt is one friendly line (see :mod:`whipstudio_nb.magic_support`).
+
 One ``Magics`` subclass. Options are parsed by ``IPython.core.magic_arguments`` (so ``%magic?``
 shows real help), user defaults are traitlets with ``config=True``
 (``%config WhipMagics.timeout = 60``), and every magic returns its observation, so ``obs = _``
@@ -10,15 +13,23 @@ kernels) starts in a background thread, and ``%unload_ext whipstudio_nb`` shuts 
 
 from __future__ import annotations
 
-import functools
 import threading
-import traceback
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Float, Integer, Unicode
+
+from .magic_support import (
+    NO_EPISODE,
+    notebook_error,
+    observation_from_record,
+    related_to,
+    syntax_message,
+)
+from .magic_support import friendly as _friendly
 
 if TYPE_CHECKING:
     from .env import WhipEnv
@@ -30,31 +41,15 @@ __all__ = ["WhipMagics", "load_ipython_extension", "unload_ipython_extension"]
 MAX_CACHED_VIEWS = 200
 MAX_OVERLAID_ATTEMPTS = 4
 WARMUP_TIMEOUT_S = 60.0
+# calls that run code in a sandbox kernel: they show progress and can be interrupted
+_SANDBOXED = ("execute_snippet", "inspect_tensor", "run_training_probe", "get_variable_state",
+              "submit_fix")  # fmt: skip
 _FORMATTED = (
     ("whipstudio_nb.models", "Observation"),
     ("whipstudio_nb.models", "ToolObservation"),
     ("whipstudio_nb.models", "State"),
     ("whipstudio_nb.agent.episode", "EpisodeResult"),
 )
-
-
-def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn any exception (other than a usage error) into a short message, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(self: WhipMagics, *args: Any, **kwargs: Any) -> Any:
-        from IPython.core.error import UsageError
-
-        try:
-            return func(self, *args, **kwargs)
-        except UsageError:
-            raise
-        except Exception as exc:
-            if self.debug:
-                raise
-            return self._report(exc)
-
-    return wrapper
 
 
 def _strip_quotes(token: str) -> str:
@@ -177,8 +172,6 @@ class WhipMagics(Magics):
         """A short message for an exception; the traceback is kept in ``last_traceback``."""
         from .errors import WhipError
 
-        self.last_exception = exc
-        self.last_traceback = traceback.format_exc()
         if isinstance(exc, (WhipError, ValueError)):
             return self._message(str(exc))
         return self._message(
@@ -222,35 +215,70 @@ class WhipMagics(Magics):
 
     # ------------------------------------------------------------------ stepping
 
-    def _step(self, action: dict[str, Any], summary: str = "", view: View | None = None) -> Any:
+    def _step(
+        self,
+        action: dict[str, Any],
+        summary: str | Callable[[Any], str] = "",
+        make_view: Callable[[Any], View | None] | None = None,
+        *,
+        cell: str | None = None,
+    ) -> Any:
+        """Run one action: progress while it runs, a one-line message if it is refused or
+        interrupted (no turn used), else its observation with the budget line under its view.
+        ``make_view`` builds the tool's own view (None: the default); ``cell`` is the cell the
+        code came from, so a SyntaxError names the line the learner sees."""
         from . import widgets as w
+        from .models import ActionAdapter
+        from .turns import syntax_error_in
 
         env = self.env
         if env.task is None:
-            return self._message(
-                "No episode in progress: start one with %whip_reset TASK (see %whip_tasks)."
-            )
-        label = action["action_type"].replace("_", " ")
-        slow = action["action_type"] in ("run_training_probe", "submit_fix")
-        limit = env.task.time_budget_s + 30.0 if action["action_type"] == "submit_fix" else (
-            self.timeout
-        )  # fmt: skip
-        if slow:
-            live = w.LiveLossCurve(label.capitalize(), attempts=self._overlay())
-            with w.progress(label, limit), live as on_progress:
-                res = env.step(action, on_progress=on_progress)
-        else:
-            res = env.step(action)
+            return self._message(NO_EPISODE)
+        try:
+            found = syntax_error_in(ActionAdapter.validate_python(action), env.working_code)
+        except Exception:  # an invalid action: the environment says what is wrong with it
+            found = None
+        if found is not None:
+            return self._message(syntax_message(found, cell))
+        kind = action["action_type"]
+        turn_before = env.state().turn
+        started = time.monotonic()
+        try:
+            res = self._run(env, action) if kind in _SANDBOXED else env.step(action)
+        except KeyboardInterrupt:
+            elapsed = time.monotonic() - started
+            return self._message(f"interrupted after {elapsed:.1f} s (no turn used)", "status")
         obs = res.observation
-        if view is None or obs.error:
+        view = make_view(obs) if make_view is not None else None
+        state = env.state()
+        friendly = obs.error and notebook_error(obs.error, env.task.info.id, state.best_reward)
+        if friendly:
+            view = w.Message(friendly)
+        elif obs.error and view is None and state.turn == turn_before and not state.episode_done:
+            view = w.Message(f"{obs.error} (no turn used)")  # refused before anything ran
+        elif view is None:
             view = self._default_view(obs)
-        if obs.error and "Call /reset" in obs.error:  # the API's words; say it the notebook way
-            view = w.Message(obs.error.replace("Call /reset", "Run %whip_reset TASK"))
-        self._remember(obs, view)
+        text = summary(obs) if callable(summary) else summary
         self._timeline.append(
-            w.TimelineEntry(obs.turn, obs.action_type, summary, view, obs.error, res.reward)
+            w.TimelineEntry(obs.turn, obs.action_type, text, view, obs.error, res.reward)
         )
+        self._remember(obs, w.WithStatus(view, w.BudgetStatus(state, env.max_submissions)))
         return obs
+
+    def _run(self, env: WhipEnv, action: dict[str, Any]) -> Any:
+        """A sandboxed call with its progress line (and the live loss curve of a training run)."""
+        from . import widgets as w
+
+        kind = action["action_type"]
+        assert env.task is not None
+        label = kind.replace("_", " ")
+        limit = env.task.time_budget_s + 30.0 if kind == "submit_fix" else self.timeout
+        if kind not in ("run_training_probe", "submit_fix"):
+            with w.progress(label, limit):
+                return env.step(action)
+        live = w.LiveLossCurve(label.capitalize(), attempts=self._overlay())
+        with w.progress(label, limit, losses=lambda: live.losses), live as on_progress:
+            return env.step(action, on_progress=on_progress)
 
     def _working_code(self) -> str:
         return (self._env.working_code or "") if self._env is not None else ""
@@ -272,33 +300,48 @@ class WhipMagics(Magics):
     @magic_arguments()
     @argument("task", nargs="?", default=None, help="Task id, e.g. task1 (see %%whip_tasks).")
     @argument("--seed", type=int, default=None, help="Pick a variant of the task.")
-    @argument(
-        "--no-cell", action="store_true", help="Do not insert a pre-filled %%%%whip_submit cell."
-    )
+    @argument("--no-cell", action="store_true", help="Accepted for old notebooks; does nothing.")
     @line_magic
     @_friendly
     def whip_reset(self, line: str = "") -> Any:
-        """Start an episode: show the task and its buggy code (with line numbers), and insert a
-        new cell below, pre-filled with ``%%whip_submit`` and the buggy code, ready to edit."""
+        """Start an episode: show the task and its buggy code (with line numbers). Nothing is
+        inserted into the notebook, so running the cell again only restarts the episode."""
         args = parse_argstring(self.whip_reset, line)
         from . import widgets as w
 
         task_id = args.task or self.default_task
+        replaced = self._replaced_episode()
         obs = self.env.reset(task_id, seed=args.seed)
         self._timeline = []
         self._attempts = []
         self._hint_index = 0
-        note = "A cell pre-filled with %%whip_submit and this code was inserted below: edit it."
-        if args.no_cell:
-            note = "Submit a fix with %%whip_submit (the cell body is the whole fixed script)."
+        note = (
+            "Investigate with %%whip_snippet, %whip_probe, %whip_inspect, %whip_vars; edit the "
+            "working copy with %%whip_code --replace START END; submit it with %whip_submit "
+            "(or a whole fixed script with %%whip_submit)."
+        )
+        if replaced:
+            note = f"{replaced}\n{note}"
         if obs.error_log:
             note = f"{obs.error_log}\n{note}"
         assert self.env.task is not None
         heading = f"{obs.task_id}: {self.env.task.info.name} (up to {obs.max_turns} turns)"
-        self._remember(obs, w.CodeView(obs.buggy_code, heading, obs.task_description, note))
-        if not args.no_cell:
-            self._shell.set_next_input("%%whip_submit\n" + obs.buggy_code.rstrip("\n"))
+        status = w.BudgetStatus(self.env.state(), self.env.max_submissions)
+        view = w.CodeView(obs.buggy_code, heading, obs.task_description, note)
+        self._remember(obs, w.WithStatus(view, status))
         return obs
+
+    def _replaced_episode(self) -> str:
+        """A word about the episode a reset throws away, if it had any work in it."""
+        env = self._env
+        if env is None or env.task is None:
+            return ""
+        st = env.state()
+        edited = env.working_code != env.task.buggy_code
+        if st.episode_done or not (st.turn or edited):
+            return ""
+        what = "its edits to the working copy are gone" if edited else "its turns are reset"
+        return f"The episode on {st.task_id} (turn {st.turn}/{st.max_turns}) was ended: {what}."
 
     @line_cell_magic
     @no_var_expand
@@ -307,8 +350,9 @@ class WhipMagics(Magics):
         """Run the cell in a fresh sandbox kernel (``execute_snippet``); shows stdout/stderr."""
         code = _cell(cell) or line
         if not code.strip():
-            return self._message("Nothing to run: put the code in the cell body.")
-        return self._step({"action_type": "execute_snippet", "code": code}, _first_line(code))
+            return self._message("Nothing to run: put the code in the cell body (%%whip_snippet).")
+        action = {"action_type": "execute_snippet", "code": code}
+        return self._step(action, _first_line(code), cell=cell if _cell(cell) else None)
 
     @magic_arguments()
     @argument("expression", nargs="+", help="Expression that evaluates to a tensor.")
@@ -328,11 +372,12 @@ class WhipMagics(Magics):
             "setup_code": setup,
             "target_expression": expr,
         }
-        obs = self._step(action, expr)
-        if getattr(obs, "shape", None) is not None and not obs.error:
-            self._views[id(obs)] = (obs, TensorInspector(obs, expr))
-            self._timeline[-1].view = self._views[id(obs)][1]
-        return obs
+
+        def view(obs: Any) -> View | None:
+            ok = getattr(obs, "shape", None) is not None and not obs.error
+            return TensorInspector(obs, expr) if ok else None
+
+        return self._step(action, expr, view, cell=cell)
 
     @magic_arguments()
     @argument("--steps", type=int, default=None, help="Stop after N backward() calls.")
@@ -340,32 +385,37 @@ class WhipMagics(Magics):
     @no_var_expand
     @_friendly
     def whip_probe(self, line: str = "", cell: str | None = None) -> Any:
-        """Run the cell as a training script for at most N steps: loss curve (earlier probes and
-        submissions overlaid) and per-parameter gradient norms."""
+        """Run the cell as a training script for at most N steps (the line form: the working
+        copy): loss curve (earlier attempts at the task overlaid) and per-parameter gradient
+        norms."""
         from . import widgets as w
 
         args = parse_argstring(self.whip_probe, line)
-        steps = args.steps or self.probe_steps
-        code = _cell(cell)
-        if not code:
-            if self._env is None or self._env.working_code is None:
-                return self._message("Nothing to probe: put a training script in the cell body.")
-            code = self._env.working_code
+        steps = self.probe_steps if args.steps is None else args.steps
+        if steps < 1:
+            return self._message(f"--steps must be at least 1, got {steps}: %whip_probe --steps 20")
+        if self._env is None or self._env.task is None:
+            return self._message(NO_EPISODE)
+        code = _cell(cell) or (self._env.working_code or "")
+        # earlier attempts belong on the chart only when this is a version of the task's script
+        related = related_to(code, self._env.task.buggy_code)
+        attempts = self._overlay() if related else {}
         action = {"action_type": "run_training_probe", "code": code, "steps": steps}
-        attempts = self._overlay()
-        obs = self._step(action, f"{steps} steps")
-        if not obs.error or getattr(obs, "losses", None):
+
+        def view(obs: Any) -> View | None:
+            if obs.error and not getattr(obs, "losses", None):
+                return None
             curve = w.LossCurve(obs.losses, attempts=attempts, title="Probe: training loss")
             views: list[View] = [curve, w.GradNorms(obs.grad_norms, obs.params_without_grad)]
             if obs.error:
                 views.insert(0, w.Message(obs.error))
             if obs.stderr:
                 views.append(w.SnippetOutput(obs.stdout, obs.stderr, 1, obs.timed_out))
-            view = w.Stack(views)
-            self._remember(obs, view)
-            self._timeline[-1].view = view
-            self._attempts.append((f"probe, turn {obs.turn}", list(obs.losses)))
-        return obs
+            if related:
+                self._attempts.append((f"probe, turn {obs.turn}", list(obs.losses)))
+            return w.Stack(views)
+
+        return self._step(action, f"{steps} steps", view, cell=cell if _cell(cell) else None)
 
     @magic_arguments()
     @argument("expressions", nargs="+", help="Expressions to evaluate after the setup code.")
@@ -383,27 +433,29 @@ class WhipMagics(Magics):
             "setup_code": setup,
             "expressions": exprs,
         }
-        return self._step(action, ", ".join(exprs))
+        return self._step(action, ", ".join(exprs), cell=cell)
 
     @line_cell_magic
     @no_var_expand
     @_friendly
     def whip_diff(self, line: str = "", cell: str | None = None) -> Any:
         """Diff the cell (or, as a line magic, the working copy) against the original buggy code:
-        unified and side by side, with line numbers."""
+        unified and side by side, with line numbers. Free: it uses no turn."""
         from .widgets import DiffViewer
 
         env = self.env
         if env.task is None:
-            return self._message("No episode in progress: start one with %whip_reset TASK.")
+            return self._message(NO_EPISODE)
+        original = env.task.buggy_code
         proposed = _cell(cell) or (env.working_code or "")
-        obs = self._step({"action_type": "inspect_diff", "proposed_code": proposed})
-        if not obs.error:
-            view = DiffViewer(env.task.buggy_code, proposed)
-            self._remember(obs, view)
-            self._timeline[-1].view = view
-            self._timeline[-1].summary = f"+{obs.additions} -{obs.deletions}"
-        return obs
+
+        def view(obs: Any) -> View | None:
+            return None if obs.error else DiffViewer(original, proposed)
+
+        def summary(obs: Any) -> str:
+            return "" if obs.error else f"+{obs.additions} -{obs.deletions}"
+
+        return self._step({"action_type": "inspect_diff", "proposed_code": proposed}, summary, view)
 
     @magic_arguments()
     @argument("-m", "--explanation", default=None, help="What was wrong and what you changed.")
@@ -416,6 +468,7 @@ class WhipMagics(Magics):
         earlier attempts overlaid."""
         from .series import loss_series
         from .widgets import GradeReport
+        from .widgets.report import component_targets
 
         args = parse_argstring(self.whip_submit, line)
         action: dict[str, Any] = {"action_type": "submit_fix"}
@@ -425,18 +478,25 @@ class WhipMagics(Magics):
         if args.explanation:
             action["explanation"] = _strip_quotes(args.explanation)
         attempts = self._overlay()
-        obs = self._step(action, "cell" if code else "working copy")
-        if obs.action_type == "submit_fix" and not obs.error:
+
+        def view(obs: Any) -> View | None:
+            if obs.action_type != "submit_fix" or obs.error:
+                return None
             d = obs.grader_details
-            report = GradeReport(obs.reward, d, obs.error_log, attempts=attempts)
-            self._remember(obs, report)
-            self._timeline[-1].view = report
-            self._timeline[-1].summary = f"score {obs.reward:.3f}"
+            task = self.env.task
+            targets = component_targets(task.grading if task else {}, d)
             task_id = self.env.state().task_id or ""
             self._best[task_id] = max(self._best.get(task_id, 0.0), obs.reward)
-            n = sum(1 for e in self._timeline if e.action_type == "submit_fix")
+            n = 1 + sum(1 for e in self._timeline if e.action_type == "submit_fix" and not e.error)
             self._attempts.append((f"submission {n}", loss_series(d)))
-        return obs
+            return GradeReport(obs.reward, d, obs.error_log, attempts=attempts, targets=targets)
+
+        def summary(obs: Any) -> str:
+            if obs.action_type == "submit_fix" and not obs.error:
+                return f"score {obs.reward:.3f}"
+            return "cell" if code else "working copy"
+
+        return self._step(action, summary, view, cell=cell if code else None)
 
     @line_magic
     @_friendly
@@ -459,7 +519,7 @@ class WhipMagics(Magics):
         args = parse_argstring(self.whip_hint, line)
         env = self.env
         if env.task is None:
-            return self._message("No episode in progress: start one with %whip_reset TASK.")
+            return self._message(NO_EPISODE)
         hints = env.task.hints
         if not hints:
             return self._message("This task has no hints.", "info")
@@ -554,14 +614,16 @@ class WhipMagics(Magics):
 
         def on_reset(obs: Any) -> None:
             self._timeline, self._attempts, self._hint_index = [], [], 0
-            live["view"] = w.AgentRunView(obs.task_id, cfg.model, steps, obs.max_turns)
+            limit = cfg.max_steps or obs.max_turns  # what the runner will stop at
+            live["view"] = w.AgentRunView(obs.task_id, cfg.model, steps, limit)
             redraw(live["view"])
 
         def on_step(rec: StepRecord) -> None:
             steps.append(rec)
             turn = int(rec.observation.get("turn") or 0)
             self._timeline.append(w.TimelineEntry(turn, rec.action_type, rec.summary,
-                                                  None, rec.error, rec.reward))  # fmt: skip
+                                                  self._record_view(rec), rec.error,
+                                                  rec.reward))  # fmt: skip
             view = live["view"]
             view.steps = list(steps)
             redraw(view)
@@ -579,12 +641,24 @@ class WhipMagics(Magics):
             )
         finally:
             env.max_submissions = self.max_submissions
-        if "view" in live:  # the final state: score, stop reason, error
-            redraw(w.AgentRunView.from_result(result))
+        if "view" in live:  # the final rows; the head line is the cell's value, shown once
+            redraw(w.AgentRunView.from_result(result, head=False))
         if env.state().submitted:
             self._best[result.task_id] = max(self._best.get(result.task_id, 0.0), result.score)
         # the full dashboard is on screen already: the cell's value shows its head line
         return self._remember(result, w.AgentRunView.from_result(result, compact=True))
+
+    def _record_view(self, rec: Any) -> View | None:
+        """What an agent's step showed, for its row in %whip_state: the observation's own view,
+        or for a reply that did not parse, the error and the model's words."""
+        from . import widgets as w
+
+        if rec.raw_response is not None or rec.action is None:
+            reply = (rec.raw_response or "").strip() or "(empty reply)"
+            said = w.CodeView(reply, "The model replied")
+            return w.Stack([w.Message(rec.error or rec.summary), said])
+        obs = observation_from_record(rec.action_type, rec.observation)
+        return self._default_view(obs) if obs is not None else None
 
 
 def _first_line(code: str) -> str:

@@ -40,7 +40,7 @@ class EpisodeDashboard(View):
     def _head(self) -> str:
         s = self.state
         if s.task_id is None:
-            return "No episode in progress."
+            return "No episode yet: start one with %whip_reset TASK."
         if s.episode_done:
             status = "done"
         elif s.submissions and s.best_reward >= SOLVED_AT:
