@@ -134,7 +134,7 @@ def test_code_magics_do_not_expand_variables(ip: InteractiveShell) -> None:
 def test_no_episode_is_a_friendly_message(ip: InteractiveShell) -> None:
     out = run(ip, "%%whip_snippet\nprint(1)")
     assert isinstance(out, Message)
-    assert "No episode in progress" in out.text() and "%whip_reset" in out.text()
+    assert "No episode yet" in out.text() and "%whip_reset TASK" in out.text()
 
 
 def test_tasks_table(ip: InteractiveShell) -> None:

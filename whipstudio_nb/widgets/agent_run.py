@@ -116,7 +116,7 @@ class AgentRunView(View):
         ]
         body = text_table(rows, ["step", "action", "reward", "observation"]) if rows else ""
         head = self.head() if self.show_head else ""
-        return "\n".join(x for x in (head, body) if x)
+        return "\n".join(x for x in (head, body) if x) or "(no steps)"
 
     def html(self) -> str:
         r = self.result
@@ -130,7 +130,7 @@ class AgentRunView(View):
             flag = badge(f"{reward:.3f}", GREEN) if reward else f"{reward:.3f}"
             rows.append([n, f"<code>{esc(act)}</code>", esc(thought), obs, flag])
         header = ["step", "action", "thought", "observation", "reward"]
-        return head + (table(rows, header) if rows else "")
+        return head + (table(rows, header) if rows else "") or "<i>(no steps)</i>"
 
     def bundle(self) -> dict[str, str]:
         """The static bundle, for a display handle (no widget model per redraw)."""
