@@ -232,8 +232,11 @@ def _image_ok(locator: Any) -> bool:
 
 
 def _live(page: Any, view: str) -> Any:
-    """Live ipywidgets views (not the static HTML fallback) carrying ``whip-<view>``."""
-    return page.locator(f".jp-Notebook .jupyter-widgets.whip-{view}")
+    """The views carrying ``whip-<view>`` in the notebook's outputs (static HTML: no widget
+    models, so they look the same after a reopen)."""
+    # not the copies inside the dashboard's collapsed rows
+    inside = ".jp-Notebook .jp-OutputArea-output"
+    return page.locator(f"{inside} .whip-view.whip-{view}:not(details .whip-view)")
 
 
 def test_quickstart_in_jupyterlab(lab: Lab, browser: Any) -> None:
@@ -243,7 +246,7 @@ def test_quickstart_in_jupyterlab(lab: Lab, browser: Any) -> None:
         # the probe: loss curve image rendered
         curves = _live(page, "loss-curve")
         assert curves.count() >= 2
-        assert _image_ok(curves.first.locator("img"))
+        assert _image_ok(curves.first.locator("img").first)
         _shot(curves.first, "quickstart-loss-curve")
         # the diff viewer: coloured added / removed rows
         diff = _live(page, "diff").first
@@ -336,12 +339,12 @@ def test_tools_tour_in_jupyterlab(lab: Lab, browser: Any) -> None:
         assert flag.inner_text().startswith("True")
         assert flag.evaluate("e => getComputedStyle(e).color") == RED
         _shot(tensor, "tour-tensor-inspector")
-        histogram = _live(page, "tensor").last.locator("img")
+        histogram = _live(page, "tensor").last.locator("img").first
         assert _image_ok(histogram)
         _shot(_live(page, "tensor").last, "tour-tensor-histogram")
         curves = _live(page, "loss-curve")
         assert curves.count() >= 3
-        assert _image_ok(curves.first.locator("img"))
+        assert _image_ok(curves.first.locator("img").first)
         _shot(curves.first, "tour-loss-curve-nan")
         _shot(_live(page, "grad-norms").last, "tour-grad-norms")
         diff = _live(page, "diff").first

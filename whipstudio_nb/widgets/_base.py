@@ -179,7 +179,8 @@ class Stack(View):
         return "\n\n".join(v.text() for v in self.views)
 
     def html(self) -> str:
-        return "".join(f"<div>{v.html()}</div>" for v in self.views)
+        # each part keeps its own classes (whip-loss-curve, ...), so it can be found and styled
+        return "".join(v.wrapped_html() for v in self.views)
 
     def png(self) -> bytes | None:
         return next((p for p in (v.png() for v in self.views) if p), None)
