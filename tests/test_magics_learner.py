@@ -147,6 +147,20 @@ def test_mistakes_cost_no_turn_and_name_the_line_the_learner_sees(
     assert st.turn == 0 and st.submissions == 0
 
 
+def test_earlier_attempts_are_overlaid_only_on_versions_of_the_task_script(
+    ip: InteractiveShell, magics: WhipMagics
+) -> None:
+    magics._attempts = [("submission 1", [1.0, 0.9, 0.8])]
+    unrelated = "import torch\nw = torch.zeros(1, requires_grad=True)\nfor _ in range(4):\n"
+    unrelated += "    (w - 3).pow(2).sum().backward()\n"
+    obs, shown = cell(ip, "%%whip_probe --steps 4\n" + unrelated)
+    assert len(obs.losses) == 4 and "submission 1:" not in shown
+    obs, shown = cell(ip, "%whip_probe --steps 4")  # the working copy: the task's script
+    assert "submission 1:" in shown
+    magics._attempts = []
+    cell(ip, "%whip_reset task2 --seed 1")  # a fresh episode for the budget test below
+
+
 def test_budget_line_turns_amber_two_turns_before_the_end(
     ip: InteractiveShell, magics: WhipMagics
 ) -> None:

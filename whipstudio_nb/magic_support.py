@@ -86,6 +86,8 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
 
         try:
             return func(self, *args, **kwargs)
+        except KeyboardInterrupt:  # e.g. while the sandbox kernels are still starting
+            return self._message("interrupted (no turn used)", "status")
         except UsageError as exc:
             parser = getattr(getattr(self, func.__name__, None), "parser", None)
             if parser is None:
