@@ -25,7 +25,6 @@ from traitlets import Bool, Float, Integer, Unicode
 from .magic_support import (
     NO_EPISODE,
     notebook_error,
-    observation_from_record,
     related_to,
     syntax_message,
 )
@@ -591,74 +590,9 @@ class WhipMagics(Magics):
         play an episode, with a dashboard updated after each step: thought, action, observation
         summary, reward. Interrupt the kernel (Ctrl-C) to stop it; the steps so far are kept.
         Returns the EpisodeResult (``res = _``); ``%whip_state`` shows the episode afterwards."""
-        args = parse_argstring(self.whip_agent, line)
-        from IPython.display import display
+        from .magics_agent import run_agent_magic
 
-        from . import widgets as w
-        from .agent import AgentConfig, LLMPolicy, StepRecord, run_episode
-
-        if args.max_turns is not None and args.max_turns < 1:
-            return self._message(f"--max-turns must be >= 1, got {args.max_turns}")
-        cfg = AgentConfig.from_env(model=args.model, max_steps=args.max_turns).validate()
-        policy = LLMPolicy(config=cfg, use_tools=not args.no_tools)
-        env = self.env
-        env.max_submissions = 1  # as the agent is told: submit_fix ends the episode
-        steps: list[StepRecord] = []
-        live: dict[str, Any] = {}
-
-        def redraw(view: w.AgentRunView) -> None:
-            if "handle" in live:
-                live["handle"].update(view.bundle(), raw=True)
-            else:
-                live["handle"] = display(view.bundle(), raw=True, display_id=True)
-
-        def on_reset(obs: Any) -> None:
-            self._timeline, self._attempts, self._hint_index = [], [], 0
-            limit = cfg.max_steps or obs.max_turns  # what the runner will stop at
-            live["view"] = w.AgentRunView(obs.task_id, cfg.model, steps, limit)
-            redraw(live["view"])
-
-        def on_step(rec: StepRecord) -> None:
-            steps.append(rec)
-            turn = int(rec.observation.get("turn") or 0)
-            self._timeline.append(w.TimelineEntry(turn, rec.action_type, rec.summary,
-                                                  self._record_view(rec), rec.error,
-                                                  rec.reward))  # fmt: skip
-            view = live["view"]
-            view.steps = list(steps)
-            redraw(view)
-
-        try:
-            result = run_episode(
-                env,
-                policy,
-                args.task,
-                seed=args.seed,
-                on_step=on_step,
-                on_reset=on_reset,
-                max_turns=cfg.max_steps,
-                success_threshold=cfg.success_threshold,
-            )
-        finally:
-            env.max_submissions = self.max_submissions
-        if "view" in live:  # the final rows; the head line is the cell's value, shown once
-            redraw(w.AgentRunView.from_result(result, head=False))
-        if env.state().submitted:
-            self._best[result.task_id] = max(self._best.get(result.task_id, 0.0), result.score)
-        # the full dashboard is on screen already: the cell's value shows its head line
-        return self._remember(result, w.AgentRunView.from_result(result, compact=True))
-
-    def _record_view(self, rec: Any) -> View | None:
-        """What an agent's step showed, for its row in %whip_state: the observation's own view,
-        or for a reply that did not parse, the error and the model's words."""
-        from . import widgets as w
-
-        if rec.raw_response is not None or rec.action is None:
-            reply = (rec.raw_response or "").strip() or "(empty reply)"
-            said = w.CodeView(reply, "The model replied")
-            return w.Stack([w.Message(rec.error or rec.summary), said])
-        obs = observation_from_record(rec.action_type, rec.observation)
-        return self._default_view(obs) if obs is not None else None
+        return run_agent_magic(self, parse_argstring(self.whip_agent, line))
 
 
 def _first_line(code: str) -> str:
