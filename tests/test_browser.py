@@ -454,7 +454,7 @@ def test_learner_flow_interrupt_budget_save_and_reopen(lab: Lab, browser: Any) -
         progress = page.locator(".jp-Notebook .whip-progress").first
         progress.wait_for(timeout=180_000)
         time.sleep(1.5)
-        assert re.match(r"⏳ execute snippet… \d+\.\d s of at most 30 s", progress.inner_text())
+        assert re.match(r"execute snippet: running, \d+\.\d s of at most 30 s", progress.inner_text())
         _shot(progress, "learner-progress")
         stop = page.locator(".jp-NotebookPanel-toolbar [data-jp-item-name='interrupt']").first
         stop.locator("button, jp-button").first.click()  # the ■ button

@@ -344,7 +344,7 @@ def test_progress_line_shows_time_and_the_latest_loss() -> None:
     from whipstudio_nb.widgets.progress import progress_line
 
     assert progress_line("submit fix", 3.24, 50).startswith(
-        "⏳ submit fix… 3.2 s of at most 50 s · interrupt"
+        "submit fix: running, 3.2 s of at most 50 s · interrupt"
     )
     assert "· step 3, loss 0.25 ·" in progress_line("probe", 1.0, 30, [1.0, 0.5, 0.25])
     assert "loss NaN/Inf" in progress_line("probe", 1.0, 30, [1.0, math.nan])

@@ -25,8 +25,8 @@ __all__ = ["LiveLossCurve", "progress", "progress_line"]
 
 def progress_line(label: str, elapsed_s: float, timeout_s: float,
                   losses: Sequence[float] = ()) -> str:  # fmt: skip
-    """``⏳ run training probe… 3.2 s of at most 30 s · step 41, loss 0.512 · ■ Stop interrupts``"""
-    line = f"⏳ {label}… {elapsed_s:.1f} s of at most {timeout_s:g} s"
+    """``run training probe: running, 3.2 s of at most 30 s · step 41, loss 0.512 · ...``"""
+    line = f"{label}: running, {elapsed_s:.1f} s of at most {timeout_s:g} s"
     if losses:
         last = losses[-1]
         shown = f"{last:.4g}" if math.isfinite(last) else "NaN/Inf"
