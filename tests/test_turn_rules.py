@@ -109,3 +109,12 @@ def test_the_syntax_check_reports_the_line_python_reports() -> None:
     assert found.describe(line_offset=1, where="at ").startswith("SyntaxError at line 4: ")
     ok = ActionAdapter.validate_python({"action_type": "execute_snippet", "code": "print(1)"})
     assert syntax_error_in(ok) is None
+
+
+def test_an_interrupted_submission_uses_no_submission(env) -> None:
+    before = env.state()
+    sent = _sigint_after(2.0)
+    with pytest.raises(KeyboardInterrupt):
+        env.step({"action_type": "submit_fix", "fixed_code": "while True:\n    pass\n"})
+    assert time.monotonic() - sent["at"] < 1.0
+    assert env.state() == before and env.last_grade is None
