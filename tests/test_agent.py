@@ -183,7 +183,7 @@ def test_solves_task1_with_tool_calls(fake, make_env):
     assert " 1 | import torch" in first["messages"][1]["content"]  # code with line numbers
     tool_reply = second["messages"][-1]
     assert tool_reply["role"] == "tool" and tool_reply["tool_call_id"] == "call_view_code"
-    assert tool_reply["content"].startswith("[view_code] turn 1/10")
+    assert tool_reply["content"].startswith("[view_code] turn 0/10")  # view_code is free
     assert not tool_reply["content"].lstrip().startswith("{")  # text, not a JSON dump
     auth = [r["auth"] for r in fake.requests if r["body"]["model"] == "tool-solver"]
     assert set(auth) == {"Bearer test-key"}
@@ -248,7 +248,7 @@ def test_the_same_action_three_times_ends_with_the_repeat_stop(fake, make_env):
     assert res.stop_reason == "repeat" and not res.success
     assert [s.action_type for s in res.steps] == ["view_code"] * 3
     assert res.steps[-1].done and res.steps[-1].error.startswith("REPEAT_STOP")
-    assert env.state().turn == 2  # the third repeat was not executed
+    assert len(env.state().tool_call_history) == 2  # the third repeat was not executed
 
 
 def test_http_500_fails_the_task_cleanly_after_bounded_retries(fake, agent_env, sandbox):

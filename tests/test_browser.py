@@ -198,7 +198,8 @@ def _grow(page: Any) -> None:
         " .jp-NotebookPanel .jp-WindowedPanel-viewport, .jp-NotebookPanel .jp-Notebook')]"
         ".map(e => e.scrollHeight))"
     )
-    page.set_viewport_size({"width": 1280, "height": min(16000, int(height) + 250)})
+    width = (page.viewport_size or {}).get("width", 1280)
+    page.set_viewport_size({"width": width, "height": min(16000, int(height) + 250)})
 
 
 def _shot_notebook(page: Any, name: str) -> None:
@@ -218,8 +219,9 @@ def _assert_no_errors(page: Any) -> None:
 
 
 def _assert_code_rows_compact(diff: Any) -> None:
-    """Diff lines read as code: one text line per row (ipywidgets' HTML has a 28 px line
-    height that spread them apart) and left-aligned (notebook stylesheets right-align cells)."""
+    """Unified diff lines read as code: one text line per row (ipywidgets' HTML had a 28 px
+    line height that spread them apart) and left-aligned (notebook stylesheets right-align
+    cells). The side-by-side view wraps long lines on purpose, so it is not checked here."""
     cells = diff.locator("tr td:last-child")
     heights = cells.evaluate_all("cs => cs.map(c => c.getBoundingClientRect().height)")
     assert heights and max(heights) <= 24, heights
@@ -232,8 +234,11 @@ def _image_ok(locator: Any) -> bool:
 
 
 def _live(page: Any, view: str) -> Any:
-    """Live ipywidgets views (not the static HTML fallback) carrying ``whip-<view>``."""
-    return page.locator(f".jp-Notebook .jupyter-widgets.whip-{view}")
+    """The views carrying ``whip-<view>`` in the notebook's outputs (static HTML: no widget
+    models, so they look the same after a reopen)."""
+    # not the copies inside the dashboard's collapsed rows
+    inside = ".jp-Notebook .jp-OutputArea-output"
+    return page.locator(f"{inside} .whip-view.whip-{view}:not(details .whip-view)")
 
 
 def test_quickstart_in_jupyterlab(lab: Lab, browser: Any) -> None:
@@ -243,14 +248,14 @@ def test_quickstart_in_jupyterlab(lab: Lab, browser: Any) -> None:
         # the probe: loss curve image rendered
         curves = _live(page, "loss-curve")
         assert curves.count() >= 2
-        assert _image_ok(curves.first.locator("img"))
+        assert _image_ok(curves.first.locator("img").first)
         _shot(curves.first, "quickstart-loss-curve")
         # the diff viewer: coloured added / removed rows
         diff = _live(page, "diff").first
         rows = diff.locator("tr")
         colours = rows.evaluate_all("rs => rs.map(r => getComputedStyle(r).backgroundColor)")
         assert "rgb(230, 255, 237)" in colours and "rgb(255, 238, 240)" in colours, colours
-        _assert_code_rows_compact(diff)
+        _assert_code_rows_compact(diff.locator("table").first)  # the unified view
         _shot(diff, "quickstart-diff")
         # the grade report with its score
         report = _live(page, "grade").first
@@ -336,12 +341,12 @@ def test_tools_tour_in_jupyterlab(lab: Lab, browser: Any) -> None:
         assert flag.inner_text().startswith("True")
         assert flag.evaluate("e => getComputedStyle(e).color") == RED
         _shot(tensor, "tour-tensor-inspector")
-        histogram = _live(page, "tensor").last.locator("img")
+        histogram = _live(page, "tensor").last.locator("img").first
         assert _image_ok(histogram)
         _shot(_live(page, "tensor").last, "tour-tensor-histogram")
         curves = _live(page, "loss-curve")
         assert curves.count() >= 3
-        assert _image_ok(curves.first.locator("img"))
+        assert _image_ok(curves.first.locator("img").first)
         _shot(curves.first, "tour-loss-curve-nan")
         _shot(_live(page, "grad-norms").last, "tour-grad-norms")
         diff = _live(page, "diff").first
@@ -359,5 +364,164 @@ def test_tools_tour_in_jupyterlab(lab: Lab, browser: Any) -> None:
         _shot(frozen, "tour-grade-report-thinned")
         _shot(_live(page, "variables").first, "tour-variables")
         _shot_notebook(page, "tour-notebook")
+    finally:
+        page.context.close()
+
+
+# ------------------------------------------------------------------ a learner's own notebook
+
+LEARNER_CELLS = [
+    "%load_ext whipstudio_nb\n%config WhipMagics.max_turns = 4",
+    "%whip_submit",  # before any episode: one line saying how to start
+    "%whip_reset task2 --sed 1",  # a typo: one line naming the right option
+    "%whip_reset task2",
+    "%%whip_snippet\nn = 0\nwhile True:\n    n += 1",  # stopped by ■
+    "%whip_probe --steps 30",
+    "%%whip_code --replace 20 21\n    logits = model(X).squeeze(1)\n"
+    "    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)",
+    "%%whip_diff\n" + "# a very long comment line that must wrap inside the side-by-side view " * 3
+    + "\n" + "{working}",
+    "%whip_submit",
+    "%whip_state",
+]
+
+
+def _new_notebook(lab: Lab, name: str, sources: list[str]) -> None:
+    """A notebook as a learner would type it: code cells, no outputs, the default kernel."""
+    cells = [
+        {"cell_type": "code", "source": s, "metadata": {}, "outputs": [], "execution_count": None}
+        for s in sources
+    ]
+    nb = {
+        "cells": cells,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},  # fmt: skip
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (lab.root / name).write_text(json.dumps(nb))
+
+
+def _api(lab: Lab, method: str, path: str) -> Any:
+    req = urllib.request.Request(
+        lab.base + path, method=method, headers={"Authorization": f"token {lab.token}"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        body = r.read()
+    return json.loads(body) if body else None
+
+
+def _console_errors(page: Any) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def _open(lab: Lab, browser: Any, name: str, width: int = 1024) -> tuple[Any, list[str]]:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    errors = _console_errors(page)
+    page.set_default_timeout(60_000)
+    page.goto(lab.url(name))
+    page.wait_for_function(_READY, arg=_code_cells(lab.root / name), polling=250)
+    page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+b")
+    return page, errors
+
+
+def _menu(page: Any, top: str, item: str) -> None:
+    page.get_by_role("menuitem", name=top, exact=True).click()
+    page.get_by_role("menuitem", name=item, exact=True).click()
+
+
+def _output_text(page: Any, index: int) -> str:
+    cell = page.locator(".jp-Notebook .jp-CodeCell").nth(index)
+    return "\n".join(cell.locator(".jp-OutputArea-output").all_inner_texts()).strip()
+
+
+def test_learner_flow_interrupt_budget_save_and_reopen(lab: Lab, browser: Any) -> None:
+    from whipstudio_nb import load_task
+
+    working = load_task("task2").buggy_code  # the diff cell compares a long-lined version
+    sources = [s.replace("{working}", working) for s in LEARNER_CELLS]
+    _new_notebook(lab, "learner.ipynb", sources)
+    page, errors = _open(lab, browser, "learner.ipynb")
+    try:
+        _menu(page, "Run", "Run All Cells")
+        # the Stop button while the snippet runs: its progress line is on screen first
+        progress = page.locator(".jp-Notebook .whip-progress").first
+        progress.wait_for(timeout=180_000)
+        time.sleep(1.5)
+        assert re.match(r"execute snippet: running, \d+\.\d s of at most 30 s", progress.inner_text())
+        _shot(progress, "learner-progress")
+        stop = page.locator(".jp-NotebookPanel-toolbar [data-jp-item-name='interrupt']").first
+        stop.locator("button, jp-button").first.click()  # the ■ button
+        page.wait_for_function(_DONE, polling=500, timeout=RUN_TIMEOUT_MS)
+        _grow(page)
+        _assert_no_errors(page)
+        assert _output_text(page, 1).startswith("Error: No episode yet: start an episode with")
+        assert "did you mean --seed?" in _output_text(page, 2)
+        stopped = _output_text(page, 4)
+        assert re.fullmatch(r"interrupted after \d+\.\d s \(no turn used\)", stopped), stopped
+        _shot(page.locator(".jp-Notebook .jp-CodeCell").nth(4), "learner-interrupted")
+        # the budget: turn 2 of 4 is the edit, and the line turns amber with what to do
+        budget = page.locator(".jp-Notebook .jp-CodeCell").nth(6).locator(".whip-budget")
+        assert budget.inner_text().startswith("turn 2/4 · 5 submissions left · best 0.00 · 2 turns")
+        assert budget.evaluate("e => getComputedStyle(e).color") == "rgb(239, 108, 0)"
+        _shot(page.locator(".jp-Notebook .jp-CodeCell").nth(6), "learner-budget-warning")
+        # the side-by-side diff wraps inside its output at 1024 px
+        diff = _live(page, "diff").first
+        diff.locator("summary", has_text="Side by side").click()
+        side = diff.locator("table.whip-side-by-side")
+        area = page.locator(".jp-Notebook .jp-CodeCell").nth(7).locator(".jp-OutputArea-output")
+        right = area.first.evaluate("e => e.getBoundingClientRect().right")
+        assert side.evaluate("e => e.getBoundingClientRect().right") <= right + 1
+        assert side.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+        _shot(diff, "learner-diff-side-by-side-1024")
+        # the grade report: its colour follows the 0.9 threshold, and it says so
+        report = _live(page, "grade").first
+        score = float(re.search(r"^([01]\.\d{3})$", report.inner_text(), re.M).group(1))
+        verdict = report.locator(".whip-verdict")
+        colour = verdict.evaluate("e => getComputedStyle(e).color")
+        if score >= 0.9:
+            assert verdict.inner_text().startswith("solved") and colour == "rgb(46, 125, 50)"
+        else:
+            assert verdict.inner_text().startswith("not solved: 0.9 needed; missing:")
+            assert colour != "rgb(46, 125, 50)"
+        _shot(report, "learner-grade-report")
+        _shot_notebook(page, "learner-notebook")
+        page.keyboard.press("Control+s")
+        page.wait_for_function(
+            "() => !document.querySelector('.jp-mod-dirty')", polling=250, timeout=30_000
+        )
+        assert not errors, errors
+    finally:
+        page.context.close()
+    # the kernel goes away (as after a restart of the machine), then the notebook is reopened
+    for kernel in _api(lab, "GET", "/api/kernels"):
+        _api(lab, "DELETE", f"/api/kernels/{kernel['id']}")
+    assert _api(lab, "GET", "/api/kernels") == []
+    page, errors = _open(lab, browser, "learner.ipynb")
+    try:
+        page.wait_for_function(
+            "() => document.querySelectorAll('.jp-Notebook .whip-view').length >= 6",
+            polling=250,
+        )
+        _grow(page)
+        _assert_no_errors(page)
+        text = "\n".join(page.locator(".jp-Notebook .jp-OutputArea").all_inner_texts())
+        assert "model not found" not in text
+        assert re.search(r"interrupted after \d+\.\d s \(no turn used\)", text)
+        assert "2 turns left: submit your fix with %whip_submit" in text
+        assert _live(page, "grade").count() == 1 and _live(page, "dashboard").count() == 1
+        assert _image_ok(_live(page, "loss-curve").first.locator("img").first)
+        dash = _live(page, "dashboard").first
+        dash.locator("details.whip-step > summary").last.click()  # still expands, no kernel
+        assert dash.locator(".whip-grade").first.is_visible()
+        _shot_notebook(page, "learner-reopened")
+        _shot(dash, "learner-reopened-dashboard")
+        assert not errors, errors
     finally:
         page.context.close()

@@ -120,7 +120,7 @@ def test_help_is_real(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) 
     ip.run_cell("%whip_reset?")
     out = capsys.readouterr().out
     assert "%whip_reset [--seed SEED]" in out and "set_next_input" not in out
-    assert "pre-filled" in out
+    assert "Nothing is\n    inserted" in out or "Nothing is inserted" in " ".join(out.split())
 
 
 def test_code_magics_do_not_expand_variables(ip: InteractiveShell) -> None:
@@ -134,7 +134,7 @@ def test_code_magics_do_not_expand_variables(ip: InteractiveShell) -> None:
 def test_no_episode_is_a_friendly_message(ip: InteractiveShell) -> None:
     out = run(ip, "%%whip_snippet\nprint(1)")
     assert isinstance(out, Message)
-    assert "No episode in progress" in out.text() and "%whip_reset" in out.text()
+    assert "No episode yet" in out.text() and "%whip_reset TASK" in out.text()
 
 
 def test_tasks_table(ip: InteractiveShell) -> None:
@@ -144,13 +144,14 @@ def test_tasks_table(ip: InteractiveShell) -> None:
     assert "Silent NaN Loss" in shown(ip, tasks)["text/html"]
 
 
-def test_reset_shows_code_and_prefills_submit_cell(ip: InteractiveShell) -> None:
+def test_reset_shows_code_and_inserts_no_cell(ip: InteractiveShell) -> None:
+    ip.rl_next_input = None
     obs = run(ip, "%whip_reset task2 --seed 1")
     assert isinstance(obs, Observation) and obs.task_id == "task2"
     assert ip.user_ns["_"] is obs  # obs = _ works
-    task = load_task("task2", seed=1)
-    assert ip.rl_next_input == "%%whip_submit\n" + task.buggy_code.rstrip("\n")
+    assert ip.rl_next_input is None  # Run All never finds a pre-filled submission below
     data = shown(ip, obs)
+    assert data["text/plain"].endswith("turn 0/50 · 5 submissions left · best 0.00")
     assert "Silent NaN Loss" in data["text/plain"]
     assert "20 |     p = torch.sigmoid(model(X).squeeze(1))" in data["text/plain"]
     assert "The grader trains your script" in data["text/html"]
@@ -192,12 +193,15 @@ def test_security_violation_is_short(ip: InteractiveShell, capsys) -> None:
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_invalid_option_is_a_usage_error_without_traceback(ip: InteractiveShell, capsys) -> None:
+def test_invalid_option_is_one_friendly_line(ip: InteractiveShell, capsys) -> None:
     res = ip.run_cell("%whip_probe --stepz 3")
     captured = capsys.readouterr()
-    assert "UsageError" in captured.err and "--stepz" in captured.err
-    assert "Traceback" not in captured.err + captured.out
-    assert res.result is None
+    assert "UsageError" not in captured.err and "Traceback" not in captured.err + captured.out
+    assert isinstance(res.result, Message)
+    assert res.result.text() == (
+        "Error: %whip_probe: unknown option --stepz; did you mean --steps? "
+        "Usage: %whip_probe [--steps STEPS]"
+    )
 
 
 def test_unknown_task_is_friendly(ip: InteractiveShell) -> None:
@@ -298,7 +302,9 @@ def test_episode_end_is_explained_the_notebook_way(ip: InteractiveShell, magics)
         ip.run_line_magic("config", "WhipMagics.max_submissions = 5")
     assert isinstance(late, ErrorObservation) and late.episode_done
     text = shown(ip, late)["text/plain"]
-    assert text == "Error: Episode already complete. Run %whip_reset TASK to start a new episode."
+    first = text.splitlines()[0]
+    assert first.startswith("Error: This episode is over (best 0.")
+    assert first.endswith("): start a new one with %whip_reset task1.")
 
 
 def test_unexpected_errors_are_short_unless_debugging(ip: InteractiveShell, magics) -> None:

@@ -41,6 +41,8 @@ def script(body: dict[str, Any]) -> Any:
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
         time.sleep(0.5)
         return tool_call("submit_fix", {"fixed_code": SOLUTION})
+    if model == "babbler":  # never a tool call: every reply is a parse error
+        return text(f"Hmm, reply {turns + 1}: the loop looks odd to me.")
     if model == "fixer":
         return text(f"The fixed script:\n```python\n{SOLUTION}```\n")
     return SERVER_ERROR
@@ -94,6 +96,11 @@ def texts(outputs: list[Any]) -> list[str]:
     return [o.data["text/plain"] for o in outputs]
 
 
+def head_of(ip: InteractiveShell, res: Any) -> str:
+    """What the cell's value shows: the run's one summary line."""
+    return ip.display_formatter.format(res)[0]["text/plain"]
+
+
 def rows(text: str) -> list[str]:
     """The step numbers of the dashboard's table rows."""
     return re.findall(r"^(\d+)\s{2,}", text, flags=re.M)
@@ -117,19 +124,20 @@ def test_the_agent_solves_task1_with_a_live_dashboard(
     assert "running, 0 step(s) so far of at most 10" in shown[0]
     assert "running, 1 step(s)" in shown[1] and "thought: Read the code first." in shown[1]
     assert "submit_fix fixed_code=<" in shown[2] and f"{res.steps[1].reward:.3f}" in shown[2]
-    final = shown[-1]
-    assert final.startswith(
-        f"Agent solver on task1: 2 step(s), score {res.score:.3f} (success), stopped: done"
-    )
     html = outputs[-1].data["text/html"]
     assert "<th" in html and "Read the code first." in html and "<code>view_code</code>" in html
 
-    # the cell's value shows the head line only (the dashboard is already on screen)
-    data, _ = ip.display_formatter.format(res)
-    assert data["text/plain"] == final.splitlines()[0]
+    # the summary line is printed once: as the cell's value, not again above the rows
+    head = head_of(ip, res)
+    assert head == f"Agent solver on task1: 2 step(s), score {res.score:.3f} (success), stopped: done"
+    assert not any("stopped:" in t for t in shown)
     # the episode is the magics' own: %whip_state and the task table know it
     state = ip.run_cell("%whip_state").result
     assert isinstance(state, State) and state.task_id == "task1" and state.submitted
+    # and each of its rows expands to what that step saw
+    dash = ip.display_formatter.format(state)[0]["text/html"]
+    bodies = re.findall(r'<details class="whip-step".*?</summary>(.*?)</div></details>', dash, re.S)
+    assert len(bodies) == 2 and "whip-code" in bodies[0] and "whip-grade" in bodies[1]
     assert [e.action_type for e in magics._timeline] == ["view_code", "submit_fix"]
     assert magics._best["task1"] == res.score
     # the first request carried the tools and the buggy code, to the model asked for
@@ -146,7 +154,7 @@ def test_ctrl_c_stops_the_run_and_keeps_the_steps(ip: InteractiveShell, endpoint
     assert len(endpoint.for_model("ctrl-c")) == 3  # the third step was being asked for
     shown = texts(outputs)
     assert len(shown) == 4 and rows(shown[-1]) == ["1", "2"]
-    assert "stopped: interrupted (the steps so far are kept)" in shown[-1]
+    assert "stopped: interrupted (the steps so far are kept)" in head_of(ip, res)
     assert "thought: sanity" in shown[-1] and "code=print(6 * 7)" in shown[-1]
 
 
@@ -155,11 +163,26 @@ def test_turn_limit_and_endpoint_failure(ip: InteractiveShell, endpoint) -> None
     assert res.stop_reason == "turn_limit" and res.seed == 2 and res.max_turns == 1
     assert [s.action_type for s in res.steps] == ["view_code"]
     assert len(outputs) == 3 and "running, 0 step(s) so far of at most 1" in texts(outputs)[0]
+    # the live head line follows --max-turns, not the task's own limit
+    res, outputs = run_agent(ip, "%whip_agent task1 --model solver --max-turns 8")
+    assert "running, 0 step(s) so far of at most 8" in texts(outputs)[0]
 
     res, outputs = run_agent(ip, "%whip_agent task1 --model http500")
     assert res.stop_reason == "endpoint_error" and res.steps == []
-    final = texts(outputs)[-1]
+    final = head_of(ip, res)
     assert "stopped: endpoint_error; the endpoint" in final and "upstream exploded" in final
+    assert texts(outputs)[-1] == "(no steps)"
+
+
+def test_parse_errors_show_what_the_model_said(ip: InteractiveShell, endpoint) -> None:
+    res, outputs = run_agent(ip, "%whip_agent task1 --model babbler")
+    assert res.stop_reason == "parse_errors" and len(res.steps) == 3
+    final = texts(outputs)[-1]
+    assert "the model replied: Hmm, reply 1: the loop looks odd to me." in final
+    assert "(stopping: 3 consecutive parse errors)" in final  # the whole message, not cut
+    state = ip.run_cell("%whip_state").result
+    dash = ip.display_formatter.format(state)[0]["text/html"]
+    assert dash.count("The model replied") == 3 and "Hmm, reply 3" in dash
 
 
 def test_no_tools_mode_answers_with_a_fix(ip: InteractiveShell, endpoint) -> None:
@@ -167,7 +190,7 @@ def test_no_tools_mode_answers_with_a_fix(ip: InteractiveShell, endpoint) -> Non
     assert res.use_tools is False and res.success and res.stop_reason == "done"
     assert [s.action_type for s in res.steps] == ["submit_fix"]
     assert "tools" not in endpoint.for_model("fixer")[0]
-    assert len(outputs) == 3 and "(success), stopped: done" in texts(outputs)[-1]
+    assert len(outputs) == 3 and "(success), stopped: done" in head_of(ip, res)
 
 
 def test_configuration_errors_are_one_friendly_line(

@@ -225,9 +225,9 @@ def test_error_shapes(client: httpx.Client) -> None:
 
 def test_max_turns_exceeded(client: httpx.Client) -> None:
     eid = reset(client, "task1")  # task1 allows 10 turns
-    for _ in range(10):
-        assert step(client, eid, {"action_type": "view_code"}).status_code == 200
-    r = step(client, eid, {"action_type": "view_code"})
+    for _ in range(10):  # reset_to_original spends a turn (view_code is free)
+        assert step(client, eid, {"action_type": "reset_to_original"}).status_code == 200
+    r = step(client, eid, {"action_type": "reset_to_original"})
     assert r.status_code == 409
     body = r.json()
     assert body["error"] == "Maximum turns (10) exceeded"
@@ -366,13 +366,13 @@ def test_eight_concurrent_ws_sessions(server: ServerProc, client: httpx.Client) 
                     },
                 )
                 assert r["data"]["observation"]["stdout"] == f"{i}\n", r
-                r = ws_call(ws, {"type": "step", "data": {"action_type": "view_code"}})
+                r = ws_call(ws, {"type": "step", "data": {"action_type": "reset_to_original"}})
                 assert r["data"]["observation"]["turn"] == 2 and r["data"]["done"] is False
                 s = ws_call(ws, {"type": "state"})["data"]
                 assert (s["task_id"], s["turn"]) == (task, 2)
                 assert [h["action_type"] for h in s["tool_call_history"]] == [
                     "execute_snippet",
-                    "view_code",
+                    "reset_to_original",
                 ]
                 ws.send(json.dumps({"type": "close"}))
         except BaseException as exc:  # noqa: BLE001 - reported below

@@ -142,7 +142,10 @@ def test_grad_norms_all_non_finite_are_labelled_not_blank() -> None:
     assert view._note("0.weight") == ("non-finite (NaN/Inf)", AMBER)
     assert view.text().count("<- non-finite") == 2
     assert view.html().count("non-finite") >= 2
-    assert (view.png() or b"").startswith(PNG_MAGIC)
+    # no empty 0..1 chart: the table and one line say it
+    assert view.png() is None and "Every gradient norm is NaN/Inf" in view.html()
+    mixed = GradNorms({"0.weight": nan, "0.bias": 0.5})
+    assert (mixed.png() or b"").startswith(PNG_MAGIC)
 
 
 def test_diff_viewer_counts_and_numbers_lines() -> None:
@@ -290,3 +293,74 @@ def test_thinned_grading_losses_are_drawn_at_their_steps() -> None:
     assert loss_series({"losses": [1.0, 0.5], "loss_steps": 2}).steps == [0, 1]
     with pytest.raises(ValueError):
         LossCurve([1.0, 0.5], steps=[0])
+
+
+def test_a_fix_that_hides_the_symptom_is_amber_and_says_what_is_missing() -> None:
+    from whipstudio_nb import load_task
+    from whipstudio_nb.widgets._base import GREEN
+    from whipstudio_nb.widgets.report import component_targets
+
+    details = {  # task2 with a lower learning rate: no NaN, but a weak model
+        "components": {"heldout_metric": 0.9, "heldout_loss": 0.62, "loss_decrease": 1.0,
+                       "trained": 1.0},  # fmt: skip
+        "weights": {"heldout_metric": 0.4, "heldout_loss": 0.3, "loss_decrease": 0.15,
+                    "trained": 0.15},  # fmt: skip
+        "val_f1": 0.9194,
+        "heldout_loss": 0.2108,
+    }
+    targets = component_targets(load_task("task2").grading, details)
+    report = GradeReport(0.851, details, targets=targets)
+    assert report.verdict() == (
+        "not solved: 0.9 needed; missing: heldout_loss 0.62 (heldout_loss=0.2108, target "
+        "heldout_loss ≤ 0.12); heldout_metric 0.90 (val_f1=0.9194, target val_f1 ≥ 0.955)"
+    )
+    assert report.text().splitlines()[1] == report.verdict()
+    html = report.html()
+    assert f"color: {AMBER}" in html and f"color: {GREEN}" not in html.split("<table")[0]
+    solved = GradeReport(0.93, {**details, "components": dict.fromkeys(details["components"], 1.0)})
+    assert solved.verdict().startswith("solved") and f"color: {GREEN}" in solved.html()
+
+
+def test_budget_line_counts_down_and_warns() -> None:
+    from whipstudio_nb.models import State
+    from whipstudio_nb.widgets import BudgetStatus
+
+    def line(**kw: object) -> BudgetStatus:
+        return BudgetStatus(State(task_id="task2", max_turns=10, **kw), max_submissions=2)
+
+    assert line(turn=4).text() == "turn 4/10 · 2 submissions left · best 0.00"
+    assert not line(turn=7).warning and line(turn=8).warning
+    assert line(turn=9, submissions=1, best_reward=0.5).text() == (
+        "turn 9/10 · 1 submission left · best 0.50 · 1 turn left: submit your fix with %whip_submit"
+    )
+    assert AMBER in line(turn=8).html() and AMBER not in line(turn=3).html()
+    assert line(turn=3, submissions=1, best_reward=0.95).text().endswith("· solved")
+    assert line(turn=10, episode_done=True).advice() == (
+        "episode over: %whip_reset task2 starts a new one"
+    )
+
+
+def test_progress_line_shows_time_and_the_latest_loss() -> None:
+    from whipstudio_nb.widgets.progress import progress_line
+
+    assert progress_line("submit fix", 3.24, 50).startswith(
+        "submit fix: running, 3.2 s of at most 50 s · interrupt"
+    )
+    assert "· step 3, loss 0.25 ·" in progress_line("probe", 1.0, 30, [1.0, 0.5, 0.25])
+    assert "loss NaN/Inf" in progress_line("probe", 1.0, 30, [1.0, math.nan])
+
+
+def test_views_carry_no_widget_model_even_in_a_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reopened notebook has no kernel to ask for a widget model: outputs must be static."""
+    import whipstudio_nb.widgets._base as base
+
+    monkeypatch.setattr(base, "in_kernel", lambda: True)
+    bundle = LossCurve([1.0, 0.5])._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html", "image/png"}
+
+
+def test_side_by_side_diff_wraps_in_half_the_width() -> None:
+    long = "x = 1  # " + "a long comment " * 12
+    html = DiffViewer("x = 1\n", long + "\n").side_by_side_html()
+    assert "table-layout: fixed" in html and "width: 100%" in html
+    assert html.count("white-space: pre-wrap; overflow-wrap: anywhere") >= 2

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .turns import costs_turn
 from .working_copy import number_lines
 
 __all__ = ["run_demo"]
@@ -35,7 +36,8 @@ def run_demo(task_id: str = "task1", out: Callable[[str], Any] = print) -> float
         res = env.step(action)
         obs = res.observation
         took = time.monotonic() - t0
-        say(f"\n── turn {obs.turn}: {title}  [{action['action_type']}, {took:.2f} s]")
+        free = "" if costs_turn(action["action_type"]) else " (free)"
+        say(f"\n── turn {obs.turn}{free}: {title}  [{action['action_type']}, {took:.2f} s]")
         if obs.error:
             say(f"   error: {obs.error}")
         return obs

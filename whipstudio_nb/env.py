@@ -39,6 +39,7 @@ from .sandbox.policy import oversized_field
 from .tasks import load_task
 from .tools import tool_module
 from .tools._common import ToolContext
+from .turns import costs_turn, syntax_error_in
 from .working_copy import WorkingCopy
 
 __all__ = ["WhipEnv", "format_validation_error"]
@@ -152,8 +153,12 @@ class WhipEnv:
                 violation = next(filter(None, map(check_code, _code_fields(parsed))), None)
                 if violation:  # rejected before running: costs no turn, ends nothing
                     return self._error(parsed.action_type, violation, done=False)
+                bad = syntax_error_in(parsed, self._copy.code)
+                if bad:  # nothing can run: costs no turn either (the rules: turns.py)
+                    return self._error(parsed.action_type, bad.describe(), done=False)
 
-            st.turn += 1
+            counts = parsed is None or costs_turn(parsed.action_type)
+            st.turn += counts
             assert st.max_turns is not None
             if st.turn > st.max_turns:
                 st.episode_done = True
@@ -171,8 +176,11 @@ class WhipEnv:
             try:
                 obs = self._run_tool(parsed, on_progress)
             except SandboxError as exc:  # infrastructure, not the agent: in-band, no turn used
-                st.turn -= 1
+                st.turn -= counts
                 return self._error(parsed.action_type, f"Sandbox unavailable: {exc}", done=False)
+            except BaseException:  # interrupted (Ctrl-C, Stop): nothing recorded, no turn spent
+                st.turn -= counts
+                raise
             reward = obs.reward if isinstance(parsed, SubmitFixAction) else 0.0
             if isinstance(parsed, SubmitFixAction) and obs.error is None:
                 st.submitted = True

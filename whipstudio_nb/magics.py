@@ -1,5 +1,8 @@
 """IPython magics: ``%load_ext whipstudio_nb``, then ``%whip_reset task1`` and friends.
 
+Every tool output ends with the budget line (turn, submissions left, best score); a mistake or
+an interrupt is one friendly line (see :mod:`whipstudio_nb.magic_support`).
+
 One ``Magics`` subclass. Options are parsed by ``IPython.core.magic_arguments`` (so ``%magic?``
 shows real help), user defaults are traitlets with ``config=True``
 (``%config WhipMagics.timeout = 60``), and every magic returns its observation, so ``obs = _``
@@ -10,51 +13,20 @@ kernels) starts in a background thread, and ``%unload_ext whipstudio_nb`` shuts 
 
 from __future__ import annotations
 
-import functools
-import threading
-import traceback
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Float, Integer, Unicode
 
+from .magic_support import NO_EPISODE, related_to
+from .magic_support import friendly as _friendly
+from .magics_core import EpisodeSession
+
 if TYPE_CHECKING:
-    from .env import WhipEnv
-    from .widgets import TimelineEntry, View
-    from .widgets.plots import Series
+    from .widgets import View
 
 __all__ = ["WhipMagics", "load_ipython_extension", "unload_ipython_extension"]
-
-MAX_CACHED_VIEWS = 200
-MAX_OVERLAID_ATTEMPTS = 4
-WARMUP_TIMEOUT_S = 60.0
-_FORMATTED = (
-    ("whipstudio_nb.models", "Observation"),
-    ("whipstudio_nb.models", "ToolObservation"),
-    ("whipstudio_nb.models", "State"),
-    ("whipstudio_nb.agent.episode", "EpisodeResult"),
-)
-
-
-def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn any exception (other than a usage error) into a short message, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(self: WhipMagics, *args: Any, **kwargs: Any) -> Any:
-        from IPython.core.error import UsageError
-
-        try:
-            return func(self, *args, **kwargs)
-        except UsageError:
-            raise
-        except Exception as exc:
-            if self.debug:
-                raise
-            return self._report(exc)
-
-    return wrapper
 
 
 def _strip_quotes(token: str) -> str:
@@ -68,7 +40,7 @@ def _cell(cell: str | None) -> str:
 
 
 @magics_class
-class WhipMagics(Magics):
+class WhipMagics(EpisodeSession, Magics):
     """WhipStudio debugging magics. Configure with ``%config WhipMagics.<name> = value``."""
 
     timeout = Float(30.0, help="Seconds a tool call may run before its kernel is killed.").tag(
@@ -94,169 +66,7 @@ class WhipMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._env: WhipEnv | None = None
-        self._env_error: BaseException | None = None
-        self._env_lock = threading.Lock()
-        self._warmer: threading.Thread | None = None
-        self._views: dict[int, tuple[Any, View]] = {}
-        self._timeline: list[TimelineEntry] = []
-        # earlier probes and submissions, overlaid faded on the next loss curve
-        self._attempts: list[tuple[str, Series]] = []
-        self._best: dict[str, float] = {}
-        self._hint_index = 0
-        self.last_exception: BaseException | None = None
-        self.last_traceback: str = ""
-
-    # ------------------------------------------------------------------ environment
-
-    def start_background(self) -> None:
-        """Create the environment (fork server + warm kernel pool) in a background thread."""
-        if self._warmer is None and self._env is None:
-            self._warmer = threading.Thread(target=self._make_env, name="whip-warmup", daemon=True)
-            self._warmer.start()
-
-    def _make_env(self) -> None:
-        with self._env_lock:
-            if self._env is not None:
-                return
-            try:
-                from .env import WhipEnv
-
-                self._env = WhipEnv(
-                    tool_timeout_s=self.timeout,
-                    pool_size=self.pool_size,
-                    max_submissions=self.max_submissions,
-                    max_turns=self.max_turns or None,
-                )
-                self._env_error = None
-            except Exception as exc:  # reported on first use
-                self._env_error = exc
-
-    @property
-    def env(self) -> WhipEnv:
-        """The session's WhipEnv, created on first use (or joined from the warm-up)."""
-        if self._warmer is not None:
-            if self._warmer.is_alive():
-                from .widgets import progress
-
-                with progress("starting the sandbox kernels", WARMUP_TIMEOUT_S):
-                    self._warmer.join()
-            self._warmer = None
-        if self._env is None:
-            self._make_env()
-        if self._env is None:
-            raise RuntimeError(f"the sandbox could not start: {self._env_error}")
-        env = self._env
-        env.tool_timeout_s = self.timeout
-        env.max_submissions = self.max_submissions
-        env.max_turns_override = self.max_turns or None
-        return env
-
-    def shutdown(self) -> None:
-        """Close the environment and its sandbox pool (``%unload_ext``)."""
-        if self._warmer is not None:
-            self._warmer.join()
-            self._warmer = None
-        if self._env is not None:
-            self._env.close()
-            self._env = None
-
-    @property
-    def _shell(self) -> Any:
-        return self.shell
-
-    # ------------------------------------------------------------------ rendering
-
-    def _remember(self, obj: Any, view: View) -> Any:
-        self._views[id(obj)] = (obj, view)  # the object is kept so its id stays unique
-        while len(self._views) > MAX_CACHED_VIEWS:
-            self._views.pop(next(iter(self._views)))
-        return obj
-
-    def _report(self, exc: Exception) -> View:
-        """A short message for an exception; the traceback is kept in ``last_traceback``."""
-        from .errors import WhipError
-
-        self.last_exception = exc
-        self.last_traceback = traceback.format_exc()
-        if isinstance(exc, (WhipError, ValueError)):
-            return self._message(str(exc))
-        return self._message(
-            f"{type(exc).__name__}: {exc} (%config WhipMagics.debug = True shows the traceback)"
-        )
-
-    def _message(self, text: str, kind: str = "error") -> View:
-        from .widgets import Message
-
-        return Message(text, kind)
-
-    def view_for(self, obj: Any) -> View:
-        """The view of an observation or State: the one built when it was made, or a default."""
-        cached = self._views.get(id(obj))
-        if cached is not None and cached[0] is obj:
-            return cached[1]
-        return self._default_view(obj)
-
-    def _default_view(self, obj: Any) -> View:
-        from .widgets import AgentRunView, observation_view
-
-        if type(obj).__name__ == "EpisodeResult":
-            return AgentRunView.from_result(obj)
-        return observation_view(obj)
-
-    def _format(self, obj: Any) -> dict[str, Any]:
-        return self.view_for(obj)._repr_mimebundle_()
-
-    def register_formatters(self) -> None:
-        fmt = self._shell.display_formatter.mimebundle_formatter
-        for module, name in _FORMATTED:
-            fmt.for_type_by_name(module, name, self._format)
-
-    def unregister_formatters(self) -> None:
-        fmt = self._shell.display_formatter.mimebundle_formatter
-        for module, name in _FORMATTED:
-            try:
-                fmt.pop(f"{module}.{name}")
-            except KeyError:
-                pass
-
-    # ------------------------------------------------------------------ stepping
-
-    def _step(self, action: dict[str, Any], summary: str = "", view: View | None = None) -> Any:
-        from . import widgets as w
-
-        env = self.env
-        if env.task is None:
-            return self._message(
-                "No episode in progress: start one with %whip_reset TASK (see %whip_tasks)."
-            )
-        label = action["action_type"].replace("_", " ")
-        slow = action["action_type"] in ("run_training_probe", "submit_fix")
-        limit = env.task.time_budget_s + 30.0 if action["action_type"] == "submit_fix" else (
-            self.timeout
-        )  # fmt: skip
-        if slow:
-            live = w.LiveLossCurve(label.capitalize(), attempts=self._overlay())
-            with w.progress(label, limit), live as on_progress:
-                res = env.step(action, on_progress=on_progress)
-        else:
-            res = env.step(action)
-        obs = res.observation
-        if view is None or obs.error:
-            view = self._default_view(obs)
-        if obs.error and "Call /reset" in obs.error:  # the API's words; say it the notebook way
-            view = w.Message(obs.error.replace("Call /reset", "Run %whip_reset TASK"))
-        self._remember(obs, view)
-        self._timeline.append(
-            w.TimelineEntry(obs.turn, obs.action_type, summary, view, obs.error, res.reward)
-        )
-        return obs
-
-    def _working_code(self) -> str:
-        return (self._env.working_code or "") if self._env is not None else ""
-
-    def _overlay(self) -> dict[str, Series]:
-        return dict(self._attempts[-MAX_OVERLAID_ATTEMPTS:])
+        self._init_session()
 
     # ------------------------------------------------------------------ magics
 
@@ -272,33 +82,48 @@ class WhipMagics(Magics):
     @magic_arguments()
     @argument("task", nargs="?", default=None, help="Task id, e.g. task1 (see %%whip_tasks).")
     @argument("--seed", type=int, default=None, help="Pick a variant of the task.")
-    @argument(
-        "--no-cell", action="store_true", help="Do not insert a pre-filled %%%%whip_submit cell."
-    )
+    @argument("--no-cell", action="store_true", help="Accepted for old notebooks; does nothing.")
     @line_magic
     @_friendly
     def whip_reset(self, line: str = "") -> Any:
-        """Start an episode: show the task and its buggy code (with line numbers), and insert a
-        new cell below, pre-filled with ``%%whip_submit`` and the buggy code, ready to edit."""
+        """Start an episode: show the task and its buggy code (with line numbers). Nothing is
+        inserted into the notebook, so running the cell again only restarts the episode."""
         args = parse_argstring(self.whip_reset, line)
         from . import widgets as w
 
         task_id = args.task or self.default_task
+        replaced = self._replaced_episode()
         obs = self.env.reset(task_id, seed=args.seed)
         self._timeline = []
         self._attempts = []
         self._hint_index = 0
-        note = "A cell pre-filled with %%whip_submit and this code was inserted below: edit it."
-        if args.no_cell:
-            note = "Submit a fix with %%whip_submit (the cell body is the whole fixed script)."
+        note = (
+            "Investigate with %%whip_snippet, %whip_probe, %whip_inspect, %whip_vars; edit the "
+            "working copy with %%whip_code --replace START END; submit it with %whip_submit "
+            "(or a whole fixed script with %%whip_submit)."
+        )
+        if replaced:
+            note = f"{replaced}\n{note}"
         if obs.error_log:
             note = f"{obs.error_log}\n{note}"
         assert self.env.task is not None
         heading = f"{obs.task_id}: {self.env.task.info.name} (up to {obs.max_turns} turns)"
-        self._remember(obs, w.CodeView(obs.buggy_code, heading, obs.task_description, note))
-        if not args.no_cell:
-            self._shell.set_next_input("%%whip_submit\n" + obs.buggy_code.rstrip("\n"))
+        status = w.BudgetStatus(self.env.state(), self.env.max_submissions)
+        view = w.CodeView(obs.buggy_code, heading, obs.task_description, note)
+        self._remember(obs, w.WithStatus(view, status))
         return obs
+
+    def _replaced_episode(self) -> str:
+        """A word about the episode a reset throws away, if it had any work in it."""
+        env = self._env
+        if env is None or env.task is None:
+            return ""
+        st = env.state()
+        edited = env.working_code != env.task.buggy_code
+        if st.episode_done or not (st.turn or edited):
+            return ""
+        what = "its edits to the working copy are gone" if edited else "its turns are reset"
+        return f"The episode on {st.task_id} (turn {st.turn}/{st.max_turns}) was ended: {what}."
 
     @line_cell_magic
     @no_var_expand
@@ -307,8 +132,9 @@ class WhipMagics(Magics):
         """Run the cell in a fresh sandbox kernel (``execute_snippet``); shows stdout/stderr."""
         code = _cell(cell) or line
         if not code.strip():
-            return self._message("Nothing to run: put the code in the cell body.")
-        return self._step({"action_type": "execute_snippet", "code": code}, _first_line(code))
+            return self._message("Nothing to run: put the code in the cell body (%%whip_snippet).")
+        action = {"action_type": "execute_snippet", "code": code}
+        return self._step(action, _first_line(code), cell=cell if _cell(cell) else None)
 
     @magic_arguments()
     @argument("expression", nargs="+", help="Expression that evaluates to a tensor.")
@@ -328,11 +154,12 @@ class WhipMagics(Magics):
             "setup_code": setup,
             "target_expression": expr,
         }
-        obs = self._step(action, expr)
-        if getattr(obs, "shape", None) is not None and not obs.error:
-            self._views[id(obs)] = (obs, TensorInspector(obs, expr))
-            self._timeline[-1].view = self._views[id(obs)][1]
-        return obs
+
+        def view(obs: Any) -> View | None:
+            ok = getattr(obs, "shape", None) is not None and not obs.error
+            return TensorInspector(obs, expr) if ok else None
+
+        return self._step(action, expr, view, cell=cell)
 
     @magic_arguments()
     @argument("--steps", type=int, default=None, help="Stop after N backward() calls.")
@@ -340,32 +167,37 @@ class WhipMagics(Magics):
     @no_var_expand
     @_friendly
     def whip_probe(self, line: str = "", cell: str | None = None) -> Any:
-        """Run the cell as a training script for at most N steps: loss curve (earlier probes and
-        submissions overlaid) and per-parameter gradient norms."""
+        """Run the cell as a training script for at most N steps (the line form: the working
+        copy): loss curve (earlier attempts at the task overlaid) and per-parameter gradient
+        norms."""
         from . import widgets as w
 
         args = parse_argstring(self.whip_probe, line)
-        steps = args.steps or self.probe_steps
-        code = _cell(cell)
-        if not code:
-            if self._env is None or self._env.working_code is None:
-                return self._message("Nothing to probe: put a training script in the cell body.")
-            code = self._env.working_code
+        steps = self.probe_steps if args.steps is None else args.steps
+        if steps < 1:
+            return self._message(f"--steps must be at least 1, got {steps}: %whip_probe --steps 20")
+        if self._env is None or self._env.task is None:
+            return self._message(NO_EPISODE)
+        code = _cell(cell) or (self._env.working_code or "")
+        # earlier attempts belong on the chart only when this is a version of the task's script
+        related = related_to(code, self._env.task.buggy_code)
+        attempts = self._overlay() if related else {}
         action = {"action_type": "run_training_probe", "code": code, "steps": steps}
-        attempts = self._overlay()
-        obs = self._step(action, f"{steps} steps")
-        if not obs.error or getattr(obs, "losses", None):
+
+        def view(obs: Any) -> View | None:
+            if obs.error and not getattr(obs, "losses", None):
+                return None
             curve = w.LossCurve(obs.losses, attempts=attempts, title="Probe: training loss")
             views: list[View] = [curve, w.GradNorms(obs.grad_norms, obs.params_without_grad)]
             if obs.error:
                 views.insert(0, w.Message(obs.error))
             if obs.stderr:
                 views.append(w.SnippetOutput(obs.stdout, obs.stderr, 1, obs.timed_out))
-            view = w.Stack(views)
-            self._remember(obs, view)
-            self._timeline[-1].view = view
-            self._attempts.append((f"probe, turn {obs.turn}", list(obs.losses)))
-        return obs
+            if related:
+                self._attempts.append((f"probe, turn {obs.turn}", list(obs.losses)))
+            return w.Stack(views)
+
+        return self._step(action, f"{steps} steps", view, cell=cell if _cell(cell) else None)
 
     @magic_arguments()
     @argument("expressions", nargs="+", help="Expressions to evaluate after the setup code.")
@@ -383,27 +215,29 @@ class WhipMagics(Magics):
             "setup_code": setup,
             "expressions": exprs,
         }
-        return self._step(action, ", ".join(exprs))
+        return self._step(action, ", ".join(exprs), cell=cell)
 
     @line_cell_magic
     @no_var_expand
     @_friendly
     def whip_diff(self, line: str = "", cell: str | None = None) -> Any:
         """Diff the cell (or, as a line magic, the working copy) against the original buggy code:
-        unified and side by side, with line numbers."""
+        unified and side by side, with line numbers. Free: it uses no turn."""
         from .widgets import DiffViewer
 
         env = self.env
         if env.task is None:
-            return self._message("No episode in progress: start one with %whip_reset TASK.")
+            return self._message(NO_EPISODE)
+        original = env.task.buggy_code
         proposed = _cell(cell) or (env.working_code or "")
-        obs = self._step({"action_type": "inspect_diff", "proposed_code": proposed})
-        if not obs.error:
-            view = DiffViewer(env.task.buggy_code, proposed)
-            self._remember(obs, view)
-            self._timeline[-1].view = view
-            self._timeline[-1].summary = f"+{obs.additions} -{obs.deletions}"
-        return obs
+
+        def view(obs: Any) -> View | None:
+            return None if obs.error else DiffViewer(original, proposed)
+
+        def summary(obs: Any) -> str:
+            return "" if obs.error else f"+{obs.additions} -{obs.deletions}"
+
+        return self._step({"action_type": "inspect_diff", "proposed_code": proposed}, summary, view)
 
     @magic_arguments()
     @argument("-m", "--explanation", default=None, help="What was wrong and what you changed.")
@@ -416,6 +250,7 @@ class WhipMagics(Magics):
         earlier attempts overlaid."""
         from .series import loss_series
         from .widgets import GradeReport
+        from .widgets.report import component_targets
 
         args = parse_argstring(self.whip_submit, line)
         action: dict[str, Any] = {"action_type": "submit_fix"}
@@ -425,18 +260,25 @@ class WhipMagics(Magics):
         if args.explanation:
             action["explanation"] = _strip_quotes(args.explanation)
         attempts = self._overlay()
-        obs = self._step(action, "cell" if code else "working copy")
-        if obs.action_type == "submit_fix" and not obs.error:
+
+        def view(obs: Any) -> View | None:
+            if obs.action_type != "submit_fix" or obs.error:
+                return None
             d = obs.grader_details
-            report = GradeReport(obs.reward, d, obs.error_log, attempts=attempts)
-            self._remember(obs, report)
-            self._timeline[-1].view = report
-            self._timeline[-1].summary = f"score {obs.reward:.3f}"
+            task = self.env.task
+            targets = component_targets(task.grading if task else {}, d)
             task_id = self.env.state().task_id or ""
             self._best[task_id] = max(self._best.get(task_id, 0.0), obs.reward)
-            n = sum(1 for e in self._timeline if e.action_type == "submit_fix")
+            n = 1 + sum(1 for e in self._timeline if e.action_type == "submit_fix" and not e.error)
             self._attempts.append((f"submission {n}", loss_series(d)))
-        return obs
+            return GradeReport(obs.reward, d, obs.error_log, attempts=attempts, targets=targets)
+
+        def summary(obs: Any) -> str:
+            if obs.action_type == "submit_fix" and not obs.error:
+                return f"score {obs.reward:.3f}"
+            return "cell" if code else "working copy"
+
+        return self._step(action, summary, view, cell=cell if code else None)
 
     @line_magic
     @_friendly
@@ -459,7 +301,7 @@ class WhipMagics(Magics):
         args = parse_argstring(self.whip_hint, line)
         env = self.env
         if env.task is None:
-            return self._message("No episode in progress: start one with %whip_reset TASK.")
+            return self._message(NO_EPISODE)
         hints = env.task.hints
         if not hints:
             return self._message("This task has no hints.", "info")
@@ -531,60 +373,9 @@ class WhipMagics(Magics):
         play an episode, with a dashboard updated after each step: thought, action, observation
         summary, reward. Interrupt the kernel (Ctrl-C) to stop it; the steps so far are kept.
         Returns the EpisodeResult (``res = _``); ``%whip_state`` shows the episode afterwards."""
-        args = parse_argstring(self.whip_agent, line)
-        from IPython.display import display
+        from .magics_agent import run_agent_magic
 
-        from . import widgets as w
-        from .agent import AgentConfig, LLMPolicy, StepRecord, run_episode
-
-        if args.max_turns is not None and args.max_turns < 1:
-            return self._message(f"--max-turns must be >= 1, got {args.max_turns}")
-        cfg = AgentConfig.from_env(model=args.model, max_steps=args.max_turns).validate()
-        policy = LLMPolicy(config=cfg, use_tools=not args.no_tools)
-        env = self.env
-        env.max_submissions = 1  # as the agent is told: submit_fix ends the episode
-        steps: list[StepRecord] = []
-        live: dict[str, Any] = {}
-
-        def redraw(view: w.AgentRunView) -> None:
-            if "handle" in live:
-                live["handle"].update(view.bundle(), raw=True)
-            else:
-                live["handle"] = display(view.bundle(), raw=True, display_id=True)
-
-        def on_reset(obs: Any) -> None:
-            self._timeline, self._attempts, self._hint_index = [], [], 0
-            live["view"] = w.AgentRunView(obs.task_id, cfg.model, steps, obs.max_turns)
-            redraw(live["view"])
-
-        def on_step(rec: StepRecord) -> None:
-            steps.append(rec)
-            turn = int(rec.observation.get("turn") or 0)
-            self._timeline.append(w.TimelineEntry(turn, rec.action_type, rec.summary,
-                                                  None, rec.error, rec.reward))  # fmt: skip
-            view = live["view"]
-            view.steps = list(steps)
-            redraw(view)
-
-        try:
-            result = run_episode(
-                env,
-                policy,
-                args.task,
-                seed=args.seed,
-                on_step=on_step,
-                on_reset=on_reset,
-                max_turns=cfg.max_steps,
-                success_threshold=cfg.success_threshold,
-            )
-        finally:
-            env.max_submissions = self.max_submissions
-        if "view" in live:  # the final state: score, stop reason, error
-            redraw(w.AgentRunView.from_result(result))
-        if env.state().submitted:
-            self._best[result.task_id] = max(self._best.get(result.task_id, 0.0), result.score)
-        # the full dashboard is on screen already: the cell's value shows its head line
-        return self._remember(result, w.AgentRunView.from_result(result, compact=True))
+        return run_agent_magic(self, parse_argstring(self.whip_agent, line))
 
 
 def _first_line(code: str) -> str:

@@ -12,11 +12,13 @@ from .observation import observation_view, timeline
 from .plots import GradNorms, LossCurve, sparkline
 from .progress import LiveLossCurve, progress
 from .report import GradeReport
+from .status import BudgetStatus, WithStatus
 from .tables import CodeView, Message, SnippetOutput, TaskTable, VariableTable
 from .tensor import TensorInspector, summary_line
 
 __all__ = [
     "AgentRunView",
+    "BudgetStatus",
     "CodeView",
     "DiffViewer",
     "EpisodeDashboard",
@@ -31,6 +33,7 @@ __all__ = [
     "TimelineEntry",
     "VariableTable",
     "View",
+    "WithStatus",
     "observation_view",
     "LiveLossCurve",
     "progress",

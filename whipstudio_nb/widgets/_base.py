@@ -1,8 +1,9 @@
 """The base of every view: one object, three renderings.
 
-``_repr_mimebundle_`` always carries ``text/plain`` and ``text/html`` (plus ``image/png`` for
-plots), so an nbconvert export, GitHub and a terminal IPython show the result. Inside a live
-Jupyter kernel the bundle also carries the ipywidgets view, which a frontend prefers.
+``_repr_mimebundle_`` carries ``text/plain`` and ``text/html`` (plus ``image/png`` for plots)
+and nothing else, so JupyterLab, Notebook 7, VS Code, an nbconvert export, GitHub and a terminal
+IPython all show the same result, and a saved notebook reopens intact without its kernel.
+``widget()`` builds the live ipywidgets form on request.
 """
 
 from __future__ import annotations
@@ -110,14 +111,9 @@ class View:
         png = self.png()
         if png:
             bundle["image/png"] = base64.b64encode(png).decode("ascii")
-        if in_kernel():
-            try:
-                live = self.tagged_widget()._repr_mimebundle_()
-            except Exception:  # a static view is still a complete answer
-                live = None
-            if live and "application/vnd.jupyter.widget-view+json" in live:
-                key = "application/vnd.jupyter.widget-view+json"
-                bundle[key] = live[key]
+        # No widget MIME type on purpose: a frontend prefers it to the static HTML, and once the
+        # kernel is gone a reopened notebook shows "model not found" in its place. ``widget()``
+        # is there for code that wants a live ipywidgets view.
         return bundle
 
     def wrapped_html(self) -> str:
@@ -183,7 +179,8 @@ class Stack(View):
         return "\n\n".join(v.text() for v in self.views)
 
     def html(self) -> str:
-        return "".join(f"<div>{v.html()}</div>" for v in self.views)
+        # each part keeps its own classes (whip-loss-curve, ...), so it can be found and styled
+        return "".join(v.wrapped_html() for v in self.views)
 
     def png(self) -> bytes | None:
         return next((p for p in (v.png() for v in self.views) if p), None)

@@ -39,6 +39,19 @@ def action_brief(action: dict[str, Any] | None, action_type: str = "") -> str:
     return " ".join(parts)
 
 
+def _observed(step: Any) -> str:
+    """The observation column: the summary; for an error the whole message (never cut in the
+    middle of its reason) and, for a reply that did not parse, what the model said."""
+    if not step.error:
+        return _one_line(step.summary, 200)
+    text = _one_line(step.error, 600)
+    raw = getattr(step, "raw_response", None)
+    if raw is not None:
+        reply = _one_line(raw, 300) or "(empty reply)"
+        text += f" | the model replied: {reply}"
+    return text
+
+
 class AgentRunView(View):
     """An agent's episode so far (``result`` None: still running) or finished."""
 
@@ -52,16 +65,19 @@ class AgentRunView(View):
         max_turns: int | None = None,
         result: Any = None,
         compact: bool = False,
+        head: bool = True,
     ) -> None:
         self.task_id, self.model, self.max_turns = task_id, model, max_turns
         self.steps = list(steps)
         self.result = result
         self.compact = compact
+        self.show_head = head  # False: the rows only (the head line is shown elsewhere)
 
     @classmethod
-    def from_result(cls, result: Any, compact: bool = False) -> AgentRunView:
+    def from_result(cls, result: Any, compact: bool = False, head: bool = True) -> AgentRunView:
         """The finished dashboard of an ``EpisodeResult`` (e.g. one read back from JSON Lines)."""
-        return cls(result.task_id, result.model, result.steps, result.max_turns, result, compact)
+        return cls(result.task_id, result.model, result.steps, result.max_turns, result, compact,
+                   head)  # fmt: skip
 
     def head(self) -> str:
         who = f"Agent {self.model or 'policy'} on {self.task_id}"
@@ -84,7 +100,7 @@ class AgentRunView(View):
                 str(s.step),
                 action_brief(s.action, s.action_type),
                 _one_line(s.thought, MAX_THOUGHT),
-                _one_line(s.summary, 200),
+                _observed(s),
                 float(s.reward),
                 bool(s.error),
             )
@@ -99,12 +115,13 @@ class AgentRunView(View):
             for n, act, thought, summary, reward, _ in self._rows()
         ]
         body = text_table(rows, ["step", "action", "reward", "observation"]) if rows else ""
-        return self.head() + ("\n" + body if body else "")
+        head = self.head() if self.show_head else ""
+        return "\n".join(x for x in (head, body) if x) or "(no steps)"
 
     def html(self) -> str:
         r = self.result
         color = GREY if r is None else (GREEN if r.success else RED)
-        head = f'<b style="color: {color}">{esc(self.head())}</b>'
+        head = f'<b style="color: {color}">{esc(self.head())}</b>' if self.show_head else ""
         if self.compact:
             return head
         rows = []
@@ -113,7 +130,7 @@ class AgentRunView(View):
             flag = badge(f"{reward:.3f}", GREEN) if reward else f"{reward:.3f}"
             rows.append([n, f"<code>{esc(act)}</code>", esc(thought), obs, flag])
         header = ["step", "action", "thought", "observation", "reward"]
-        return head + (table(rows, header) if rows else "")
+        return head + (table(rows, header) if rows else "") or "<i>(no steps)</i>"
 
     def bundle(self) -> dict[str, str]:
         """The static bundle, for a display handle (no widget model per redraw)."""

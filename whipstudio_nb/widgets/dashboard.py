@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..turns import FREE_ACTIONS
 from ._base import GREY, RED, View, badge, esc, html_widget, pre, table
 from .report import SOLVED_AT, score_color
 
@@ -40,7 +41,7 @@ class EpisodeDashboard(View):
     def _head(self) -> str:
         s = self.state
         if s.task_id is None:
-            return "No episode in progress."
+            return "No episode yet: start one with %whip_reset TASK."
         if s.episode_done:
             status = "done"
         elif s.submissions and s.best_reward >= SOLVED_AT:
@@ -86,6 +87,8 @@ class EpisodeDashboard(View):
             flag = badge("error", RED)
         elif kind == "submit_fix":  # the score itself, coloured as in the grade report
             flag, summary = badge(f"score {reward:.3f}", score_color(reward)), ""
+        elif kind in FREE_ACTIONS:  # it shares the turn number of the call before it
+            flag = f'<span style="color: {GREY}">(free)</span>'
         else:
             flag = ""
         return f"{turn}. <code>{esc(kind)}</code> {esc(summary)} {flag}"

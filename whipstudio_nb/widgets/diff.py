@@ -17,6 +17,10 @@ _NUM = "color: #999; padding: 0 6px; text-align: right; user-select: none;"
 _CODE = "white-space: pre; padding: 0 8px 0 2px; text-align: left;"
 _HUNK = "color: #6a737d; background: #f1f8ff; padding: 2px 6px; text-align: left;"
 _KIND = {"+": "color: #2e7d32;", "-": "color: #c62828;"}
+# side by side, each half gets half the width and long lines wrap inside it (at 1024 px a
+# 90-character line no longer pushes the proposed column out of the output area)
+_HALF = "white-space: pre-wrap; overflow-wrap: anywhere; padding: 0 8px 0 2px; text-align: left;"
+_SCROLL = '<div class="whip-scroll" style="overflow-x: auto; max-width: 100%">'
 
 
 class DiffViewer(View):
@@ -78,14 +82,17 @@ class DiffViewer(View):
         return "".join(out)
 
     def side_by_side_html(self) -> str:
-        out = [f'<table style="border-collapse: collapse; {_MONO}">']
+        table = "border-collapse: collapse; width: 100%; table-layout: fixed;"
+        out = [f'<table class="whip-side-by-side" style="{table} {_MONO}">']
+        out.append('<colgroup><col style="width: 3.5em"><col><col style="width: 3.5em"><col>'
+                   "</colgroup>")  # fmt: skip
         th = "text-align: left; padding: 2px 8px; border-bottom: 1px solid #ddd;"
         out.append(f'<tr><th></th><th style="{th}">original</th><th></th>'
                    f'<th style="{th}">proposed</th></tr>')  # fmt: skip
 
         def cell(n: int | None, txt: str, bg: str) -> str:
             return (f'<td style="{_NUM}">{n or ""}</td>'
-                    f'<td style="{_CODE} background: {bg}">{esc(txt)}</td>')  # fmt: skip
+                    f'<td style="{_HALF} background: {bg}">{esc(txt)}</td>')  # fmt: skip
 
         for tag, i1, i2, j1, j2 in self.opcodes:
             if tag == "equal":
@@ -112,7 +119,7 @@ class DiffViewer(View):
         if not any(t != "equal" for t, *_ in self.opcodes):
             return "<i>No changes.</i>"
         side = f"<details><summary>Side by side</summary>{self.side_by_side_html()}</details>"
-        return self._head() + self.unified_html() + side
+        return self._head() + _SCROLL + self.unified_html() + "</div>" + side
 
     def widget(self) -> Any:
         import ipywidgets as w

@@ -230,8 +230,12 @@ class GradNorms(View):
             lines.append(f"  {name.ljust(width)} {fmt_num(v):>10} {bar}{note}")
         return "\n".join(lines)
 
+    @property
+    def all_non_finite(self) -> bool:
+        return bool(self.norms) and not any(math.isfinite(v) for v in self.norms.values())
+
     def png(self) -> bytes | None:
-        if not self.norms:
+        if not self.norms or self.all_non_finite:  # nothing to draw: the table says it all
             return None
         from matplotlib.figure import Figure
 
@@ -266,4 +270,6 @@ class GradNorms(View):
             rows.append([esc(name), esc(fmt_num(v)), flag])
         png = self.png()
         img = png_img_tag(png, self.text()) if png else ""
+        if self.all_non_finite:
+            img = f'<div style="color: {AMBER}">Every gradient norm is NaN/Inf: no chart.</div>'
         return "<b>Gradient norms</b>" + table(rows, ["parameter", "norm", ""]) + img

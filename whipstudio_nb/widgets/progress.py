@@ -1,45 +1,65 @@
-"""A progress indicator for long calls (grading, probes): elapsed time against the timeout.
+"""Progress of a long call (a tool in the sandbox, grading): elapsed time against the time limit,
+and the latest training loss while a script trains.
 
-In a live kernel it is an ipywidgets progress bar updated from a background thread; elsewhere
-(terminal IPython, tests) it stays silent. Either way it is cleared when the call ends.
+It is a plain HTML output updated in place through a display id (no widget model: nothing
+is left behind that a reopened notebook could not draw), and it is removed when the call ends,
+whether it finished, failed or was interrupted. Silent outside a live kernel.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ._base import in_kernel
+from ._base import GREY, esc, in_kernel, styled
 
 if TYPE_CHECKING:
     from .plots import Series
 
-__all__ = ["LiveLossCurve", "progress"]
+__all__ = ["LiveLossCurve", "progress", "progress_line"]
+
+
+def progress_line(label: str, elapsed_s: float, timeout_s: float,
+                  losses: Sequence[float] = ()) -> str:  # fmt: skip
+    """``run training probe: running, 3.2 s of at most 30 s · step 41, loss 0.512 · ...``"""
+    line = f"{label}: running, {elapsed_s:.1f} s of at most {timeout_s:g} s"
+    if losses:
+        last = losses[-1]
+        shown = f"{last:.4g}" if math.isfinite(last) else "NaN/Inf"
+        line += f" · step {len(losses)}, loss {shown}"
+    return line + " · interrupt the kernel (■) to stop, no turn used"
+
+
+def _bundle(text: str) -> dict[str, str]:
+    html = styled(f'<span class="whip-progress" style="color: {GREY}">{esc(text)}</span>')
+    return {"text/plain": text, "text/html": html}
 
 
 @contextmanager
-def progress(label: str, timeout_s: float, interval_s: float = 0.25) -> Iterator[None]:
+def progress(
+    label: str,
+    timeout_s: float,
+    interval_s: float = 0.5,
+    losses: Callable[[], Sequence[float]] | None = None,
+) -> Iterator[None]:
     if not in_kernel():
         yield
         return
-    import ipywidgets as w
     from IPython.display import display
 
-    bar = w.FloatProgress(value=0.0, min=0.0, max=max(timeout_s, 0.1), bar_style="info")
-    text = w.HTML(f"⏳ {label}… 0.0 s (timeout {timeout_s:g} s)")
-    box = w.HBox([bar, text])
-    handle: Any = display(box, display_id=True)
-    stop = threading.Event()
     started = time.monotonic()
+    handle: Any = display(_bundle(progress_line(label, 0.0, timeout_s)), raw=True, display_id=True)
+    stop = threading.Event()
 
     def tick() -> None:
         while not stop.wait(interval_s):
             elapsed = time.monotonic() - started
-            bar.value = min(elapsed, bar.max)
-            text.value = f"⏳ {label}… {elapsed:.1f} s (timeout {timeout_s:g} s)"
+            seen = list(losses()) if losses is not None else []
+            handle.update(_bundle(progress_line(label, elapsed, timeout_s, seen)), raw=True)
 
     thread = threading.Thread(target=tick, name="whip-progress", daemon=True)
     thread.start()
@@ -48,10 +68,7 @@ def progress(label: str, timeout_s: float, interval_s: float = 0.25) -> Iterator
     finally:
         stop.set()
         thread.join(timeout=1.0)
-        elapsed = time.monotonic() - started
-        box.close()
-        if handle is not None:  # leave a one-line record instead of a dead widget
-            handle.update({"text/plain": f"✓ {label}: {elapsed:.1f} s"}, raw=True)
+        handle.update({"text/plain": ""}, raw=True)  # the result below says how it went
 
 
 class LiveLossCurve:
@@ -95,10 +112,11 @@ class LiveLossCurve:
         from .plots import LossCurve
 
         curve = LossCurve(self.losses, attempts=self.attempts, title=f"{self.label} (live)")
+        bundle = curve._repr_mimebundle_()
         if self._handle is None:
-            self._handle = display(curve, display_id=True)
+            self._handle = display(bundle, raw=True, display_id=True)
         else:
-            self._handle.update(curve)
+            self._handle.update(bundle, raw=True)
         self.redraws += 1
 
     def __enter__(self) -> Any:

@@ -43,7 +43,23 @@ def component_status(value: float) -> str:
 
 
 def score_color(score: float) -> str:
-    return GREEN if score >= PASS_AT else (RED if score < FAIL_BELOW else AMBER)
+    """Green only for a solved task: a fix that hides the symptom (0.85) is amber."""
+    return GREEN if score >= SOLVED_AT else (RED if score < FAIL_BELOW else AMBER)
+
+
+def component_targets(cfg: Mapping[str, Any], details: Mapping[str, Any]) -> dict[str, str]:
+    """What each standard component needs for full marks, from the task's ``[grading]``."""
+    metric = next((k for k in ("val_f1", "val_r2", "val_acc") if k in details), "held-out metric")
+    return {
+        "heldout_metric": f"{metric} ≥ {cfg.get('target', 0.9):g}",
+        "heldout_loss": f"heldout_loss ≤ {cfg.get('loss_target', 0.3):g}",
+        "loss_decrease": (
+            f"training loss falls to {cfg.get('loss_ratio_target', 0.5):g}× its start or below"
+        ),
+        "trained": "every parameter changes during training",
+        "memory": f"memory growth ≤ {cfg.get('memory_ok_mb', 5.0):g} MB",
+        "no_leakage": "no held-out rows in the training data",
+    }
 
 
 class GradeReport(View):
@@ -57,8 +73,10 @@ class GradeReport(View):
         *,
         attempts: Mapping[str, Series] | None = None,
         error: str | None = None,
+        targets: Mapping[str, str] | None = None,
     ) -> None:
         self.score = score
+        self.targets = dict(targets or {})
         self.details = details
         self.output = output
         self.error = error or details.get("error")
@@ -91,6 +109,25 @@ class GradeReport(View):
             for name, v in comps.items()
         ]
 
+    def verdict(self) -> str:
+        """``solved`` or what is missing: the components furthest from full marks, with their
+        targets."""
+        if self.score >= SOLVED_AT:
+            return f"solved (a score of {SOLVED_AT:g} solves the task)"
+        weights: dict[str, float] = self.details.get("weights") or {}
+        short = sorted(
+            ((weights.get(n, 0.0) * (1.0 - v), n, v) for n, v, *_ in self._rows() if v < 1.0),
+            reverse=True,
+        )
+        missing = []
+        for _, name, value in short[:2]:
+            measured = self.measured(name)
+            target = self.targets.get(name)
+            extra = ", ".join(x for x in (measured, f"target {target}" if target else "") if x)
+            missing.append(f"{name} {value:.2f}" + (f" ({extra})" if extra else ""))
+        head = f"not solved: {SOLVED_AT:g} needed"
+        return head + (f"; missing: {'; '.join(missing)}" if missing else "")
+
     def _problems(self) -> list[str]:
         out = []
         for key in ("error", "script_error", "model_error"):
@@ -104,7 +141,7 @@ class GradeReport(View):
 
     def text(self) -> str:
         filled = round(20 * self.score)
-        lines = [f"Score: {self.score:.3f}  [{'#' * filled}{'.' * (20 - filled)}]"]
+        lines = [f"Score: {self.score:.3f}  [{'#' * filled}{'.' * (20 - filled)}]", self.verdict()]
         rows = [
             [n, f"{v:.2f}", "" if w is None else f"{w:.2f}", m, s.upper()]
             for n, v, w, m, s in self._rows()
@@ -129,6 +166,8 @@ class GradeReport(View):
             f'<div style="width: 260px; height: 14px; background: #eee; border-radius: 7px">'
             f'<div style="width: {pct:.1f}%; height: 14px; background: {color}; '
             f'border-radius: 7px"></div></div><div>score (0–1)</div></div>'
+            f'<div class="whip-verdict" style="color: {color}; margin: 2px 0 6px">'
+            f"{esc(self.verdict())}</div>"
         )
 
     def components_html(self) -> str:

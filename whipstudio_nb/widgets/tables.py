@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -150,7 +151,9 @@ class CodeView(View):
         )
         out = f"<h4 style='margin: 4px 0'>{esc(self.heading)}</h4>" if self.heading else ""
         if self.description:
-            out += f"<p style='white-space: pre-wrap'>{esc(self.description)}</p>"
+            # `name` in a task description is code, as in Markdown
+            prose = re.sub(r"`([^`\n]+)`", r"<code>\1</code>", esc(self.description))
+            out += f"<p style='white-space: pre-wrap'>{prose}</p>"
         out += f'<pre style="{_CODE}">{body}</pre>'
         if self.note:
             out += f"<p><i>{esc(self.note)}</i></p>"
@@ -198,11 +201,13 @@ class Message(View):
         self.kind = kind
 
     def text(self) -> str:
+        if self.kind == "status":  # a plain line (an interrupted call)
+            return self.message
         label = {"error": "Error", "warning": "Note", "info": "Info"}.get(self.kind, self.kind)
         return f"{label}: {self.message}"
 
     def html(self) -> str:
-        color = {"error": RED, "warning": AMBER}.get(self.kind, "#1565c0")
+        color = {"error": RED, "warning": AMBER, "status": "#757575"}.get(self.kind, "#1565c0")
         # the coloured bar already says what kind it is: a hint needs no "Info:" in front
         label = {"error": "Error", "warning": "Note"}.get(self.kind)
         lead = f'<b style="color: {color}">{label}:</b> ' if label else ""
