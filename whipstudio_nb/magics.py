@@ -91,6 +91,14 @@ class WhipMagics(Magics):
     warm_start = Bool(
         True, help="Start the sandbox pool in the background when the extension loads."
     ).tag(config=True)
+    assignment = Unicode(
+        "",
+        help="An assignment.toml pinning this session (course mode): only its tasks, the "
+        "variant it gives this student, its turn, submission and hint limits.",
+    ).tag(config=True)
+    student_id = Unicode(
+        "", help="Student id saved by %whip_save; empty: $WHIP_STUDENT_ID or $JUPYTERHUB_USER."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -122,12 +130,7 @@ class WhipMagics(Magics):
             try:
                 from .env import WhipEnv
 
-                self._env = WhipEnv(
-                    tool_timeout_s=self.timeout,
-                    pool_size=self.pool_size,
-                    max_submissions=self.max_submissions,
-                    max_turns=self.max_turns or None,
-                )
+                self._env = WhipEnv(tool_timeout_s=self.timeout, pool_size=self.pool_size)
                 self._env_error = None
             except Exception as exc:  # reported on first use
                 self._env_error = exc
@@ -148,9 +151,23 @@ class WhipMagics(Magics):
             raise RuntimeError(f"the sandbox could not start: {self._env_error}")
         env = self._env
         env.tool_timeout_s = self.timeout
-        env.max_submissions = self.max_submissions
-        env.max_turns_override = self.max_turns or None
+        pin = self._pinned()
+        env.max_submissions = pin.max_submissions if pin else self.max_submissions
+        env.max_turns_override = pin.max_turns if pin else (self.max_turns or None)
         return env
+
+    def _pinned(self) -> Any:
+        """The Assignment this session is pinned to (``assignment`` traitlet), or None."""
+        if not self.assignment:
+            return None
+        from .course.assignment import load_pinned
+
+        return load_pinned(self.assignment)
+
+    def _student(self) -> str:
+        from .episode_file import student_id_from_env
+
+        return self.student_id.strip() or student_id_from_env()
 
     def shutdown(self) -> None:
         """Close the environment and its sandbox pool (``%unload_ext``)."""
@@ -267,7 +284,9 @@ class WhipMagics(Magics):
         from .tasks import list_tasks
         from .widgets import TaskTable
 
-        return TaskTable(list_tasks(), self._best)
+        pin = self._pinned()
+        tasks = [t for t in list_tasks() if pin is None or t.id in pin.tasks]
+        return TaskTable(tasks, self._best)
 
     @magic_arguments()
     @argument("task", nargs="?", default=None, help="Task id, e.g. task1 (see %%whip_tasks).")
@@ -283,8 +302,16 @@ class WhipMagics(Magics):
         args = parse_argstring(self.whip_reset, line)
         from . import widgets as w
 
-        task_id = args.task or self.default_task
-        obs = self.env.reset(task_id, seed=args.seed)
+        task_id, seed = args.task or self.default_task, args.seed
+        if (pin := self._pinned()) is not None:  # course mode: the assignment's task and variant
+            task_id = args.task or (self.default_task if self.default_task in pin.tasks
+                                    else pin.tasks[0])  # fmt: skip
+            pin.check_task(task_id)
+            seed = pin.seed_for(task_id, self._student())
+            if args.seed is not None and args.seed != seed:
+                return self._message(f"The assignment '{pin.name}' sets the variant: run "
+                                     f"%whip_reset {task_id} without --seed.")  # fmt: skip
+        obs = self.env.reset(task_id, seed=seed)
         self._timeline = []
         self._attempts = []
         self._hint_index = 0
@@ -461,6 +488,10 @@ class WhipMagics(Magics):
         if env.task is None:
             return self._message("No episode in progress: start one with %whip_reset TASK.")
         hints = env.task.hints
+        if (pin := self._pinned()) is not None and pin.hint_limit is not None:
+            if pin.hint_limit == 0:
+                return self._message(f"The assignment '{pin.name}' allows no hints.", "info")
+            hints = hints[: pin.hint_limit]
         if not hints:
             return self._message("This task has no hints.", "info")
         if args.all:
@@ -532,6 +563,8 @@ class WhipMagics(Magics):
         summary, reward. Interrupt the kernel (Ctrl-C) to stop it; the steps so far are kept.
         Returns the EpisodeResult (``res = _``); ``%whip_state`` shows the episode afterwards."""
         args = parse_argstring(self.whip_agent, line)
+        if (pin := self._pinned()) is not None:
+            pin.check_task(args.task)
         from IPython.display import display
 
         from . import widgets as w
@@ -586,6 +619,30 @@ class WhipMagics(Magics):
         # the full dashboard is on screen already: the cell's value shows its head line
         return self._remember(result, w.AgentRunView.from_result(result, compact=True))
 
+    @magic_arguments()
+    @argument("path", nargs="?", default=None, help="File to write (default: TASK.episode.json).")
+    @line_magic
+    @_friendly
+    def whip_save(self, line: str = "") -> Any:
+        """Save the episode as one JSON file (WhipEnv.export): the task, variant seed, student
+        id, final submitted code, working copy, score and components, and the turn-by-turn trail.
+        This is the file a course collects; ``load_episode`` reads it back."""
+        args = parse_argstring(self.whip_save, line)
+        env = self.env
+        if env.task is None:
+            return self._message("No episode to save: start one with %whip_reset TASK.")
+        pin = self._pinned()
+        path = _strip_quotes(args.path) if args.path else f"{env.task.info.id}.episode.json"
+        student = self._student()
+        rec = env.export(path, student_id=student, assignment=pin.name if pin else None)
+        score = "not submitted yet" if rec.score is None else f"last score {rec.score:.3f}"
+        who = f" for {student}" if student else " (no student id: set WhipMagics.student_id)"
+        return self._message(
+            f"Saved {rec.task_id}{who} to {path}: turn {rec.turns}, {rec.submissions} "
+            f"submission{'s' if rec.submissions != 1 else ''}, {score}.",
+            "info" if student or pin is None else "error",
+        )
+
 
 def _first_line(code: str) -> str:
     first = next((ln.strip() for ln in code.splitlines() if ln.strip()), "")
@@ -598,6 +655,7 @@ _MAGIC_NAMES = {
     "line": (
         "whip_tasks", "whip_reset", "whip_snippet", "whip_inspect", "whip_probe", "whip_vars",
         "whip_diff", "whip_submit", "whip_state", "whip_hint", "whip_code", "whip_agent",
+        "whip_save",
     ),
     "cell": (
         "whip_snippet", "whip_inspect", "whip_probe", "whip_vars", "whip_diff", "whip_submit",

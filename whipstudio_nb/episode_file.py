@@ -1,0 +1,193 @@
+"""One episode as a file: what ``WhipEnv.export()`` and ``%whip_save`` write, ``load_episode``
+reads back.
+
+The file is strict JSON (no NaN or Infinity: non-finite numbers are written as null) holding
+the task, the variant seed, the student id, the final submitted code, the working copy, the
+score with its components, and the turn-by-turn trail. Everything in it was recorded on the
+student's side, so a grader treats it as a claim: ``whip course grade`` regrades the code and
+only compares the recorded score with its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import WhipError
+
+__all__ = [
+    "EPISODE_FORMAT",
+    "EpisodeFileError",
+    "EpisodeRecord",
+    "TrailEntry",
+    "code_digest",
+    "dump_strict_json",
+    "load_episode",
+    "student_id_from_env",
+    "trail_entry",
+]
+
+EPISODE_FORMAT = "whipstudio-episode"
+STUDENT_ID_VARS = ("WHIP_STUDENT_ID", "JUPYTERHUB_USER")
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_TRAIL_TEXT = 20_000  # characters per string in the trail (the final code is never cut)
+# observation fields too bulky for a trail (the curves and listings are in the grade itself)
+_BULKY = {"losses", "grad_norm_history", "histogram", "numbered_code", "code", "grader_details"}
+
+
+class EpisodeFileError(WhipError, ValueError):
+    """An episode file is missing, is not strict JSON, or does not hold an episode."""
+
+
+def student_id_from_env() -> str:
+    """``$WHIP_STUDENT_ID``, else ``$JUPYTERHUB_USER`` (set by JupyterHub), else ``""``."""
+    for var in STUDENT_ID_VARS:
+        if value := os.environ.get(var, "").strip():
+            return value
+    return ""
+
+
+def code_digest(code: str) -> str:
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite floats become None, tuples lists: the value is then strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def dump_strict_json(value: Any, *, indent: int | None = 1) -> str:
+    """JSON that any parser accepts: NaN/Infinity are never written (they become null)."""
+    return json.dumps(json_safe(value), indent=indent, allow_nan=False, ensure_ascii=False)
+
+
+def _cap(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_TRAIL_TEXT:
+        return value[:MAX_TRAIL_TEXT] + f"... [{len(value) - MAX_TRAIL_TEXT} characters cut]"
+    if isinstance(value, dict):
+        return {k: _cap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cap(v) for v in value]
+    return value
+
+
+class TrailEntry(BaseModel):
+    """One call of ``step``: the action as given, and what came back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn: int
+    action_type: str
+    action: dict[str, Any] = Field(default_factory=dict)
+    reward: float = 0.0
+    done: bool = False
+    error: str | None = None
+    observation: dict[str, Any] = Field(default_factory=dict)
+    code_sha256: str | None = Field(default=None, description="submit_fix: the code graded.")
+
+
+def trail_entry(action: Any, result: Any, submitted_code: str | None) -> TrailEntry:
+    """The trail's record of one step (``result`` is the StepResult it returned)."""
+    obs = result.observation
+    if isinstance(action, BaseModel):
+        given: Any = action.model_dump(exclude_none=True)
+    else:
+        given = action if isinstance(action, dict) else {"value": repr(action)[:200]}
+    seen = obs.model_dump(mode="json", exclude_none=True)
+    seen = {k: v for k, v in seen.items() if k not in _BULKY}
+    if obs.action_type == "submit_fix" and not obs.error:
+        details = getattr(obs, "grader_details", {}) or {}
+        seen["components"] = details.get("components", {})
+    return TrailEntry(
+        turn=obs.turn,
+        action_type=obs.action_type,
+        action=_cap(json_safe(given)),
+        reward=result.reward if math.isfinite(result.reward) else 0.0,
+        done=result.done,
+        error=obs.error,
+        observation=_cap(json_safe(seen)),
+        code_sha256=code_digest(submitted_code) if submitted_code is not None else None,
+    )
+
+
+class EpisodeRecord(BaseModel):
+    """An exported episode. Unknown fields are refused, so a mangled file is noticed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["whipstudio-episode"] = "whipstudio-episode"
+    version: Literal[1] = 1
+    saved_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    whipstudio_version: str = ""
+    student_id: str = ""
+    assignment: str | None = None
+    task_id: str
+    seed: int | None = None
+    variant: dict[str, Any] = Field(default_factory=dict)
+    episode_id: str | None = None
+    turns: int = 0
+    max_turns: int | None = None
+    submissions: int = 0
+    max_submissions: int = 1
+    episode_done: bool = False
+    final_code: str | None = Field(default=None, description="The code of the last submission.")
+    working_code: str = ""
+    score: float | None = Field(default=None, description="The last submission's score.")
+    best_score: float = 0.0
+    components: dict[str, float | None] = Field(default_factory=dict)
+    isolation: str | None = None
+    trail: list[TrailEntry] = Field(default_factory=list)
+
+    def to_json(self) -> str:
+        return dump_strict_json(self.model_dump(mode="json"))
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write the strict JSON file (its directory is created); returns the path."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(self.to_json() + "\n", encoding="utf-8")
+        return out
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid in strict JSON")
+
+
+def load_episode(path: str | os.PathLike[str]) -> EpisodeRecord:
+    """Read an episode file written by ``WhipEnv.export()`` / ``%whip_save``.
+
+    Raises EpisodeFileError (a ValueError) naming the file and the problem.
+    """
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise EpisodeFileError(f"{p}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EpisodeFileError(f"{p}: cannot read: {exc}") from exc
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        raise EpisodeFileError(f"{p}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != EPISODE_FORMAT:
+        raise EpisodeFileError(f'{p}: not a WhipStudio episode (no "format": "{EPISODE_FORMAT}")')
+    try:
+        return EpisodeRecord.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field '{'.'.join(str(x) for x in e['loc'])}': {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise EpisodeFileError(f"{p}: {problems}") from exc
