@@ -92,7 +92,7 @@ class TrailEntry(BaseModel):
     turn: int
     action_type: str
     action: dict[str, Any] = Field(default_factory=dict)
-    reward: float = 0.0
+    reward: float | None = 0.0
     done: bool = False
     error: str | None = None
     observation: dict[str, Any] = Field(default_factory=dict)
@@ -146,7 +146,7 @@ class EpisodeRecord(BaseModel):
     final_code: str | None = Field(default=None, description="The code of the last submission.")
     working_code: str = ""
     score: float | None = Field(default=None, description="The last submission's score.")
-    best_score: float = 0.0
+    best_score: float | None = 0.0
     components: dict[str, float | None] = Field(default_factory=dict)
     isolation: str | None = None
     trail: list[TrailEntry] = Field(default_factory=list)

@@ -1,0 +1,333 @@
+"""Course mode: assignment files, release, episode files, collection, regrading, gradebook.
+
+The round trip is real: a released notebook runs in a real kernel (nbclient) as a student on
+JupyterHub would run it, and the collected episode files are regraded in real sandboxes. The
+rest needs no kernel; where a grading run must not grade anything, it gets a sandbox that fails
+the test if it is ever used."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from whipstudio_nb import WhipEnv, list_tasks, load_task
+from whipstudio_nb.course import (
+    CSV_FIELDS,
+    AssignmentError,
+    EpisodeFileError,
+    EpisodeRecord,
+    TaskRefusedError,
+    grade_submissions,
+    load_assignment,
+    load_episode,
+    release,
+    write_outputs,
+)
+from whipstudio_nb.episode_file import TrailEntry
+
+ASSIGNMENT = """\
+name = "Week 3: training loops"
+tasks = ["task1", "task2"]
+seed_policy = "per_student"
+seed = 7
+max_submissions = 2
+hints = 1
+deadline = 2099-12-11T23:59:00Z
+"""
+# the header instructors' spreadsheets and scripts depend on: change it only on purpose
+EXPECTED_HEADER = [
+    "student", "task", "score", "solved", "turns", "submissions", "components", "tampered",
+    "late", "recorded_score", "seed", "file", "reason",
+]  # fmt: skip
+
+
+def write_assignment(tmp_path: Path, text: str = ASSIGNMENT, name: str = "assignment.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+class UnusableSandbox:
+    """For runs where nothing may be graded: any use fails the test."""
+
+    isolation = "none"
+
+    def kernel(self):  # pragma: no cover - reaching it is the failure
+        raise AssertionError("a submission that cannot be graded reached a sandbox")
+
+
+# ------------------------------------------------------------------ the assignment file
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ('seed_policy = "per_student"', "field 'seed_policy'"),
+        ('tasks = ["task1", "task2"]', "field 'tasks'"),
+        ("hints = 1", "field 'hints'"),
+        ("deadline = 2099-12-11T23:59:00Z", "field 'deadline': needs a time zone"),
+        ("max_submissions = 2", "field 'max_submissions'"),
+    ],
+)
+def test_invalid_settings_name_the_file_and_field(tmp_path: Path, change: str, message: str) -> None:
+    bad = {
+        'seed_policy = "per_student"': 'seed_policy = "random"',
+        'tasks = ["task1", "task2"]': 'tasks = ["task1", "task1"]',
+        "hints = 1": "hints = -2",
+        "deadline = 2099-12-11T23:59:00Z": "deadline = 2099-12-11T23:59:00",
+        "max_submissions = 2": "max_submissions = 0",
+    }[change]
+    path = write_assignment(tmp_path, ASSIGNMENT.replace(change, bad))
+    with pytest.raises(AssignmentError) as exc:
+        load_assignment(path)
+    assert str(path) in str(exc.value) and message in str(exc.value)
+
+
+def test_unknown_settings_tasks_and_toml_errors_are_reported(tmp_path: Path) -> None:
+    cases = {
+        ASSIGNMENT + "max_hints = 3\n": "field 'max_hints' is not an assignment setting",
+        ASSIGNMENT.replace('"task2"', '"task99"'): "no task pack 'task99'",
+        ASSIGNMENT.replace("name = ", "nam = "): "field 'name' is required",
+        ASSIGNMENT + "tasks = [\n": "invalid TOML",
+    }
+    for text, message in cases.items():
+        with pytest.raises(AssignmentError, match=message):
+            load_assignment(write_assignment(tmp_path, text))
+    with pytest.raises(AssignmentError, match="cannot read"):
+        load_assignment(tmp_path / "nope.toml")
+    ok = load_assignment(write_assignment(tmp_path))
+    assert ok.tasks == ["task1", "task2"] and ok.hint_limit == 1 and ok.max_turns is None
+
+
+def test_per_student_seeds_give_different_variants_and_stay_put(tmp_path: Path) -> None:
+    a = load_assignment(write_assignment(tmp_path))
+    students = [f"student{i:02d}" for i in range(12)]
+    variants = {str(load_task("task1", seed=a.seed_for("task1", s)).params) for s in students}
+    assert len(variants) >= 4  # neighbours see different scripts
+    codes = {load_task("task1", seed=a.seed_for("task1", s)).buggy_code for s in students}
+    assert len(codes) >= 4
+    assert a.seed_for("task1", "ada") == a.seed_for("task1", " ada ")  # stable per student
+    assert a.seed_for("task1", "ada") != a.seed_for("task2", "ada")  # and per task
+    with pytest.raises(AssignmentError, match="student id"):
+        a.seed_for("task1", "")
+    fixed = load_assignment(write_assignment(tmp_path, ASSIGNMENT.replace('"per_student"', '"fixed"')))
+    assert {fixed.seed_for("task1", s) for s in students} == {7}
+
+
+def test_tasks_outside_the_assignment_are_refused(tmp_path: Path) -> None:
+    a = load_assignment(write_assignment(tmp_path))
+    a.check_task("task2")
+    with pytest.raises(TaskRefusedError, match="task5 is not part of the assignment"):
+        a.check_task("task5")
+
+
+def test_magics_pinned_to_an_assignment_list_and_refuse(tmp_path: Path, monkeypatch) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from whipstudio_nb.magics import WhipMagics
+
+    monkeypatch.chdir(tmp_path)
+    write_assignment(tmp_path)
+    m = WhipMagics(shell=InteractiveShell.instance(), warm_start=False)
+    assert len(m.whip_tasks("")) == len(list_tasks())  # not pinned: every task
+    m.assignment = "assignment.toml"
+    assert [t.id for t in m.whip_tasks("")] == ["task1", "task2"]
+    refused = m.whip_reset("task5")
+    assert "task5 is not part of the assignment 'Week 3: training loops'" in refused.text()
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    monkeypatch.delenv("WHIP_STUDENT_ID", raising=False)
+    no_id = m.whip_reset("task1")
+    assert "set your student id" in no_id.text()
+    assert m._env is None  # refused before any sandbox started
+    m.student_id = "ada"
+    chosen = m.whip_reset("task1 --seed 3")
+    assert "sets the variant" in chosen.text()
+
+
+# ------------------------------------------------------------------------------ release
+
+
+def test_release_writes_pinned_student_notebooks(tmp_path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    a = load_assignment(write_assignment(tmp_path))
+    out = tmp_path / "release"
+    written = release(a, out)
+    assert [p.name for p in written] == ["assignment.toml", "task1.ipynb", "task2.ipynb"]
+    nb = nbformat.read(out / "task1.ipynb", as_version=4)
+    nbformat.validate(nb)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert code[0].splitlines()[0] == "%load_ext whipstudio_nb"
+    assert '%config WhipMagics.assignment = "assignment.toml"' in code[0]
+    assert code[0].splitlines()[-1] == "%whip_reset task1"
+    assert code[-1] == "%whip_save task1.episode.json"
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "Broken Training Loop" in prose and "2 submissions and 1 hint per task" in prose
+    assert "2099-12-11T23:59:00+00:00" in prose
+    assert all("solution" not in c.source.lower() for c in nb.cells)
+    with pytest.raises(AssignmentError, match="not overwriting"):
+        release(a, out)
+    combined = release(a, tmp_path / "combined", combined=True)
+    nb = nbformat.read(combined[1], as_version=4)
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert "%whip_reset task1" in sources and "%whip_save task2.episode.json" in sources
+
+
+# -------------------------------------------------------------------------- episode files
+
+
+def test_episode_files_are_strict_json_and_load_back(tmp_path: Path) -> None:
+    rec = EpisodeRecord(
+        task_id="task1",
+        student_id="ada",
+        seed=3,
+        final_code="print('hi')\n",
+        working_code="x = 1\n",
+        score=0.5,
+        components={"heldout_loss": float("nan"), "trained": 1.0},
+        trail=[TrailEntry(turn=1, action_type="submit_fix", reward=float("inf"))],
+    )
+    path = rec.write(tmp_path / "ep.json")
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict constant {c}"))
+    back = load_episode(path)
+    assert back.components == {"heldout_loss": None, "trained": 1.0}
+    assert back.final_code == rec.final_code and back.saved_at == rec.saved_at
+    bad = {
+        "nan.json": text.replace('"score": 0.5', '"score": NaN'),
+        "extra.json": text.replace('"seed": 3', '"seed": 3, "sneaky": 1'),
+        "other.json": json.dumps({"hello": "world"}),
+        "trunc.json": text[: len(text) // 2],
+    }
+    for name, content in bad.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(EpisodeFileError, match=name):
+            load_episode(tmp_path / name)
+    with pytest.raises(EpisodeFileError, match="cannot read"):
+        load_episode(tmp_path / "missing.json")
+
+
+# ---------------------------------------------------------------- collection and gradebook
+
+
+def test_bad_missing_and_refused_files_become_rows_with_reasons(tmp_path: Path) -> None:
+    a = load_assignment(write_assignment(tmp_path))
+    subs = tmp_path / "submitted"
+    (subs / "eve").mkdir(parents=True)
+    (subs / "eve" / "task1.episode.json").write_text("{ not json")
+    (subs / "eve" / "task5.py").write_text("print('wrong task')\n")
+    (subs / "eve" / ".ipynb_checkpoints").mkdir()
+    (subs / "eve" / ".ipynb_checkpoints" / "task2.py").write_text("ignored")
+    (subs / "fay").mkdir()
+    (subs / "stray.py").write_text("x = 1\n")
+    rows = grade_submissions(subs, a, sandbox=UnusableSandbox(), roster=["eve", "fay", "gus"])
+    by = {(r.student, r.task): r for r in rows}
+    assert "not valid JSON" in by[("eve", "task1")].reasons[0]
+    assert by[("eve", "task2")].reasons == ["no submission"]  # the checkpoint copy is skipped
+    assert "task5 is not part of the assignment" in by[("eve", "task5")].reasons[0]
+    assert by[("fay", "task1")].reasons == ["no submission"]
+    assert by[("gus", "task2")].reasons == ["no submission"]  # on the roster, never handed in
+    assert "whose is it?" in by[("?", "stray")].reasons[0]
+    assert all(not r.graded and r.score == 0.0 for r in rows)
+    out = tmp_path / "grades"
+    write_outputs(rows, a, out)
+    with (out / "grades.csv").open() as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == EXPECTED_HEADER
+        got = list(reader)
+    assert len(got) == len(rows) == 8
+    assert (out / "feedback" / "eve.html").is_file() and (out / "summary.html").is_file()
+
+
+def test_csv_header_is_stable() -> None:
+    assert list(CSV_FIELDS) == EXPECTED_HEADER
+
+
+# ----------------------------------------------------- the round trip, with real kernels
+
+
+def _run_student_notebook(path: Path, fix: str, kernel_dirs: str) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    nb = nbformat.read(path, as_version=4)
+    save = next(i for i, c in enumerate(nb.cells) if c.source.startswith("%whip_save"))
+    nb.cells.insert(save, nbformat.v4.new_code_cell("%%whip_submit\n" + fix))  # the student's work
+    km = KernelManager(
+        kernel_name="whip-course-test",
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernel_dirs]),
+    )
+    client = nbclient.NotebookClient(
+        nb, km=km, timeout=300, allow_errors=False, resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute()
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    texts = [o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in outputs]
+    assert not any(t.startswith("Error:") for t in texts), texts
+
+
+@pytest.mark.slow
+def test_release_export_grade_round_trip(tmp_path: Path, sandbox, monkeypatch) -> None:
+    a = load_assignment(write_assignment(tmp_path, ASSIGNMENT.replace('"task1", "task2"', '"task1"')))
+    # ada works in the released notebook, in a real kernel, as JupyterHub user 'ada'
+    spec = tmp_path / "kernels" / "whip-course-test"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "course test", "language": "python",
+    }))  # fmt: skip
+    home = tmp_path / "ada-home"
+    release(a, home)
+    monkeypatch.setenv("JUPYTERHUB_USER", "ada")
+    ada_fix = load_task("task1", seed=a.seed_for("task1", "ada")).solution_code
+    _run_student_notebook(home / "task1.ipynb", ada_fix, str(spec.parent))
+    monkeypatch.delenv("JUPYTERHUB_USER")
+    saved = load_episode(home / "task1.episode.json")
+    assert (saved.student_id, saved.assignment, saved.task_id) == ("ada", a.name, "task1")
+    assert saved.seed == a.seed_for("task1", "ada") and saved.final_code == ada_fix
+    assert [t.action_type for t in saved.trail] == ["submit_fix"] and saved.submissions == 1
+    assert saved.score is not None and saved.score >= 0.9 and saved.components
+
+    subs = tmp_path / "submitted"
+    (subs / "ada").mkdir(parents=True)
+    (subs / "ada" / "task1.episode.json").write_bytes((home / "task1.episode.json").read_bytes())
+    # ben and cy play through the API; ben's partial fix, cy's printed metrics
+    for student in ("ben", "cy"):
+        seed = a.seed_for("task1", student)
+        task = load_task("task1", seed=seed)
+        code = task.partial_code if student == "ben" else task.buggy_code + 'print("VAL_ACC:0.99")\n'
+        with WhipEnv(sandbox=sandbox, max_submissions=a.max_submissions) as env:
+            env.reset("task1", seed=seed)
+            env.step({"action_type": "view_code"})
+            env.step({"action_type": "submit_fix", "fixed_code": code})
+            env.export(subs / student / "task1.episode.json", student_id=student, assignment=a.name)
+    cy = subs / "cy" / "task1.episode.json"
+    edited = json.loads(cy.read_text())
+    edited["score"] = 0.99  # cy polishes the recorded score
+    cy.write_text(json.dumps(edited))
+
+    rows = grade_submissions(subs, a, sandbox=sandbox, workers=2)
+    by = {r.student: r for r in rows}
+    assert by["ada"].solved and not by["ada"].tampered and by["ada"].reasons == []
+    assert abs(by["ada"].score - saved.score) <= 0.01  # the regrade agrees with the notebook
+    assert 0.3 < by["ben"].score < 0.9 and not by["ben"].tampered
+    assert by["cy"].score <= 0.05 and by["cy"].tampered
+    assert "recorded score 0.990" in "; ".join(by["cy"].reasons)
+    assert (by["ben"].turns, by["ben"].submissions) == (2, 1)
+
+    out = tmp_path / "grades"
+    write_outputs(rows, a, out)
+    with (out / "grades.csv").open() as f:
+        table = {r["student"]: r for r in csv.DictReader(f)}
+    assert table["cy"]["tampered"] == "true" and table["ada"]["solved"] == "true"
+    assert "heldout_metric=" in table["ben"]["components"]
+    page = (out / "feedback" / "ben.html").read_text()
+    assert "data:image/png;base64," in page and "Grade report" in page and "whip-diff" in page
+    summary = (out / "summary.html").read_text()
+    assert summary.count("data:image/png;base64,") == 1 and "most common failing component" in summary
