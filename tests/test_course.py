@@ -73,7 +73,9 @@ class UnusableSandbox:
         ("max_submissions = 2", "field 'max_submissions'"),
     ],
 )
-def test_invalid_settings_name_the_file_and_field(tmp_path: Path, change: str, message: str) -> None:
+def test_invalid_settings_name_the_file_and_field(
+    tmp_path: Path, change: str, message: str
+) -> None:
     bad = {
         'seed_policy = "per_student"': 'seed_policy = "random"',
         'tasks = ["task1", "task2"]': 'tasks = ["task1", "task1"]',
@@ -114,7 +116,9 @@ def test_per_student_seeds_give_different_variants_and_stay_put(tmp_path: Path) 
     assert a.seed_for("task1", "ada") != a.seed_for("task2", "ada")  # and per task
     with pytest.raises(AssignmentError, match="student id"):
         a.seed_for("task1", "")
-    fixed = load_assignment(write_assignment(tmp_path, ASSIGNMENT.replace('"per_student"', '"fixed"')))
+    fixed = load_assignment(
+        write_assignment(tmp_path, ASSIGNMENT.replace('"per_student"', '"fixed"'))
+    )
     assert {fixed.seed_for("task1", s) for s in students} == {7}
 
 
@@ -264,7 +268,11 @@ def _run_student_notebook(path: Path, fix: str, kernel_dirs: str) -> None:
         kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernel_dirs]),
     )
     client = nbclient.NotebookClient(
-        nb, km=km, timeout=300, allow_errors=False, resources={"metadata": {"path": str(path.parent)}}
+        nb,
+        km=km,
+        timeout=300,
+        allow_errors=False,
+        resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
@@ -274,7 +282,9 @@ def _run_student_notebook(path: Path, fix: str, kernel_dirs: str) -> None:
 
 @pytest.mark.slow
 def test_release_export_grade_round_trip(tmp_path: Path, sandbox, monkeypatch) -> None:
-    a = load_assignment(write_assignment(tmp_path, ASSIGNMENT.replace('"task1", "task2"', '"task1"')))
+    a = load_assignment(
+        write_assignment(tmp_path, ASSIGNMENT.replace('"task1", "task2"', '"task1"'))
+    )
     # ada works in the released notebook, in a real kernel, as JupyterHub user 'ada'
     spec = tmp_path / "kernels" / "whip-course-test"
     spec.mkdir(parents=True)
@@ -301,7 +311,9 @@ def test_release_export_grade_round_trip(tmp_path: Path, sandbox, monkeypatch) -
     for student in ("ben", "cy"):
         seed = a.seed_for("task1", student)
         task = load_task("task1", seed=seed)
-        code = task.partial_code if student == "ben" else task.buggy_code + 'print("VAL_ACC:0.99")\n'
+        code = (
+            task.partial_code if student == "ben" else task.buggy_code + 'print("VAL_ACC:0.99")\n'
+        )
         with WhipEnv(sandbox=sandbox, max_submissions=a.max_submissions) as env:
             env.reset("task1", seed=seed)
             env.step({"action_type": "view_code"})
@@ -330,4 +342,6 @@ def test_release_export_grade_round_trip(tmp_path: Path, sandbox, monkeypatch) -
     page = (out / "feedback" / "ben.html").read_text()
     assert "data:image/png;base64," in page and "Grade report" in page and "whip-diff" in page
     summary = (out / "summary.html").read_text()
-    assert summary.count("data:image/png;base64,") == 1 and "most common failing component" in summary
+    assert (
+        summary.count("data:image/png;base64,") == 1 and "most common failing component" in summary
+    )
