@@ -38,7 +38,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
     def on_row(row: GradeRow, done: int, total: int) -> None:
         if bar is not None:
-            bar.update(done, total, f"{row.student}/{row.task} {row.score:.2f}")
+            bar.update(
+                done,
+                total,
+                f"{row.student}/{row.task} " + (f"{row.score:.2f}" if row.graded else "not graded"),
+            )
 
     rows = grade_submissions(
         args.submissions, assignment, workers=args.workers, roster=roster, on_row=on_row
