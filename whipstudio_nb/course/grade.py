@@ -123,6 +123,19 @@ def _claims(
     return out
 
 
+def _grader_problems(details: dict[str, Any]) -> list[str]:
+    """The grade's problems in one line each: the grader's error, the script's exception (its
+    last line and where it happened), the missing model."""
+    out = [str(details["error"])] if details.get("error") else []
+    if script := str(details.get("script_error") or "").strip():
+        lines = script.splitlines()
+        where = next((ln.strip() for ln in lines if ln.strip().startswith("File ")), "")
+        out.append(f"script error: {lines[-1].strip()}" + (f" ({where})" if where else ""))
+    if details.get("model_error"):
+        out.append(f"model: {details['model_error']}")
+    return out
+
+
 def regrade(sub: Submission, assignment: Assignment, sandbox: Any) -> GradeRow:
     """Grade one submission from scratch. Never raises: a failure is a row with its reason."""
     from ..grading import grade_code
@@ -150,11 +163,9 @@ def regrade(sub: Submission, assignment: Assignment, sandbox: Any) -> GradeRow:
     row.score = result.score
     row.solved = result.score >= assignment.solved_at
     row.components = dict(result.details.get("components") or {})
-    problem = result.details.get("error")
-    if problem:
-        row.reasons.append(str(problem))
-        if "replaced functions the grader relies on" in str(problem):
-            row.tampered = True
+    row.reasons += _grader_problems(result.details)
+    if "replaced functions the grader relies on" in str(result.details.get("error", "")):
+        row.tampered = True
     ep = sub.episode
     if ep is not None:
         row.turns, row.submissions, row.recorded_score = ep.turns, ep.submissions, ep.score
