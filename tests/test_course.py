@@ -10,9 +10,14 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
+# imported here, not in the test: a first import racing the sandbox pool's threads can deadlock
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
 
 from whipstudio_nb import WhipEnv, list_tasks, load_task
 from whipstudio_nb.course import (
@@ -251,18 +256,52 @@ def test_csv_header_is_stable() -> None:
     assert list(CSV_FIELDS) == EXPECTED_HEADER
 
 
+def test_every_contradicted_claim_is_named(tmp_path: Path) -> None:
+    from whipstudio_nb.course.collect import Submission
+    from whipstudio_nb.course.grade import GradeRow, _claims
+    from whipstudio_nb.episode_file import code_digest
+
+    a = load_assignment(write_assignment(tmp_path))
+    code = "print('fixed')\n"
+    honest = EpisodeRecord(
+        task_id="task1", student_id="ada", assignment=a.name, seed=a.seed_for("task1", "ada"),
+        turns=2, submissions=1, final_code=code, score=0.8,
+        trail=[
+            TrailEntry(turn=1, action_type="view_code"),
+            TrailEntry(turn=2, action_type="submit_fix", code_sha256=code_digest(code)),
+        ],
+    )  # fmt: skip
+    row = GradeRow("ada", "task1", score=0.8, seed=a.seed_for("task1", "ada"))
+    sub = Submission("ada", "task1", "episode")
+    assert _claims(honest, sub, a, row, variants=True) == []
+    cases = {
+        "saved by 'bob' but collected from 'ada'": {"student_id": "bob"},
+        "played variant seed 3": {"seed": 3},
+        "saved under another assignment": {"assignment": "Week 1"},
+        "recorded score 0.990, regraded 0.800": {"score": 0.99},
+        "not the code the trail last submitted": {"final_code": "print('borrowed')\n"},
+        "3 submissions; the assignment allows 2": {"submissions": 3},
+    }
+    for reason, change in cases.items():
+        claims = _claims(honest.model_copy(update=change), sub, a, row, variants=True)
+        assert any(reason in c for c in claims), (reason, claims)
+    # a task without variants has no seed to get wrong
+    assert _claims(honest.model_copy(update={"seed": 3}), sub, a, row, variants=False) == []
+    late = datetime(2100, 1, 1, tzinfo=timezone.utc)
+    assert a.is_late(late) and not a.is_late(honest.saved_at)
+
+
 # ----------------------------------------------------- the round trip, with real kernels
 
 
-def _run_student_notebook(path: Path, fix: str, kernel_dirs: str) -> None:
+def _run_student_notebook(path: Path, fix: str, kernel_dirs: str):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import KernelManager
-
     nb = nbformat.read(path, as_version=4)
     save = next(i for i, c in enumerate(nb.cells) if c.source.startswith("%whip_save"))
-    nb.cells.insert(save, nbformat.v4.new_code_cell("%%whip_submit\n" + fix))  # the student's work
+    work = ["%whip_tasks", "%whip_hint", "%whip_hint", "%%whip_submit\n" + fix]  # the student's
+    for source in reversed(work):
+        nb.cells.insert(save, nbformat.v4.new_code_cell(source))
     km = KernelManager(
         kernel_name="whip-course-test",
         kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernel_dirs]),
@@ -278,6 +317,13 @@ def _run_student_notebook(path: Path, fix: str, kernel_dirs: str) -> None:
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     texts = [o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in outputs]
     assert not any(t.startswith("Error:") for t in texts), texts
+    return nb
+
+
+def _text_of(nb, source: str) -> str:
+    cells = [c for c in nb.cells if c.cell_type == "code" and c.source == source]
+    outs = [o for c in cells for o in c.outputs]
+    return "".join(o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in outs)
 
 
 @pytest.mark.slow
@@ -296,12 +342,17 @@ def test_release_export_grade_round_trip(tmp_path: Path, sandbox, monkeypatch) -
     release(a, home)
     monkeypatch.setenv("JUPYTERHUB_USER", "ada")
     ada_fix = load_task("task1", seed=a.seed_for("task1", "ada")).solution_code
-    _run_student_notebook(home / "task1.ipynb", ada_fix, str(spec.parent))
+    nb = _run_student_notebook(home / "task1.ipynb", ada_fix, str(spec.parent))
     monkeypatch.delenv("JUPYTERHUB_USER")
+    listed = _text_of(nb, "%whip_tasks")
+    assert "task1" in listed and "task2" not in listed  # only the assignment's tasks
+    hints = load_task("task1").hints
+    assert len(hints) > 1 and _text_of(nb, "%whip_hint").count("Hint 1 of 1") == 2  # hints = 1
     saved = load_episode(home / "task1.episode.json")
     assert (saved.student_id, saved.assignment, saved.task_id) == ("ada", a.name, "task1")
     assert saved.seed == a.seed_for("task1", "ada") and saved.final_code == ada_fix
     assert [t.action_type for t in saved.trail] == ["submit_fix"] and saved.submissions == 1
+    assert saved.max_submissions == a.max_submissions  # the assignment's limit, not the default
     assert saved.score is not None and saved.score >= 0.9 and saved.components
 
     subs = tmp_path / "submitted"

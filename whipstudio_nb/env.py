@@ -13,7 +13,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .episode_file import EpisodeRecord, TrailEntry, student_id_from_env, trail_entry
+from .episode_file import (
+    EpisodeRecord,
+    TrailEntry,
+    append_trail,
+    student_id_from_env,
+    trail_entry,
+)
 from .errors import SandboxError
 from .grading import grade_code
 from .models import (
@@ -145,9 +151,8 @@ class WhipEnv:
             res = self._step(action, on_progress=on_progress)
             if self._task is not None:
                 graded = res.observation.action_type == "submit_fix" and not res.observation.error
-                self._trail.append(
-                    trail_entry(action, res, self._submitted_code if graded else None)
-                )
+                entry = trail_entry(action, res, self._submitted_code if graded else None)
+                append_trail(self._trail, entry)
             return res
 
     def export(

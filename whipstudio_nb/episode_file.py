@@ -27,6 +27,7 @@ __all__ = [
     "EpisodeFileError",
     "EpisodeRecord",
     "TrailEntry",
+    "append_trail",
     "code_digest",
     "dump_strict_json",
     "load_episode",
@@ -38,6 +39,7 @@ EPISODE_FORMAT = "whipstudio-episode"
 STUDENT_ID_VARS = ("WHIP_STUDENT_ID", "JUPYTERHUB_USER")
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_TRAIL_TEXT = 20_000  # characters per string in the trail (the final code is never cut)
+MAX_TRAIL_ENTRIES = 1000  # steps that cost no turn (rejected code) could otherwise pile up
 # observation fields too bulky for a trail (the curves and listings are in the grade itself)
 _BULKY = {"losses", "grad_norm_history", "histogram", "numbered_code", "code", "grader_details"}
 
@@ -121,6 +123,15 @@ def trail_entry(action: Any, result: Any, submitted_code: str | None) -> TrailEn
         observation=_cap(json_safe(seen)),
         code_sha256=code_digest(submitted_code) if submitted_code is not None else None,
     )
+
+
+def append_trail(trail: list[TrailEntry], entry: TrailEntry) -> None:
+    """Append, keeping at most MAX_TRAIL_ENTRIES: the oldest entries that are not submissions
+    go first (every submission stays, so the trail can still vouch for the final code)."""
+    trail.append(entry)
+    if len(trail) > MAX_TRAIL_ENTRIES:
+        drop = next((i for i, t in enumerate(trail) if t.action_type != "submit_fix"), 0)
+        del trail[drop]
 
 
 class EpisodeRecord(BaseModel):

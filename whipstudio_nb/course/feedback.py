@@ -5,6 +5,7 @@ and everything a student wrote is escaped."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 import statistics
 from collections import Counter
@@ -192,8 +193,13 @@ def write_outputs(rows: list[GradeRow], assignment: Assignment, out_dir: str | P
     for r in rows:
         if r.student != "?":
             students.setdefault(r.student, []).append(r)
+    used: set[str] = set()
     for student, own in students.items():
-        page = out / "feedback" / f"{safe_name(student)}.html"
+        name = safe_name(student)
+        if name in used:  # 'a b' and 'a_b' must not share a page
+            name += "-" + hashlib.sha256(student.encode()).hexdigest()[:6]
+        used.add(name)
+        page = out / "feedback" / f"{name}.html"
         page.write_text(feedback_page(student, own, assignment), encoding="utf-8")
         written.append(page)
     return written
