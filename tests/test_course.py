@@ -252,6 +252,14 @@ def test_bad_missing_and_refused_files_become_rows_with_reasons(tmp_path: Path) 
     assert (out / "feedback" / "eve.html").is_file() and (out / "summary.html").is_file()
 
 
+def test_course_exports_are_what_they_claim() -> None:
+    import whipstudio_nb.course as course
+
+    for name in course.__all__:
+        assert getattr(course, name) is not None, name
+    assert course.load_episode is load_episode
+
+
 def test_csv_header_is_stable() -> None:
     assert list(CSV_FIELDS) == EXPECTED_HEADER
 

@@ -111,6 +111,7 @@ class TaskSummary:
         ax.set_ylabel("students")
         ax.set_title(f"{self.task}: {self.graded} graded", fontsize=10)
         ax.grid(alpha=0.3, axis="y")
+        ax.yaxis.get_major_locator().set_params(integer=True)  # students come whole
         return fig_png(fig)
 
 
@@ -159,7 +160,7 @@ def summary_page(rows: list[GradeRow], assignment: Assignment) -> str:
          "TAMPERED" if r.tampered else "", "late" if r.late else "", esc("; ".join(r.reasons))]
         for r in rows
     ]  # fmt: skip
-    parts.append(table(body, ["student", "task", "score", "solved", "", "", "reason"]))
+    parts.append(table(body, ["student", "task", "score", "solved", "tampered", "late", "reason"]))
     return _page(f"{assignment.name}: summary", "".join(parts))
 
 
