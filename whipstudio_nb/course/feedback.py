@@ -102,6 +102,7 @@ class TaskSummary:
 
     def histogram_png(self) -> bytes:
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         fig = Figure(figsize=(4.2, 2.4))
         ax = fig.add_subplot(1, 1, 1)
@@ -111,7 +112,7 @@ class TaskSummary:
         ax.set_ylabel("students")
         ax.set_title(f"{self.task}: {self.graded} graded", fontsize=10)
         ax.grid(alpha=0.3, axis="y")
-        ax.yaxis.get_major_locator().set_params(integer=True)  # students come whole
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # students come whole
         return fig_png(fig)
 
 
