@@ -260,6 +260,24 @@ def test_course_exports_are_what_they_claim() -> None:
     assert course.load_episode is load_episode
 
 
+def test_whip_course_commands(tmp_path: Path, capsys) -> None:
+    from whipstudio_nb.cli import main
+
+    path = write_assignment(tmp_path)
+    assert main(["course", "release", str(path), str(tmp_path / "out"), "--combined"]) == 0
+    assert "week_3_training_loops.ipynb" in capsys.readouterr().out
+    subs = tmp_path / "submitted"
+    (subs / "eve").mkdir(parents=True)
+    (subs / "eve" / "task1.episode.json").write_text("[]")
+    args = ["course", "grade", str(subs), "--assignment", str(path), "--out", str(tmp_path / "g")]
+    assert main(args) == 0  # nothing gradable: no sandbox is even started
+    assert "not graded: 2" in capsys.readouterr().out
+    assert (tmp_path / "g" / "grades.csv").read_text().count("\n") == 3
+    assert main(["course", "grade", str(subs), "--assignment", str(tmp_path / "no.toml"),
+                 "--out", str(tmp_path / "g")]) == 2  # fmt: skip
+    assert "cannot read the assignment" in capsys.readouterr().err
+
+
 def test_csv_header_is_stable() -> None:
     assert list(CSV_FIELDS) == EXPECTED_HEADER
 
