@@ -25,7 +25,7 @@ __all__ = ["episode_file_name", "release"]
 ASSIGNMENT_FILE = "assignment.toml"
 
 _TOOLS = """\
-| magic | what it does (each call is one turn) |
+| magic | what it does (the tools and submissions each cost a turn) |
 |---|---|
 | `%%whip_probe` / `%whip_probe` | run a few training steps: loss curve and gradient norms |
 | `%%whip_snippet` | run any code in a fresh sandbox |
@@ -119,7 +119,7 @@ def _task_cells(assignment: Assignment, task_id: str, heading: str) -> list[dict
     return [
         _cell("markdown", intro),
         _cell("markdown", "Your investigation: add as many cells as you need."),
-        _cell("code", "# %whip_hint"),
+        _cell("code", "# for example, a few training steps of your working copy:\n# %whip_probe"),
         _cell(
             "markdown",
             f"### Save your {task_id} episode\n\nRun this when you are done, and again after "
