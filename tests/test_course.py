@@ -302,9 +302,13 @@ def test_any_action_leaves_a_trail_that_exports(tmp_path: Path, sandbox) -> None
         res = env.step({"action_type": "execute_snippet", "code": object()})  # an agent's mistake
         assert res.observation.error
         env.step({"action_type": "execute_snippet", "code": "import requests"})  # refused
+        deep: dict = {}
+        for _ in range(5000):
+            deep = {"x": deep}
+        env.step({"action_type": "execute_snippet", "code": "1", "extra": deep})  # refused
         rec = env.export(tmp_path / "ep.json", student_id="ada")
     back = load_episode(tmp_path / "ep.json")
-    assert back == rec and [t.turn for t in back.trail] == [1, 1]
+    assert back == rec and [t.turn for t in back.trail] == [1, 1, 1]
     assert back.trail[1].error and "requests" in back.trail[1].error
     assert back.final_code is None and back.score is None and back.working_code
 

@@ -40,6 +40,8 @@ STUDENT_ID_VARS = ("WHIP_STUDENT_ID", "JUPYTERHUB_USER")
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_TRAIL_TEXT = 20_000  # characters per string in the trail (the final code is never cut)
 MAX_TRAIL_ENTRIES = 1000  # steps that cost no turn (rejected code) could otherwise pile up
+MAX_TRAIL_ITEMS = 200  # per list or object in a trail entry
+MAX_TRAIL_DEPTH = 10
 # observation fields too bulky for a trail (the curves and listings are in the grade itself)
 _BULKY = {"losses", "grad_norm_history", "histogram", "numbered_code", "code", "grader_details"}
 
@@ -79,14 +81,19 @@ def dump_strict_json(value: Any, *, indent: int | None = 1) -> str:
     return json.dumps(json_safe(value), indent=indent, allow_nan=False, ensure_ascii=False)
 
 
-def _cap(value: Any) -> Any:
+def _cap(value: Any, depth: int = 0) -> Any:
+    """A bounded, strict-JSON copy for the trail: long strings cut, at most MAX_TRAIL_ITEMS per
+    list or object and MAX_TRAIL_DEPTH levels (whatever an agent sends, the trail stays small)."""
+    if depth > MAX_TRAIL_DEPTH:
+        return "[nested too deeply]"
     if isinstance(value, str) and len(value) > MAX_TRAIL_TEXT:
         return value[:MAX_TRAIL_TEXT] + f"... [{len(value) - MAX_TRAIL_TEXT} characters cut]"
     if isinstance(value, dict):
-        return {k: _cap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_cap(v) for v in value]
-    return value
+        items = list(value.items())[:MAX_TRAIL_ITEMS]
+        return {str(k): _cap(v, depth + 1) for k, v in items}
+    if isinstance(value, (list, tuple)):
+        return [_cap(v, depth + 1) for v in list(value[:MAX_TRAIL_ITEMS])]
+    return json_safe(value)
 
 
 class TrailEntry(BaseModel):
@@ -119,11 +126,11 @@ def trail_entry(action: Any, result: Any, submitted_code: str | None) -> TrailEn
     return TrailEntry(
         turn=obs.turn,
         action_type=obs.action_type,
-        action=_cap(json_safe(given)),
+        action=_cap(given),
         reward=result.reward if math.isfinite(result.reward) else 0.0,
         done=result.done,
         error=obs.error,
-        observation=_cap(json_safe(seen)),
+        observation=_cap(seen),
         code_sha256=code_digest(submitted_code) if submitted_code is not None else None,
     )
 
