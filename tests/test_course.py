@@ -427,6 +427,7 @@ def test_release_export_grade_round_trip(tmp_path: Path, sandbox, monkeypatch) -
             env.step({"action_type": "view_code"})
             env.step({"action_type": "submit_fix", "fixed_code": code})
             env.export(subs / student / "task1.episode.json", student_id=student, assignment=a.name)
+    (subs / "ben" / "timestamp.txt").write_text("2100-01-02 09:30:00.000000 UTC")  # nbgrader's
     cy = subs / "cy" / "task1.episode.json"
     edited = json.loads(cy.read_text())
     edited["score"] = 0.99  # cy polishes the recorded score
@@ -440,6 +441,8 @@ def test_release_export_grade_round_trip(tmp_path: Path, sandbox, monkeypatch) -
     assert by["cy"].score <= 0.05 and by["cy"].tampered
     assert "recorded score 0.990" in "; ".join(by["cy"].reasons)
     assert (by["ben"].turns, by["ben"].submissions) == (2, 1)
+    assert by["ben"].late and not by["ada"].late and not by["cy"].late
+    assert "handed in after the deadline (2100-01-02T09:30:00+00:00)" in by["ben"].reasons
 
     out = tmp_path / "grades"
     write_outputs(rows, a, out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +34,7 @@ class Submission:
     episode: EpisodeRecord | None = None
     problem: str | None = None  # why it cannot be graded
     notes: list[str] = field(default_factory=list)
+    collected_at: datetime | None = None  # from a collection's timestamp.txt (nbgrader)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -56,6 +58,28 @@ def _files(root: Path) -> list[Path]:
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
         out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
     return out
+
+
+def collection_time(path: Path, top: Path) -> datetime | None:
+    """When the file was handed in, from the nearest ``timestamp.txt`` between its directory
+    and ``top`` (nbgrader writes one per submission; a time without a zone is UTC)."""
+    for folder in [path.parent, *path.parent.parents]:
+        stamp = folder / "timestamp.txt"
+        if stamp.is_file():
+            text = stamp.read_text(encoding="utf-8", errors="replace").strip()
+            for fmt in ("%Y-%m-%d %H:%M:%S.%f %Z", "%Y-%m-%d %H:%M:%S %Z"):
+                try:
+                    return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+                except ValueError:
+                    pass
+            try:
+                when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            return when if when.utcoffset() is not None else when.replace(tzinfo=timezone.utc)
+        if folder == top:
+            break
+    return None
 
 
 def _task_from_name(path: Path) -> str:
@@ -117,7 +141,9 @@ def collect(
             students.add(entry.name)
             for path in _files(entry):
                 if path.suffix in (".json", ".py"):
-                    found.append(_read(path, entry.name))
+                    sub = _read(path, entry.name)
+                    sub.collected_at = collection_time(path, entry)
+                    found.append(sub)
         elif entry.suffix in (".json", ".py"):
             found.append(_read(entry, None))
     by_key: dict[tuple[str, str], list[Submission]] = {}

@@ -178,9 +178,13 @@ def regrade(sub: Submission, assignment: Assignment, sandbox: Any) -> GradeRow:
         claims = _claims(ep, sub, assignment, row, bool(task.variants))
         row.tampered = row.tampered or bool(claims)
         row.reasons += claims
-        if assignment.is_late(ep.saved_at):
-            row.late = True
-            row.reasons.append(f"saved after the deadline ({ep.saved_at.isoformat()})")
+    # lateness: the collection's timestamp when there is one (nbgrader's), else the episode's
+    if sub.collected_at is not None and assignment.is_late(sub.collected_at):
+        row.late = True
+        row.reasons.append(f"handed in after the deadline ({sub.collected_at.isoformat()})")
+    elif sub.collected_at is None and ep is not None and assignment.is_late(ep.saved_at):
+        row.late = True
+        row.reasons.append(f"saved after the deadline ({ep.saved_at.isoformat()})")
     return row
 
 
