@@ -100,10 +100,10 @@ def _how_it_works(task_ids: list[str], assignment: Assignment) -> str:
 
 1. Run the first code cell. It loads WhipStudio, pins this assignment (only its tasks, its
    limits and its hints are available) and starts your episode: the task's description and the
-   buggy script with line numbers. A new cell pre-filled with `%%whip_submit` and the script is
-   inserted below it.
-2. Investigate with the tools, then edit and submit your fix with `%%whip_submit` (the cell body
-   is the whole fixed script). Each submission shows a grade report; you may submit
+   buggy script with line numbers.
+2. Investigate with the tools, fix the script, and submit: `%whip_submit` grades your working
+   copy (edited with `%%whip_code --replace START END`), `%%whip_submit` a whole fixed script
+   written in the cell. Each submission shows a grade report; you may submit
    {assignment.max_submissions} time{"s" if assignment.max_submissions != 1 else ""}.
 3. Run the *Save* cell at the end. It writes {saved} next to this notebook: that file is what
    your instructor collects. The score shown here is a preview: your last submitted code is
