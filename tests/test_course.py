@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -201,10 +202,14 @@ def test_episode_files_are_strict_json_and_load_back(tmp_path: Path) -> None:
     )
     path = rec.write(tmp_path / "ep.json")
     text = path.read_text()
-    assert "NaN" not in text and "Infinity" not in text
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict constant {c}"))
+    assert json.loads(text)["non_finite"] == {
+        "/components/heldout_loss": "NaN",
+        "/trail/0/reward": "Infinity",
+    }  # the project's strict JSON: null, and a note of what it stood for
     back = load_episode(path)
-    assert back.components == {"heldout_loss": None, "trained": 1.0}
+    assert math.isnan(back.components["heldout_loss"]) and back.components["trained"] == 1.0
+    assert back.trail[0].reward == math.inf
     assert back.final_code == rec.final_code and back.saved_at == rec.saved_at
     bad = {
         "nan.json": text.replace('"score": 0.5', '"score": NaN'),

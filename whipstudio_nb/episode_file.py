@@ -24,6 +24,7 @@ from .errors import WhipError
 
 __all__ = [
     "EPISODE_FORMAT",
+    "NON_FINITE_KEY",
     "EpisodeFileError",
     "EpisodeRecord",
     "TrailEntry",
@@ -74,6 +75,48 @@ def json_safe(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, bool)):
         return value
     return repr(value)[:200]
+
+
+NON_FINITE_KEY = "non_finite"  # the project's strict JSON convention (see the server's)
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _pointer(parts: list[str]) -> str:
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _marked(value: Any, path: list[str], found: dict[str, str]) -> Any:
+    """``value`` as strict JSON: each non-finite float becomes null and its JSON Pointer goes
+    into ``found`` with which of NaN, Infinity and -Infinity it was."""
+    if isinstance(value, float) and not math.isfinite(value):
+        found[_pointer(path)] = (
+            "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        )
+        return None
+    if isinstance(value, dict):
+        return {str(k): _marked(v, [*path, str(k)], found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_marked(v, [*path, str(i)], found) for i, v in enumerate(value)]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return json_safe(value)
+
+
+def _restore(data: dict[str, Any]) -> dict[str, Any]:
+    """Put NaN/Infinity back where the root's ``non_finite`` map says (and drop the map)."""
+    marks = data.pop(NON_FINITE_KEY, None)
+    for pointer, kind in marks.items() if isinstance(marks, dict) else ():
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in str(pointer).split("/")[1:]]
+        node: Any = data
+        try:
+            for part in parts[:-1]:
+                node = node[int(part)] if isinstance(node, list) else node[part]
+            key: Any = int(parts[-1]) if isinstance(node, list) else parts[-1]
+            if node[key] is None:  # only a null can stand for a non-finite number
+                node[key] = _NON_FINITE.get(str(kind), math.nan)
+        except (KeyError, IndexError, ValueError, TypeError):
+            continue  # a pointer that names nothing: the value stays null
+    return data
 
 
 def dump_strict_json(value: Any, *, indent: int | None = 1) -> str:
@@ -173,7 +216,13 @@ class EpisodeRecord(BaseModel):
     trail: list[TrailEntry] = Field(default_factory=list)
 
     def to_json(self) -> str:
-        return dump_strict_json(self.model_dump(mode="json"))
+        """Strict JSON: a non-finite number is written as null, and the root's ``non_finite``
+        map says which NaN or Infinity each was (``load_episode`` puts them back)."""
+        found: dict[str, str] = {}
+        data = _marked(self.model_dump(mode="python"), [], found)
+        if found:
+            data[NON_FINITE_KEY] = found
+        return json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False)
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the strict JSON file (its directory is created); returns the path."""
@@ -206,7 +255,7 @@ def load_episode(path: str | os.PathLike[str]) -> EpisodeRecord:
     if not isinstance(data, dict) or data.get("format") != EPISODE_FORMAT:
         raise EpisodeFileError(f'{p}: not a WhipStudio episode (no "format": "{EPISODE_FORMAT}")')
     try:
-        return EpisodeRecord.model_validate(data)
+        return EpisodeRecord.model_validate(_restore(data))
     except ValidationError as exc:
         problems = "; ".join(
             f"field '{'.'.join(str(x) for x in e['loc'])}': {e['msg']}" for e in exc.errors()[:5]
