@@ -103,7 +103,7 @@ def main() -> int:
         rows = grade_submissions(subs, assignment, workers=args.workers)
         t_grade = time.perf_counter() - t0
         t1 = time.perf_counter()
-        write_outputs(rows, assignment, root / "grades")
+        write_outputs(rows, assignment, root / "grades", workers=args.workers)
         t_out = time.perf_counter() - t1
         total = time.perf_counter() - t0
         base = baseline(subs, args.baseline_samples)

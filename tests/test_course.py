@@ -283,6 +283,23 @@ def test_whip_course_commands(tmp_path: Path, capsys) -> None:
     assert "cannot read the assignment" in capsys.readouterr().err
 
 
+def test_a_big_class_gets_every_feedback_page(tmp_path: Path) -> None:
+    from whipstudio_nb.course.feedback import PARALLEL_FROM
+
+    a = load_assignment(write_assignment(tmp_path))
+    subs = tmp_path / "submitted"
+    students = [f"s{i}" for i in range(PARALLEL_FROM)] + ["a b", "a_b"]
+    for s in students:
+        (subs / s).mkdir(parents=True)
+    rows = grade_submissions(subs, a, sandbox=UnusableSandbox())
+    written = write_outputs(rows, a, tmp_path / "g", workers=2)  # drawn in 2 processes
+    pages = sorted(p.name for p in written if p.parent.name == "feedback")
+    assert len(pages) == len(students) and "a_b.html" in pages
+    for s in ("s0", "a b", "a_b"):
+        page = next(p for p in written if f"feedback for {s}<" in p.read_text())
+        assert page.parent.name == "feedback"
+
+
 def test_csv_header_is_stable() -> None:
     assert list(CSV_FIELDS) == EXPECTED_HEADER
 

@@ -47,7 +47,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     rows = grade_submissions(
         args.submissions, assignment, workers=args.workers, roster=roster, on_row=on_row
     )
-    written = write_outputs(rows, assignment, args.out)
+    written = write_outputs(rows, assignment, args.out, workers=args.workers)
     if bar is not None:
         print(bar.finish(sum(r.graded for r in rows)), file=sys.stderr)
     print(summary_text(rows, assignment))

@@ -175,8 +175,30 @@ def _row_json(r: GradeRow) -> dict[str, Any]:
     return out
 
 
-def write_outputs(rows: list[GradeRow], assignment: Assignment, out_dir: str | Path) -> list[Path]:
-    """grades.csv, grades.json, summary.html and feedback/<student>.html; returns the paths."""
+PARALLEL_FROM = 8  # students; below this, starting worker processes costs more than it saves
+
+
+def _pages(
+    work: list[tuple[str, list[GradeRow]]], assignment: Assignment, workers: int
+) -> list[str]:
+    """Every student's feedback page. Drawing the PNGs is CPU work that holds the GIL, so a big
+    class is drawn in ``workers`` processes (spawned: safe from a notebook's threads)."""
+    if workers < 2 or len(work) < PARALLEL_FROM:
+        return [feedback_page(student, own, assignment) for student, own in work]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = [pool.submit(feedback_page, student, own, assignment) for student, own in work]
+        return [f.result() for f in futures]
+
+
+def write_outputs(
+    rows: list[GradeRow], assignment: Assignment, out_dir: str | Path, *, workers: int = 1
+) -> list[Path]:
+    """grades.csv, grades.json, summary.html and feedback/<student>.html (drawn in ``workers``
+    processes for a big class); returns the paths."""
     out = Path(out_dir)
     (out / "feedback").mkdir(parents=True, exist_ok=True)
     csv_path = out / "grades.csv"
@@ -195,13 +217,14 @@ def write_outputs(rows: list[GradeRow], assignment: Assignment, out_dir: str | P
     for r in rows:
         if r.student != "?":
             students.setdefault(r.student, []).append(r)
+    work = list(students.items())
     used: set[str] = set()
-    for student, own in students.items():
+    for (student, _), html_page in zip(work, _pages(work, assignment, workers), strict=True):
         name = safe_name(student)
         if name in used:  # 'a b' and 'a_b' must not share a page
             name += "-" + hashlib.sha256(student.encode()).hexdigest()[:6]
         used.add(name)
         page = out / "feedback" / f"{name}.html"
-        page.write_text(feedback_page(student, own, assignment), encoding="utf-8")
+        page.write_text(html_page, encoding="utf-8")
         written.append(page)
     return written
