@@ -176,13 +176,20 @@ def test_instructor_notebook_validates_a_pack_and_grades_a_class(executed: dict)
     nb = executed["04_instructor.ipynb"]
     text = "".join(o.text for o in _outputs_of(nb, "from whipstudio_nb.grading.calibration"))
     assert "PASS  buggy code scores low: 0.000" in text and "11/11 checks passed" in text
-    (table,) = _outputs_of(nb, "import html", "display_data")
-    html = table.data["text/html"]
-    for student in ("ada (zero_grad first)", "dee (prints metrics)", "eve (typo)"):
-        assert student in html
-    assert "SyntaxError" in html
     (listed,) = _outputs_of(nb, "import os", "execute_result")
     assert "('course1', 'Gradients Wiped', 'easy')" in listed.data["text/plain"]
+    # the course: release, three students' episodes, `whip course grade`, gradebook, feedback
+    released = "".join(o.text for o in _outputs_of(nb, "def whip(", "stream"))
+    assert "task1.ipynb" in released and "task12.ipynb" in released
+    graded = "".join(o.text for o in _outputs_of(nb, 'whip("course", "grade"', "stream"))
+    assert "tampered: cy/task1, cy/task12" in graded and "graded 6 submissions" in graded
+    (table,) = _outputs_of(nb, "import csv", "display_data")
+    html = table.data["text/html"]
+    assert "recorded score 0.990, regraded 0.000" in html
+    assert "&lt;submission&gt;" in html and "<submission>" not in html  # escaped, not swallowed
+    (page,) = _outputs_of(nb, "page = (course", "display_data")
+    feedback = page.data["text/html"]
+    assert "feedback for ben" in feedback and "data:image/png;base64," in feedback
 
 
 @pytest.mark.slow

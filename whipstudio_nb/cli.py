@@ -1,4 +1,4 @@
-"""The ``whip`` command: tasks, grade, demo, baseline, serve, doctor."""
+"""The ``whip`` command: tasks, grade, demo, baseline, serve, doctor, course."""
 
 from __future__ import annotations
 
@@ -255,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(names: baseline, baseline_task, step, reset, grader)")  # fmt: skip
     s.add_argument("--no-rate-limit", action="store_true", help="disable every rate limit")
     s.set_defaults(func=cmd_serve)
+
+    from .course.cli import add_course_parser  # course mode: a layer of its own
+
+    add_course_parser(sub)
     return p
 
 

@@ -6,12 +6,20 @@ Caller mistakes (an unknown task id) raise ``UnknownTaskError``, a ValueError.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from typing import Any
 
 from pydantic import ValidationError
 
+from .episode_file import (
+    EpisodeRecord,
+    TrailEntry,
+    append_trail,
+    student_id_from_env,
+    trail_entry,
+)
 from .errors import SandboxError
 from .grading import grade_code
 from .models import (
@@ -107,6 +115,8 @@ class WhipEnv:
         self._state = State()
         self._closed = False
         self.last_grade: GradeResult | None = None
+        self._trail: list[TrailEntry] = []  # for export(): every step, as given and answered
+        self._submitted_code: str | None = None
 
     # ------------------------------------------------------------------ episode API
 
@@ -124,6 +134,7 @@ class WhipEnv:
                 seed=seed,
             )
             self.last_grade = None
+            self._trail, self._submitted_code = [], None
             return Observation(
                 task_id=task.info.id,
                 task_description=task.info.description,
@@ -137,6 +148,57 @@ class WhipEnv:
     def step(self, action: Any, *, on_progress: ProgressCallback | None = None) -> StepResult:
         """Run one action. ``on_progress`` receives partial results of long calls as they come
         (``{"losses": [...], "offset": n}`` from probes and grading), for live views."""
+        with self._lock:
+            res = self._step(action, on_progress=on_progress)
+            if self._task is not None:
+                graded = res.observation.action_type == "submit_fix" and not res.observation.error
+                entry = trail_entry(action, res, self._submitted_code if graded else None)
+                append_trail(self._trail, entry)
+            return res
+
+    def export(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        student_id: str | None = None,
+        assignment: str | None = None,
+    ) -> EpisodeRecord:
+        """The episode as an ``EpisodeRecord`` (task, variant seed, student id, final submitted
+        code, working copy, score and components, turn-by-turn trail), written to ``path`` as
+        strict JSON if given; ``load_episode`` reads it back. ``student_id`` defaults to
+        ``$WHIP_STUDENT_ID`` or ``$JUPYTERHUB_USER``."""
+        from . import __version__
+
+        with self._lock:
+            if self._task is None or self._copy is None:
+                raise ValueError("no episode to export: call reset() first")
+            st, grade = self._state, self.last_grade
+            record = EpisodeRecord(
+                whipstudio_version=__version__,
+                student_id=student_id_from_env() if student_id is None else student_id,
+                assignment=assignment,
+                task_id=self._task.info.id,
+                seed=st.seed,
+                variant=self._task.params,
+                episode_id=st.episode_id,
+                turns=st.turn,
+                max_turns=st.max_turns,
+                submissions=st.submissions,
+                max_submissions=self.max_submissions,
+                episode_done=st.episode_done,
+                final_code=self._submitted_code,
+                working_code=self._copy.code,
+                score=grade.score if grade else None,
+                best_score=st.best_reward,
+                components=(grade.details.get("components") or {}) if grade else {},
+                isolation=self.sandbox.isolation,
+                trail=[t.model_copy(deep=True) for t in self._trail],
+            )
+        if path is not None:
+            record.write(path)
+        return record
+
+    def _step(self, action: Any, *, on_progress: ProgressCallback | None = None) -> StepResult:
         with self._lock:
             self._check_open()
             st = self._state
@@ -267,6 +329,7 @@ class WhipEnv:
         code = action.fixed_code if action.fixed_code is not None else self._copy.code
         result = grade_code(self._task, code, self.sandbox, on_progress)
         self.last_grade = result
+        self._submitted_code = code
         return SubmitFixObservation(
             reward=result.score,
             error_log=result.output,

@@ -63,6 +63,14 @@ class WhipMagics(EpisodeSession, Magics):
     warm_start = Bool(
         True, help="Start the sandbox pool in the background when the extension loads."
     ).tag(config=True)
+    assignment = Unicode(
+        "",
+        help="An assignment.toml pinning this session (course mode): only its tasks, the "
+        "variant it gives this student, its turn, submission and hint limits.",
+    ).tag(config=True)
+    student_id = Unicode(
+        "", help="Student id saved by %whip_save; empty: $WHIP_STUDENT_ID or $JUPYTERHUB_USER."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -77,7 +85,9 @@ class WhipMagics(EpisodeSession, Magics):
         from .tasks import list_tasks
         from .widgets import TaskTable
 
-        return TaskTable(list_tasks(), self._best)
+        pin = self._pinned()
+        tasks = [t for t in list_tasks() if pin is None or t.id in pin.tasks]
+        return TaskTable(tasks, self._best)
 
     @magic_arguments()
     @argument("task", nargs="?", default=None, help="Task id, e.g. task1 (see %%whip_tasks).")
@@ -91,9 +101,17 @@ class WhipMagics(EpisodeSession, Magics):
         args = parse_argstring(self.whip_reset, line)
         from . import widgets as w
 
-        task_id = args.task or self.default_task
+        task_id, seed = args.task or self.default_task, args.seed
+        if (pin := self._pinned()) is not None:  # course mode: the assignment's task and variant
+            task_id = args.task or (self.default_task if self.default_task in pin.tasks
+                                    else pin.tasks[0])  # fmt: skip
+            pin.check_task(task_id)
+            seed = pin.seed_for(task_id, self._student())
+            if args.seed is not None and args.seed != seed:
+                return self._message(f"The assignment '{pin.name}' sets the variant: run "
+                                     f"%whip_reset {task_id} without --seed.")  # fmt: skip
         replaced = self._replaced_episode()
-        obs = self.env.reset(task_id, seed=args.seed)
+        obs = self.env.reset(task_id, seed=seed)
         self._timeline = []
         self._attempts = []
         self._hint_index = 0
@@ -303,6 +321,10 @@ class WhipMagics(EpisodeSession, Magics):
         if env.task is None:
             return self._message(NO_EPISODE)
         hints = env.task.hints
+        if (pin := self._pinned()) is not None and pin.hint_limit is not None:
+            if pin.hint_limit == 0:
+                return self._message(f"The assignment '{pin.name}' allows no hints.", "info")
+            hints = hints[: pin.hint_limit]
         if not hints:
             return self._message("This task has no hints.", "info")
         if args.all:
@@ -375,7 +397,34 @@ class WhipMagics(EpisodeSession, Magics):
         Returns the EpisodeResult (``res = _``); ``%whip_state`` shows the episode afterwards."""
         from .magics_agent import run_agent_magic
 
-        return run_agent_magic(self, parse_argstring(self.whip_agent, line))
+        args = parse_argstring(self.whip_agent, line)
+        if (pin := self._pinned()) is not None:
+            pin.check_task(args.task)
+        return run_agent_magic(self, args)
+
+    @magic_arguments()
+    @argument("path", nargs="?", default=None, help="File to write (default: TASK.episode.json).")
+    @line_magic
+    @_friendly
+    def whip_save(self, line: str = "") -> Any:
+        """Save the episode as one JSON file (WhipEnv.export): the task, variant seed, student
+        id, final submitted code, working copy, score and components, and the turn-by-turn trail.
+        This is the file a course collects; ``load_episode`` reads it back."""
+        args = parse_argstring(self.whip_save, line)
+        env = self.env
+        if env.task is None:
+            return self._message("No episode to save: start one with %whip_reset TASK.")
+        pin = self._pinned()
+        path = _strip_quotes(args.path) if args.path else f"{env.task.info.id}.episode.json"
+        student = self._student()
+        rec = env.export(path, student_id=student, assignment=pin.name if pin else None)
+        score = "not submitted yet" if rec.score is None else f"last score {rec.score:.3f}"
+        who = f" for {student}" if student else " (no student id: set WhipMagics.student_id)"
+        return self._message(
+            f"Saved {rec.task_id}{who} to {path}: turn {rec.turns}, {rec.submissions} "
+            f"submission{'s' if rec.submissions != 1 else ''}, {score}.",
+            "info" if student or pin is None else "error",
+        )
 
 
 def _first_line(code: str) -> str:
@@ -389,6 +438,7 @@ _MAGIC_NAMES = {
     "line": (
         "whip_tasks", "whip_reset", "whip_snippet", "whip_inspect", "whip_probe", "whip_vars",
         "whip_diff", "whip_submit", "whip_state", "whip_hint", "whip_code", "whip_agent",
+        "whip_save",
     ),
     "cell": (
         "whip_snippet", "whip_inspect", "whip_probe", "whip_vars", "whip_diff", "whip_submit",

@@ -71,12 +71,7 @@ class EpisodeSession:
             try:
                 from .env import WhipEnv
 
-                self._env = WhipEnv(
-                    tool_timeout_s=self.timeout,
-                    pool_size=self.pool_size,
-                    max_submissions=self.max_submissions,
-                    max_turns=self.max_turns or None,
-                )
+                self._env = WhipEnv(tool_timeout_s=self.timeout, pool_size=self.pool_size)
                 self._env_error = None
             except Exception as exc:  # reported on first use
                 self._env_error = exc
@@ -97,9 +92,23 @@ class EpisodeSession:
             raise RuntimeError(f"the sandbox could not start: {self._env_error}")
         env = self._env
         env.tool_timeout_s = self.timeout
-        env.max_submissions = self.max_submissions
-        env.max_turns_override = self.max_turns or None
+        pin = self._pinned()
+        env.max_submissions = pin.max_submissions if pin else self.max_submissions
+        env.max_turns_override = pin.max_turns if pin else (self.max_turns or None)
         return env
+
+    def _pinned(self) -> Any:
+        """The Assignment this session is pinned to (``assignment`` traitlet), or None."""
+        if not self.assignment:  # type: ignore[attr-defined]
+            return None
+        from .course.assignment import load_pinned
+
+        return load_pinned(self.assignment)  # type: ignore[attr-defined]
+
+    def _student(self) -> str:
+        from .episode_file import student_id_from_env
+
+        return self.student_id.strip() or student_id_from_env()  # type: ignore[attr-defined]
 
     def shutdown(self) -> None:
         """Close the environment and its sandbox pool (``%unload_ext``)."""
