@@ -1,0 +1,335 @@
+"""Attacks on a real ``whip serve`` with its defaults (loopback, no token): a web page driving
+it cross-site, oversized and deeply nested bodies, spoofed X-Forwarded-For, held-open
+connections, guessable or squatted episode ids. Each test is the attack; it must fail."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from server_proc import ServerProc, start_server
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
+
+pytestmark = pytest.mark.slow
+
+ALLOWED_ORIGIN = "https://notebooks.example.org"
+
+
+def strict_loads(text: str | bytes) -> object:
+    """json.loads that refuses the NaN/Infinity tokens Python's json would accept."""
+
+    def refuse(token: str) -> object:
+        raise ValueError(f"bare {token} in a response: not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    srv = start_server(
+        tmp_path_factory.mktemp("safety"),
+        "--allow-origin", ALLOWED_ORIGIN,
+        "--max-sessions", "3",
+        "--rate-limit", "reset=200/60",
+        "--rate-limit", "step=200/60",
+        "--header-timeout", "2",
+    )  # fmt: skip
+    yield srv
+    srv.stop()
+    assert "Traceback" not in srv.log(), srv.log()
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProc) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=120) as c:
+        yield c
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+# --------------------------------------------------------------------- cross-site requests
+
+
+def test_ws_from_a_foreign_origin_is_refused(server: ServerProc) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        ws_connect(server.ws_url, origin="http://evil.example").close()
+    assert info.value.response.status_code == 403
+    with pytest.raises(InvalidStatus):  # a look-alike of a loopback origin
+        ws_connect(server.ws_url, origin="http://127.0.0.1.evil.example").close()
+    port = server.url.rsplit(":", 1)[1]
+    for origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}", ALLOWED_ORIGIN, None):
+        with ws_connect(server.ws_url, origin=origin) as ws:  # type: ignore[arg-type]
+            ws.send(json.dumps({"type": "state"}))
+            assert json.loads(ws.recv(timeout=30))["type"] == "state"
+
+
+def test_simple_cross_site_posts_are_refused(server: ServerProc, client: httpx.Client) -> None:
+    # What a page can send without a CORS preflight: text/plain, form bodies, no body at all.
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "execute_snippet", "arguments": {"code": "print(1)"}},
+    }
+    body = json.dumps(call).encode()
+    before = client.get("/metrics").json()["total_steps"]
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        for path in ("/mcp", "/reset", "/step", "/grader", "/close"):
+            r = httpx.post(
+                server.url + path,
+                content=body,
+                headers={"Content-Type": ctype, "Origin": "http://evil.example"},
+            )
+            assert r.status_code == 415, (path, ctype, r.text)
+            assert "application/json" in r.json()["error"]
+    r = httpx.post(server.url + "/reset")  # an empty body, no Content-Type
+    assert r.status_code == 415
+    assert client.get("/metrics").json()["total_steps"] == before
+    ok = client.post("/reset", json={"task_id": "task1"})
+    assert ok.status_code == 200
+    r = client.post(
+        "/step",
+        content=json.dumps({"action": {"action_type": "view_code"}}),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert r.status_code == 200
+
+
+def test_no_permissive_cors(server: ServerProc) -> None:
+    pre = httpx.options(
+        server.url + "/mcp",
+        headers={
+            "Origin": "http://evil.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert "access-control-allow-origin" not in pre.headers
+    r = httpx.get(server.url + "/health", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+
+
+# --------------------------------------------------------------------- oversized input
+
+
+def test_oversized_bodies_get_413_and_memory_stays_bounded(
+    server: ServerProc, client: httpx.Client
+) -> None:
+    pid = server.proc.pid
+    before = rss_kb(pid)
+    big = json.dumps({"action": {"action_type": "execute_snippet", "code": "#" * 30_000_000}})
+    r = client.post("/step", content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413, r.text[:200]
+    assert "1048576" in r.json()["error"] or "1 MiB" in r.json()["error"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the cap must hold while streaming
+        yield b'{"action": {"action_type": "execute_snippet", "code": "'
+        for _ in range(30):
+            yield b"#" * 1_000_000
+        yield b'"}}'
+
+    r = client.post("/step", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    one_mb = json.dumps({"action": {"action_type": "execute_snippet", "code": "#" * 1_000_000}})
+    r = client.post("/step", content=one_mb, headers={"Content-Type": "application/json"})
+    assert r.status_code in (413, 422)
+    after = rss_kb(pid)
+    print(f"server RSS before {before / 1024:.0f} MB, after {after / 1024:.0f} MB")
+    assert after - before < 200 * 1024
+
+
+def test_string_fields_are_capped(client: httpx.Client) -> None:
+    client.post("/reset", json={"task_id": "task1"})
+    code = "x = 1\n" * 50_000  # 300 KB, under the body cap, over the field cap
+    r = client.post("/step", json={"action": {"action_type": "execute_snippet", "code": code}})
+    assert r.status_code == 422, r.text[:300]
+    assert "262144" in r.json()["error"]
+    r = client.post("/grader", json={"task_id": "task1", "code": code})
+    assert r.status_code == 422
+
+
+def test_deep_nesting_is_a_client_error(server: ServerProc, client: httpx.Client) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    for path in ("/mcp", "/step", "/reset", "/grader"):
+        r = client.post(path, content=deep, headers={"Content-Type": "application/json"})
+        assert r.status_code in (400, 422), (path, r.status_code, r.text[:200])
+    nested = {"a": None}
+    for _ in range(500):
+        nested = {"a": nested}
+    r = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "x", "params": nested})
+    assert r.status_code in (400, 422)
+    with ws_connect(server.ws_url) as ws:
+        ws.send(deep)
+        err = json.loads(ws.recv(timeout=30))
+        assert err["type"] == "error" and err["data"]["code"] in ("INVALID_JSON", "VALIDATION_ERROR")
+    # deeply nested *code* is the agent's problem: an in-band error, never a 500
+    client.post("/reset", json={"task_id": "task1"})
+    for code in ("-" * 200_000 + "1", "(" * 50_000 + ")" * 50_000, "[" * 10_000 + "]" * 10_000):
+        r = client.post("/step", json={"action": {"action_type": "execute_snippet", "code": code}})
+        assert r.status_code in (200, 422), (code[:5], r.status_code, r.text[:300])
+        assert "error" in r.json() or r.json()["observation"]["stderr"]
+
+
+def test_half_open_connections_are_dropped(server: ServerProc) -> None:
+    host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+    socks = []
+    for _ in range(50):
+        s = socket.create_connection((host, port))
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        socks.append(s)
+    idle = socket.create_connection((host, port))  # sends nothing at all
+    socks.append(idle)
+    time.sleep(4)
+    closed = 0
+    for s in socks:
+        s.settimeout(2)
+        try:
+            closed += s.recv(1024) == b""
+        except (ConnectionResetError, TimeoutError, OSError):
+            closed += 0
+        s.close()
+    assert closed == len(socks)
+
+
+# --------------------------------------------------------------------- sessions
+
+
+def test_clients_cannot_mint_episode_ids(client: httpx.Client) -> None:
+    r = client.post("/reset", json={"task_id": "task1", "episode_id": "victim-chosen-id"})
+    assert r.status_code == 404, r.text
+    r = client.post("/reset", json={"task_id": "task1"}, headers={"X-Episode-Id": "mine"})
+    assert r.status_code == 404
+    eid = client.post("/reset", json={"task_id": "task1"}).json()["episode_id"]
+    assert len(bytes.fromhex(eid)) >= 16  # 128 bits from the server
+    again = client.post("/reset", json={"task_id": "task2", "episode_id": eid})
+    assert again.status_code == 200 and again.json()["episode_id"] == eid
+
+
+def test_default_session_is_per_client(server: ServerProc) -> None:
+    local = httpx.HTTPTransport(local_address="127.0.0.2")
+    with (
+        httpx.Client(base_url=server.url, timeout=60) as a,
+        httpx.Client(base_url=server.url, timeout=60, transport=local) as b,
+    ):
+        assert a.post("/reset", json={"task_id": "task3"}).status_code == 200
+        sb = b.get("/state").json()
+        assert sb.get("task_id") is None, sb  # b has no episode: it must not see a's
+        r = b.post("/step", json={"action": {"action_type": "submit_fix"}})
+        assert r.status_code == 409
+        assert a.get("/state").json()["submitted"] is False
+
+
+def test_finished_episodes_free_their_slot(client: httpx.Client) -> None:
+    ids = []
+    for _ in range(5):  # the cap is 3 live episodes
+        r = client.post("/reset", json={"task_id": "task1"})
+        assert r.status_code == 200, r.text
+        eid = r.json()["episode_id"]
+        ids.append(eid)
+        body = {"episode_id": eid, "action": {"action_type": "submit_fix"}}
+        assert client.post("/step", json=body).json()["done"] is True
+    for eid in ids:  # still readable
+        st = client.get("/state", params={"episode_id": eid}).json()
+        assert st["submitted"] is True and st["episode_done"] is True
+
+
+# --------------------------------------------------------------------- rate limits
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    srv = start_server(
+        tmp_path_factory.mktemp("limited"),
+        "--rate-limit", "reset=5/60",
+        "--rate-limit", "step=5/60",
+    )  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+def test_spoofed_forwarded_for_does_not_bypass_limits(limited: ServerProc) -> None:
+    allowed = 0
+    for i in range(12):
+        r = httpx.post(
+            limited.url + "/reset",
+            json={"task_id": "task1"},
+            headers={"X-Forwarded-For": f"10.0.{i}.{i}", "X-Real-IP": f"10.1.{i}.{i}"},
+        )
+        allowed += r.status_code == 200
+        assert r.status_code in (200, 429), r.text
+    print(f"resets allowed with spoofed X-Forwarded-For: {allowed}/12")
+    assert allowed == 5
+
+
+def test_ws_messages_and_mcp_calls_are_rate_limited(limited: ServerProc) -> None:
+    local = httpx.HTTPTransport(local_address="127.0.0.3")  # a fresh client
+    with httpx.Client(base_url=limited.url, transport=local, timeout=60) as c:
+        call = {"jsonrpc": "2.0", "method": "tools/call",
+                "params": {"name": "view_code", "arguments": {}}}  # fmt: skip
+        codes = [c.post("/mcp", json={**call, "id": i}).json() for i in range(8)]
+        limited_calls = [x for x in codes if "error" in x and "Rate limit" in x["error"]["message"]]
+        assert len(limited_calls) == 3, codes
+    with ws_connect(limited.ws_url) as ws:
+        replies = []
+        for _ in range(8):
+            ws.send(json.dumps({"type": "step", "data": {"action_type": "view_code"}}))
+            replies.append(json.loads(ws.recv(timeout=30)))
+        # the loopback client 127.0.0.1 has spent its /step budget on nothing yet: 5 pass
+        errs = [r for r in replies if r["type"] == "error"]
+        assert len(errs) == 3 and all(e["data"]["code"] == "RATE_LIMITED" for e in errs), replies
+
+
+# --------------------------------------------------------------------- strict JSON
+
+
+def test_nan_probe_is_strict_json_over_http_ws_and_mcp(server: ServerProc) -> None:
+    from whipstudio_nb import load_task
+
+    buggy = load_task("task2").buggy_code
+    probe = {"action_type": "run_training_probe", "code": buggy, "steps": 200}
+    local = httpx.HTTPTransport(local_address="127.0.0.4")
+    with httpx.Client(base_url=server.url, timeout=300, transport=local) as c:
+        eid = c.post("/reset", json={"task_id": "task2"}).json()["episode_id"]
+        r = c.post("/step", json={"episode_id": eid, "action": probe})
+        assert r.status_code == 200, r.text[:500]
+        obs = strict_loads(r.content)["observation"]  # type: ignore[index]
+        check_nan_observation(obs)
+        call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                "params": {"name": "run_training_probe", "session_id": eid,
+                           "arguments": {"code": buggy, "steps": 200}}}  # fmt: skip
+        r = c.post("/mcp", json=call)
+        assert r.status_code == 200
+        res = strict_loads(r.content)["result"]  # type: ignore[index]
+        check_nan_observation(res["structuredContent"]["observation"])
+        check_nan_observation(strict_loads(res["content"][0]["text"])["observation"])  # type: ignore[index]
+        assert c.get("/state", params={"episode_id": eid}).json()["turn"] == 2
+    with ws_connect(server.ws_url) as ws:
+        ws.send(json.dumps({"type": "reset", "data": {"task_id": "task2"}}))
+        ws.recv(timeout=60)
+        ws.send(json.dumps({"type": "step", "data": probe}))
+        frame = ws.recv(timeout=300)
+        check_nan_observation(strict_loads(frame)["data"]["observation"])  # type: ignore[index]
+
+
+def check_nan_observation(obs: dict) -> None:
+    assert obs["loss_is_nan"] is True
+    assert None in obs["losses"]
+    nf = obs["non_finite"]
+    assert any(p.startswith("/losses/") for p in nf) and set(nf.values()) <= {
+        "NaN", "Infinity", "-Infinity"}  # fmt: skip
+    for pointer, kind in nf.items():  # each pointer names a null in the document
+        node: object = obs
+        for part in pointer.lstrip("/").split("/"):
+            node = node[int(part)] if isinstance(node, list) else node[part]  # type: ignore[index]
+        assert node is None, (pointer, kind)
