@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import __version__
+from .encoding import strict_text
 from .schemas import mcp_tools
 
-__all__ = ["PARSE_ERROR", "handle_mcp", "rpc_error"]
+__all__ = ["PARSE_ERROR", "RateLimitedError", "handle_mcp", "rpc_error"]
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -18,6 +18,14 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SERVER_ERROR = -32000
+RATE_LIMITED = -32029
+
+
+class RateLimitedError(Exception):
+    def __init__(self, message: str, wait_s: float) -> None:
+        self.wait_s = wait_s
+        super().__init__(message)
+
 
 PROTOCOL_VERSION = "2025-06-18"
 
@@ -83,12 +91,14 @@ async def handle_mcp(payload: Any, call_tool: CallTool) -> dict[str, Any]:
             result = await call_tool(name, arguments, session)
         except LookupError as exc:
             return rpc_error(INVALID_PARAMS, str(exc.args[0] if exc.args else exc), rid)
+        except RateLimitedError as exc:
+            return rpc_error(RATE_LIMITED, str(exc), rid, {"retry_after_s": round(exc.wait_s, 1)})
         except Exception as exc:  # a sandbox failure: report it, never crash the endpoint
             return rpc_error(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", rid)
         obs = result.get("observation", {})
         return _ok(
             {
-                "content": [{"type": "text", "text": json.dumps(result)}],
+                "content": [{"type": "text", "text": strict_text(result)}],
                 "structuredContent": result,
                 "isError": bool(obs.get("error")),
             },

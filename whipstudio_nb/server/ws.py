@@ -4,14 +4,15 @@ Client messages: ``{"type": "reset", "data": {...}}``, ``{"type": "step", "data"
 ``{"type": "state"}``, ``{"type": "close"}``, ``{"type": "mcp", "data": <JSON-RPC>}``.
 Server replies: ``{"type": "observation", "data": {"observation", "reward", "done"}}``,
 ``{"type": "state", "data": ...}``, ``{"type": "mcp", "data": ...}`` or
-``{"type": "error", "data": {"message", "code"}}`` with openenv-core's error codes.
+``{"type": "error", "data": {"message", "code"}}`` with openenv-core's error codes (plus
+RATE_LIMITED). Frames are strict JSON and obey the HTTP bodies' limits; messages count
+against the client's rate limits (step and MCP tools/call: ``step``; reset: ``reset``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -20,7 +21,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..errors import UnknownTaskError
 from ..tasks import load_task
-from .mcp import handle_mcp
+from .encoding import step_payload, strict_text
+from .guard import JSONLimitError, parse_json_limited
+from .mcp import RateLimitedError, handle_mcp
 from .schemas import ResetRequest
 from .sessions import CapacityError, Session
 
@@ -38,6 +41,7 @@ class WSErrorCode:
     CAPACITY_REACHED = "CAPACITY_REACHED"
     FACTORY_ERROR = "FACTORY_ERROR"
     SESSION_ERROR = "SESSION_ERROR"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -68,10 +72,12 @@ async def websocket_session(websocket: WebSocket, server: WhipServer) -> None:
                     websocket.receive(), timeout=server.sessions.idle_timeout_s
                 )
             except asyncio.TimeoutError:
-                await websocket.send_json(
-                    _error(
-                        WSErrorCode.SESSION_ERROR,
-                        f"Session expired after {server.sessions.idle_timeout_s:g} s idle",
+                await websocket.send_text(
+                    strict_text(
+                        _error(
+                            WSErrorCode.SESSION_ERROR,
+                            f"Session expired after {server.sessions.idle_timeout_s:g} s idle",
+                        )
                     )
                 )
                 break
@@ -80,10 +86,10 @@ async def websocket_session(websocket: WebSocket, server: WhipServer) -> None:
             raw = message.get("text")
             if raw is None and message.get("bytes") is not None:
                 raw = message["bytes"].decode("utf-8", errors="replace")
-            reply = await _handle(raw or "", session, server)
+            reply = await _handle(raw or "", session, server, websocket)
             if reply is None:  # close
                 break
-            await websocket.send_text(json.dumps(reply))
+            await websocket.send_text(strict_text(reply))
     except WebSocketDisconnect:
         pass
     finally:
@@ -97,13 +103,17 @@ async def websocket_session(websocket: WebSocket, server: WhipServer) -> None:
 
 async def _send_and_close(websocket: WebSocket, message: dict[str, Any], code: int) -> None:
     with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-        await websocket.send_json(message)
+        await websocket.send_text(strict_text(message))
         await websocket.close(code=code)
 
 
-async def _handle(raw: str, session: Session, server: WhipServer) -> dict[str, Any] | None:
+async def _handle(
+    raw: str, session: Session, server: WhipServer, websocket: WebSocket
+) -> dict[str, Any] | None:
     try:
-        msg = json.loads(raw)
+        msg = parse_json_limited(raw, server.config)
+    except JSONLimitError as exc:
+        return _error(WSErrorCode.VALIDATION_ERROR, f"Invalid message: {exc}")
     except ValueError as exc:
         return _error(WSErrorCode.INVALID_JSON, f"Invalid JSON: {exc}")
     if not isinstance(msg, dict):
@@ -112,6 +122,11 @@ async def _handle(raw: str, session: Session, server: WhipServer) -> dict[str, A
     data = msg.get("data", {})
     if kind == "close":
         return None
+    bucket = {"step": "step", "reset": "reset", "mcp": "mcp"}.get(kind, "ws")
+    try:
+        server.check_rate(bucket, websocket.scope, f"WebSocket {bucket} messages")
+    except RateLimitedError as exc:
+        return _error(WSErrorCode.RATE_LIMITED, str(exc), retry_after_s=round(exc.wait_s, 1))
     if kind == "state":
         return {"type": "state", "data": await run_in_threadpool(server.state_of, session)}
     if kind not in ("reset", "step", "mcp"):
@@ -132,26 +147,24 @@ async def _handle(raw: str, session: Session, server: WhipServer) -> dict[str, A
             return {"type": "observation", "data": out}
         if kind == "step":
             result = await run_in_threadpool(server.step_session, session, data)
-            obs = result.observation.model_dump(mode="json")
-            return {
-                "type": "observation",
-                "data": {"observation": obs, "reward": result.reward, "done": result.done},
-            }
+            return {"type": "observation", "data": step_payload(result)}
 
         async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
+            server.check_rate("step", websocket.scope, "MCP tools/call")
             result = await run_in_threadpool(
                 server.step_session, session, {**args, "action_type": name}
             )
-            obs = result.observation.model_dump(mode="json")
-            return {"observation": obs, "reward": result.reward, "done": result.done}
+            return step_payload(result)
 
         return {"type": "mcp", "data": await handle_mcp(data, call_tool)}
     except ValidationError as exc:
         return _error(
             WSErrorCode.VALIDATION_ERROR,
             "Invalid message",
-            errors=json.loads(exc.json(include_url=False)),
+            errors=exc.errors(include_url=False, include_context=False, include_input=False),
         )
+    except CapacityError as exc:
+        return _error(WSErrorCode.CAPACITY_REACHED, str(exc))
     except UnknownTaskError as exc:
         return _error(WSErrorCode.VALIDATION_ERROR, str(exc))
     except Exception as exc:
