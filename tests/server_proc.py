@@ -96,6 +96,17 @@ def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Se
     raise RuntimeError(f"whip serve did not start:\n{srv.log()}")
 
 
+def ws_connect_from(srv: ServerProc, source_ip: str, **kwargs: object) -> object:
+    """A WebSocket to ``srv`` from another loopback address: another client, with its own
+    rate-limit budget and default session."""
+    from websockets.sync.client import connect
+
+    sock = socket.socket()
+    sock.bind((source_ip, 0))
+    sock.connect(("127.0.0.1", int(srv.url.rsplit(":", 1)[1])))
+    return connect(srv.ws_url, sock=sock, **kwargs)  # type: ignore[arg-type]
+
+
 def descendants(pid: int) -> set[int]:
     """Every live process below ``pid`` (from /proc)."""
     children: dict[int, list[int]] = {}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from server_proc import ServerProc, start_server
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
@@ -120,6 +122,19 @@ def test_no_permissive_cors(server: ServerProc) -> None:
     assert "access-control-allow-origin" not in r.headers
 
 
+def test_dns_rebinding_host_is_refused(server: ServerProc) -> None:
+    # a page on evil.example whose name now resolves to 127.0.0.1 is same-origin with us
+    port = server.url.rsplit(":", 1)[1]
+    r = httpx.get(server.url + "/health", headers={"Host": f"evil.example:{port}"})
+    assert r.status_code == 403 and "Host" in r.json()["error"]
+    r = httpx.post(
+        server.url + "/reset", json={"task_id": "task1"}, headers={"Host": f"evil.example:{port}"}
+    )
+    assert r.status_code == 403
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        assert httpx.get(server.url + "/health", headers={"Host": host}).status_code == 200
+
+
 # --------------------------------------------------------------------- oversized input
 
 
@@ -172,7 +187,10 @@ def test_deep_nesting_is_a_client_error(server: ServerProc, client: httpx.Client
     with ws_connect(server.ws_url) as ws:
         ws.send(deep)
         err = json.loads(ws.recv(timeout=30))
-        assert err["type"] == "error" and err["data"]["code"] in ("INVALID_JSON", "VALIDATION_ERROR")
+        assert err["type"] == "error" and err["data"]["code"] in (
+            "INVALID_JSON",
+            "VALIDATION_ERROR",
+        )
     # deeply nested *code* is the agent's problem: an in-band error, never a 500
     client.post("/reset", json={"task_id": "task1"})
     for code in ("-" * 200_000 + "1", "(" * 50_000 + ")" * 50_000, "[" * 10_000 + "]" * 10_000):
@@ -333,3 +351,125 @@ def check_nan_observation(obs: dict) -> None:
         for part in pointer.lstrip("/").split("/"):
             node = node[int(part)] if isinstance(node, list) else node[part]  # type: ignore[index]
         assert node is None, (pointer, kind)
+
+
+# --------------------------------------------------------------------- property tests: no 500
+
+json_leaf = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+)  # fmt: skip
+json_any = st.recursive(
+    json_leaf,
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3)
+    ),
+    max_leaves=10,
+)
+CHEAP_TOOLS = ["view_code", "undo_edit", "reset_to_original", "replace_lines", "inspect_diff"]
+rpc_messages = st.fixed_dictionaries(
+    {},
+    optional={
+        "jsonrpc": st.sampled_from(["2.0", "1.0"]) | json_leaf,
+        "id": st.integers() | st.text(max_size=5) | json_any,
+        "method": st.sampled_from(
+            ["initialize", "ping", "tools/list", "tools/call", "nope", "notifications/initialized"]
+        ) | json_leaf,
+        "params": json_any | st.fixed_dictionaries(
+            {"name": st.sampled_from([*CHEAP_TOOLS, "fly"]) | json_leaf},
+            optional={"arguments": json_any, "session_id": json_leaf},
+        ),
+    },
+)  # fmt: skip
+ws_frames = st.fixed_dictionaries(
+    {"type": st.sampled_from(["reset", "step", "state", "mcp", "dance"]) | json_leaf},
+    optional={
+        "data": json_any
+        | rpc_messages
+        | st.fixed_dictionaries(
+            {"action_type": st.sampled_from(CHEAP_TOOLS)},
+            optional={
+                "start_line": json_any,
+                "end_line": json_any,
+                "new_code": json_any,
+                "proposed_code": json_any,
+            },
+        )  # fmt: skip
+        | st.fixed_dictionaries({}, optional={"task_id": json_leaf, "seed": json_leaf}),
+    },
+)
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+
+
+def test_fuzz_mcp_finds_no_500(server: ServerProc) -> None:
+    local = httpx.HTTPTransport(local_address="127.0.0.5")
+    with httpx.Client(base_url=server.url, timeout=60, transport=local) as c:
+        c.post("/reset", json={"task_id": "task1"})
+
+        @FUZZ
+        @given(rpc_messages | json_any | st.binary(max_size=30))
+        def check(msg: object) -> None:
+            raw = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
+            r = c.post("/mcp", content=raw, headers={"Content-Type": "application/json"})
+            assert r.status_code in (200, 400, 422, 429), (msg, r.status_code, r.text)
+            body = strict_loads(r.content)
+            assert isinstance(body, dict) and (body.get("jsonrpc") == "2.0" or "error" in body)
+
+        check()
+
+
+def test_fuzz_ws_frames_find_no_500(server: ServerProc) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.6", 0))
+    sock.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+    with ws_connect(server.ws_url, sock=sock) as ws:
+
+        @FUZZ
+        @given(ws_frames | json_any | st.text(max_size=20))
+        def check(frame: object) -> None:
+            if isinstance(frame, dict) and frame.get("type") == "close":
+                return
+            ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+            reply = strict_loads(ws.recv(timeout=60))
+            assert isinstance(reply, dict), reply
+            assert reply["type"] in ("observation", "state", "mcp", "error"), reply
+            if reply["type"] == "error":
+                assert reply["data"]["code"] != "EXECUTION_ERROR", (frame, reply)
+
+        check()
+        ws.send(json.dumps({"type": "state"}))
+        assert strict_loads(ws.recv(timeout=30))["type"] == "state"  # type: ignore[index]
+
+
+@pytest.fixture(scope="module")
+def behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    srv = start_server(
+        tmp_path_factory.mktemp("proxy"),
+        "--forwarded-allow-ips", "127.0.0.1",
+        "--rate-limit", "reset=2/60",
+        "--max-string", "1000",
+    )  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+def test_forwarded_for_is_believed_from_a_named_proxy(behind_proxy: ServerProc) -> None:
+    def reset(xff: str) -> int:
+        h = {"X-Forwarded-For": xff}
+        return httpx.post(behind_proxy.url + "/reset", json={}, headers=h).status_code
+
+    assert [reset("10.0.0.1") for _ in range(3)] == [200, 200, 429]
+    assert reset("10.0.0.2") == 200  # another client behind the proxy: its own budget
+
+
+def test_string_cap_is_configurable(behind_proxy: ServerProc) -> None:
+    h = {"X-Forwarded-For": "10.0.0.3"}
+    action = {"action_type": "execute_snippet", "code": "#" * 1001}
+    r = httpx.post(behind_proxy.url + "/step", json={"action": action}, headers=h)
+    assert r.status_code == 422 and "1000 characters (field 'action.code')" in r.json()["error"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, TypeAdapter
+from pydantic_core import to_jsonable_python
 
 __all__ = [
     "ACTION_TYPES",
@@ -414,7 +415,8 @@ def to_strict_json(value: Any) -> Any:
 
     Every non-finite float becomes None; when there were any, each object that declares or
     already carries a ``non_finite`` map, else the root object, records the JSON Pointer of
-    each from itself. Unknown objects become their ``str``. Raises UnencodableError.
+    each from itself. Other objects take pydantic's JSON form, else their ``str``. Raises
+    UnencodableError.
     """
     found: list[tuple[list[str], str]] = []
 
@@ -431,7 +433,8 @@ def to_strict_json(value: Any) -> Any:
         declares = False
         if isinstance(v, BaseModel):
             declares = NON_FINITE_KEY in type(v).model_fields
-            v = v.model_dump(mode="json")
+            # Python mode: JSON mode would turn a NaN in an Any-typed field into a silent null
+            v = v.model_dump(mode="python")
         if isinstance(v, dict):
             mark = len(found)
             out = {str(k): walk(x, [*path, str(k)], depth + 1) for k, x in v.items()}
@@ -443,7 +446,11 @@ def to_strict_json(value: Any) -> Any:
             return out
         if isinstance(v, (list, tuple)):
             return [walk(x, [*path, str(i)], depth + 1) for i, x in enumerate(v)]
-        return str(v)
+        try:  # dates, paths, enums, sets, bytes...: pydantic's JSON form of them
+            plain = to_jsonable_python(v)
+        except (TypeError, ValueError):
+            return str(v)
+        return str(v) if plain is v else walk(plain, path, depth + 1)
 
     try:
         out = walk(value, [], 0)
