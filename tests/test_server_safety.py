@@ -37,7 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
     srv = start_server(
         tmp_path_factory.mktemp("safety"),
         "--allow-origin", ALLOWED_ORIGIN,
-        "--max-sessions", "3",
+        "--max-sessions", "4",
         "--rate-limit", "reset=200/60",
         "--rate-limit", "step=200/60",
         "--header-timeout", "2",
@@ -51,6 +51,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
 def client(server: ServerProc) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=120) as c:
         yield c
+
+
+def close_default(c: httpx.Client) -> None:
+    """End this client's default episode, so that it holds no slot for later tests."""
+    eid = c.get("/state").json().get("episode_id")
+    if eid:
+        c.post("/close", json={"episode_id": eid})
 
 
 def rss_kb(pid: int) -> int:
@@ -246,11 +253,12 @@ def test_default_session_is_per_client(server: ServerProc) -> None:
         r = b.post("/step", json={"action": {"action_type": "submit_fix"}})
         assert r.status_code == 409
         assert a.get("/state").json()["submitted"] is False
+        close_default(a)
 
 
 def test_finished_episodes_free_their_slot(client: httpx.Client) -> None:
     ids = []
-    for _ in range(5):  # the cap is 3 live episodes
+    for _ in range(6):  # the cap is 4 live episodes
         r = client.post("/reset", json={"task_id": "task1"})
         assert r.status_code == 200, r.text
         eid = r.json()["episode_id"]
@@ -332,6 +340,7 @@ def test_nan_probe_is_strict_json_over_http_ws_and_mcp(server: ServerProc) -> No
         check_nan_observation(res["structuredContent"]["observation"])
         check_nan_observation(strict_loads(res["content"][0]["text"])["observation"])  # type: ignore[index]
         assert c.get("/state", params={"episode_id": eid}).json()["turn"] == 2
+        assert c.post("/close", json={"episode_id": eid}).status_code == 200
     with ws_connect(server.ws_url) as ws:
         ws.send(json.dumps({"type": "reset", "data": {"task_id": "task2"}}))
         ws.recv(timeout=60)
@@ -422,6 +431,7 @@ def test_fuzz_mcp_finds_no_500(server: ServerProc) -> None:
             assert isinstance(body, dict) and (body.get("jsonrpc") == "2.0" or "error" in body)
 
         check()
+        close_default(c)
 
 
 def test_fuzz_ws_frames_find_no_500(server: ServerProc) -> None:

@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pool-size", type=int, default=2, metavar="N", help="warm kernels (default 2)")
     s.add_argument("--rate-limit", action="append", metavar="NAME=N/S",
                    help="override a per-client limit, e.g. step=120/60 or reset=off "
-                   "(names: baseline, baseline_task, step, reset, grader)")  # fmt: skip
+                   "(names: baseline, baseline_task, step, reset, grader, mcp, ws)")  # fmt: skip
     s.add_argument("--no-rate-limit", action="store_true", help="disable every rate limit")
     s.add_argument("--allow-origin", action="append", metavar="URL",
                    help="a web page origin (scheme://host[:port]) allowed to open /ws, besides "
