@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_proc import ServerProc, start_server
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 pytestmark = pytest.mark.slow
@@ -166,6 +166,12 @@ def test_oversized_bodies_get_413_and_memory_stays_bounded(
     one_mb = json.dumps({"action": {"action_type": "execute_snippet", "code": "#" * 1_000_000}})
     r = client.post("/step", content=one_mb, headers={"Content-Type": "application/json"})
     assert r.status_code in (413, 422)
+    with ws_connect(server.ws_url, max_size=None) as ws:  # a WebSocket message too
+        ws.send(json.dumps({"type": "step", "data": {"action_type": "view_code",
+                                                     "thought": "#" * 2_000_000}}))  # fmt: skip
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
     after = rss_kb(pid)
     print(f"server RSS before {before / 1024:.0f} MB, after {after / 1024:.0f} MB")
     assert after - before < 200 * 1024
