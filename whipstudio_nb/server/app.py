@@ -24,11 +24,14 @@ from ..errors import SandboxError, UnknownTaskError
 from ..models import ErrorObservation, State, StepResult, to_strict_json
 from ..sandbox import Sandbox
 from ..tasks import find_task_dirs, list_tasks, load_task
+from .compat import adapt_action
 from .config import ServerConfig
 from .encoding import StrictJSONResponse, error_response, step_payload
 from .guard import GuardMiddleware, client_key, parse_json_limited, rate_limit_message
 from .mcp import PARSE_ERROR, RateLimitedError, handle_mcp, rpc_error
+from .mcp_sessions import HttpMcpSessions
 from .metrics import Metrics
+from .pages import add_pages
 from .ratelimit import RateLimiter
 from .schemas import (
     CloseRequest,
@@ -288,13 +291,18 @@ def create_app(
         body: StepRequest,
         x_episode_id: str | None = Header(default=None, max_length=255),
     ) -> StrictJSONResponse:
-        session = server.sessions.find(body.episode_id or x_episode_id, server.owner(request.scope))
+        action, inner_id = adapt_action(body.action)  # the original clients' shapes
+        session = server.sessions.find(
+            body.episode_id or x_episode_id or inner_id, server.owner(request.scope)
+        )
         if session is None:
             return error_response(409, NO_EPISODE_MSG, episode_done=True, reward=0.0)
-        result = await run_in_threadpool(server.step_session, session, body.action)
+        result = await run_in_threadpool(server.step_session, session, action)
         payload = step_body(result, session.id)
         if body.request_id is not None:
             payload["request_id"] = body.request_id
+        if isinstance(action.get("attempt_number"), int):
+            payload["attempt_number"] = action["attempt_number"]
         return StrictJSONResponse(payload, status_code=step_status(result))
 
     @app.get("/state", tags=["Episode"], summary="Get the current session state")
@@ -446,12 +454,14 @@ def create_app(
                 raise LookupError(str(exc)) from None
             if session is None:
                 raise LookupError(NO_EPISODE_MSG)
-            result = await run_in_threadpool(
-                server.step_session, session, {**args, "action_type": name}
-            )
+            action, _ = adapt_action({**args, "action_type": name})
+            result = await run_in_threadpool(server.step_session, session, action)
             return step_body(result, session.id)
 
-        return StrictJSONResponse(await handle_mcp(payload, call_tool))
+        sessions = HttpMcpSessions(server, request.scope)
+        return StrictJSONResponse(await handle_mcp(payload, call_tool, sessions))
+
+    add_pages(app, server)  # the original's /baseline/health, /session/state and / page
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:

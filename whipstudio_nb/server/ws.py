@@ -21,9 +21,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..errors import UnknownTaskError
 from ..tasks import load_task
+from .compat import adapt_action, mcp_step_request
 from .encoding import step_payload, strict_text
 from .guard import JSONLimitError, parse_json_limited
-from .mcp import RateLimitedError, handle_mcp
+from .mcp import RateLimitedError, handle_mcp, mcp_as_observation
+from .mcp_sessions import WsMcpSessions
 from .schemas import ResetRequest
 from .sessions import CapacityError, Session
 
@@ -145,18 +147,21 @@ async def _handle(
             out = await run_in_threadpool(server.reset_session, session, task_id, req.seed)
             out.pop("episode_id", None)
             return {"type": "observation", "data": out}
-        if kind == "step":
-            result = await run_in_threadpool(server.step_session, session, data)
-            return {"type": "observation", "data": step_payload(result)}
 
         async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
             server.check_rate("step", websocket.scope, "MCP tools/call")
-            result = await run_in_threadpool(
-                server.step_session, session, {**args, "action_type": name}
-            )
-            return step_payload(result)
+            action, _ = adapt_action({**args, "action_type": name})
+            return step_payload(await run_in_threadpool(server.step_session, session, action))
 
-        return {"type": "mcp", "data": await handle_mcp(data, call_tool)}
+        if kind == "step":
+            rpc = mcp_step_request(data)  # openenv's MCPToolClient: MCP, not an action
+            if rpc is not None:
+                reply = await handle_mcp(rpc, call_tool, WsMcpSessions(session))
+                return {"type": "observation", "data": mcp_as_observation(rpc, reply)}
+            action, _ = adapt_action(data)  # this connection's episode, whatever id it names
+            result = await run_in_threadpool(server.step_session, session, action)
+            return {"type": "observation", "data": step_payload(result)}
+        return {"type": "mcp", "data": await handle_mcp(data, call_tool, WsMcpSessions(session))}
     except ValidationError as exc:
         return _error(
             WSErrorCode.VALIDATION_ERROR,
