@@ -290,3 +290,21 @@ def test_reference_doc_examples(server: ServerProc) -> None:
         r = c.post("/step", json={"action": {"action_type": "view_code"}}).json()
         assert r["error"] == "Maximum turns (10) exceeded"
         assert (r["episode_done"], r["reward"], r["turn"]) == (True, 0.0, 11)
+
+
+def test_websocket_mcp_endpoint(server: ServerProc) -> None:
+    from websockets.sync.client import connect
+
+    def call(ws: Any, method: str, params: dict | None = None, rid: int = 1) -> dict:
+        ws.send(json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}))
+        return json.loads(ws.recv(timeout=120))
+
+    with connect(server.url.replace("http://", "ws://") + "/mcp") as ws:
+        assert len(call(ws, "tools/list")["result"]["tools"]) >= 6
+        sid = call(ws, "openenv/session/create")["result"]["session_id"]
+        res = call(ws, "tools/call", {"name": "execute_snippet", "arguments": {"code": "print(9)"}})
+        assert res["result"]["data"]["observation"]["stdout"] == "9\n"
+        err = call(ws, "openenv/session/close", {"session_id": sid})["error"]
+        assert "Cannot close active WebSocket-managed session" in err["message"]
+        ws.send("{oops")
+        assert json.loads(ws.recv(timeout=30))["error"]["code"] == -32700

@@ -467,6 +467,10 @@ def create_app(
     async def ws(websocket: WebSocket) -> None:
         await websocket_session(websocket, server)
 
+    @app.websocket("/mcp")
+    async def mcp_ws(websocket: WebSocket) -> None:  # openenv-core's WebSocket MCP
+        await websocket_session(websocket, server, mcp=True)
+
     return app
 
 

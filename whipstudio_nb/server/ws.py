@@ -24,7 +24,15 @@ from ..tasks import load_task
 from .compat import adapt_action, mcp_step_request
 from .encoding import step_payload, strict_text
 from .guard import JSONLimitError, parse_json_limited
-from .mcp import RateLimitedError, handle_mcp, mcp_as_observation
+from .mcp import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    RATE_LIMITED,
+    RateLimitedError,
+    handle_mcp,
+    mcp_as_observation,
+    rpc_error,
+)
 from .mcp_sessions import WsMcpSessions
 from .schemas import ResetRequest
 from .sessions import CapacityError, Session
@@ -50,10 +58,16 @@ def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "data": {"message": message, "code": code, **extra}}
 
 
-async def websocket_session(websocket: WebSocket, server: WhipServer) -> None:
+async def websocket_session(websocket: WebSocket, server: WhipServer, *, mcp: bool = False) -> None:
+    """One session for the connection. ``mcp``: the connection speaks bare JSON-RPC (openenv's
+    WebSocket /mcp), and its episode starts at once on the default task."""
     await websocket.accept()
     try:
         session = await run_in_threadpool(server.sessions.create, "ws")
+        if mcp:
+            from .app import default_task_id
+
+            await run_in_threadpool(server.reset_session, session, default_task_id(), None)
     except CapacityError as exc:
         err = _error(
             WSErrorCode.CAPACITY_REACHED,
@@ -88,7 +102,8 @@ async def websocket_session(websocket: WebSocket, server: WhipServer) -> None:
             raw = message.get("text")
             if raw is None and message.get("bytes") is not None:
                 raw = message["bytes"].decode("utf-8", errors="replace")
-            reply = await _handle(raw or "", session, server, websocket)
+            handler = _handle_rpc if mcp else _handle
+            reply = await handler(raw or "", session, server, websocket)
             if reply is None:  # close
                 break
             await websocket.send_text(strict_text(reply))
@@ -174,3 +189,25 @@ async def _handle(
         return _error(WSErrorCode.VALIDATION_ERROR, str(exc))
     except Exception as exc:
         return _error(WSErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}")
+
+
+async def _handle_rpc(
+    raw: str, session: Session, server: WhipServer, websocket: WebSocket
+) -> dict[str, Any] | None:
+    try:
+        msg = parse_json_limited(raw, server.config)
+    except JSONLimitError as exc:
+        return rpc_error(INVALID_REQUEST, str(exc))
+    except ValueError:
+        return rpc_error(PARSE_ERROR, "Parse error")
+    try:
+        server.check_rate("mcp", websocket.scope, "WebSocket MCP messages")
+    except RateLimitedError as exc:
+        return rpc_error(RATE_LIMITED, str(exc), None, {"retry_after_s": round(exc.wait_s, 1)})
+
+    async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
+        server.check_rate("step", websocket.scope, "MCP tools/call")
+        action, _ = adapt_action({**args, "action_type": name})
+        return step_payload(await run_in_threadpool(server.step_session, session, action))
+
+    return await handle_mcp(msg, call_tool, WsMcpSessions(session))
