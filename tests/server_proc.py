@@ -69,8 +69,9 @@ def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Se
     if "WHIP_SERVER_TOKEN" not in (env or {}):
         full_env.pop("WHIP_SERVER_TOKEN", None)
     with open(log_path, "wb") as log:
+        # -P: like the installed `whip` script, never import from the working directory
         proc = subprocess.Popen(
-            [sys.executable, "-m", "whipstudio_nb.cli", "serve", "--port", str(port), *args],
+            [sys.executable, "-P", "-m", "whipstudio_nb.cli", "serve", "--port", str(port), *args],
             cwd=ROOT,
             env=full_env,
             stdout=log,

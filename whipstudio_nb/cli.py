@@ -178,8 +178,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, token=args.token, max_sessions=args.max_sessions,
             idle_timeout_s=args.idle_timeout, pool_size=args.pool_size, rate_limits=limits,
             allow_origins=args.allow_origin or [], forwarded_allow_ips=args.forwarded_allow_ips,
-            max_body_bytes=args.max_body, max_string_chars=args.max_string,
-            header_timeout_s=args.header_timeout, limit_concurrency=args.limit_concurrency,
+            max_body_bytes=args.max_body, header_timeout_s=args.header_timeout,
+            limit_concurrency=args.limit_concurrency,
+            **({"max_string_chars": args.max_string} if args.max_string else {}),
         )  # fmt: skip
     except ValueError as exc:
         _err(str(exc))
@@ -265,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: from nobody)")  # fmt: skip
     s.add_argument("--max-body", type=_positive_int, default=1024 * 1024, metavar="BYTES",
                    help="largest request body or WebSocket message (default 1 MiB)")  # fmt: skip
-    s.add_argument("--max-string", type=_positive_int, default=256 * 1024, metavar="CHARS",
-                   help="longest string field, e.g. code (default 262144)")  # fmt: skip
+    s.add_argument("--max-string", type=_positive_int, default=None, metavar="CHARS",
+                   help="longest string field, e.g. code (default: the sandbox's limit, "
+                   "$WHIP_MAX_CODE_BYTES or 262144)")  # fmt: skip
     s.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
                    help="drop connections that send no complete request head in S s")  # fmt: skip
     s.add_argument("--limit-concurrency", type=_positive_int, default=512, metavar="N",

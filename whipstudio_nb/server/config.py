@@ -43,9 +43,15 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
 }
 
 MAX_BODY_BYTES = 1024 * 1024
-# The longest string field accepted: the sandbox's limit on the code one call may run.
-MAX_STRING_CHARS = 256 * 1024
 MAX_JSON_DEPTH = 32
+
+
+def _sandbox_string_limit() -> int:
+    """The longest string field accepted by default: the sandbox's own limit on the code and
+    strings one action carries (WHIP_MAX_CODE_BYTES, 256 KiB unless set)."""
+    from ..sandbox.policy import max_field_bytes
+
+    return max_field_bytes()
 
 
 def parse_rate_limit(text: str) -> tuple[str, RateLimit | None]:
@@ -107,7 +113,7 @@ class ServerConfig:
     # Browser pages allowed to open a WebSocket besides loopback ones (scheme://host[:port]).
     allow_origins: list[str] = field(default_factory=list)
     max_body_bytes: int = MAX_BODY_BYTES
-    max_string_chars: int = MAX_STRING_CHARS
+    max_string_chars: int = field(default_factory=_sandbox_string_limit)
     max_json_depth: int = MAX_JSON_DEPTH
     # Proxies whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips); None: nobody's.
     forwarded_allow_ips: str | None = None
