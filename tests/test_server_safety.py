@@ -212,6 +212,17 @@ def test_deep_nesting_is_a_client_error(server: ServerProc, client: httpx.Client
         assert "error" in r.json() or r.json()["observation"]["stderr"]
 
 
+def test_nan_and_infinity_tokens_in_requests_are_refused(client: httpx.Client) -> None:
+    # Python's json would take them; strict JSON has no such tokens, in or out
+    body = '{"action": {"action_type": "view_code"}, "timeout_s": NaN}'
+    r = client.post("/step", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "NaN is not JSON" in r.json()["error"]
+    r = client.post(
+        "/reset", content='{"seed": Infinity}', headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400
+
+
 def test_half_open_connections_are_dropped(server: ServerProc) -> None:
     host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
     socks = []

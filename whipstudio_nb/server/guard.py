@@ -74,10 +74,14 @@ def json_limit_problem(value: Any, config: ServerConfig) -> JSONLimitError | Non
     return None
 
 
+def _refuse_constant(token: str) -> Any:
+    raise JSONLimitError(400, f"Malformed JSON body: {token} is not JSON (send null or a string)")
+
+
 def parse_json_limited(raw: str | bytes, config: ServerConfig) -> Any:
     """json.loads under the server's limits; raises ValueError (JSONLimitError for a limit)."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_refuse_constant)
     except RecursionError:
         raise JSONLimitError(
             400, f"JSON nested more than {config.max_json_depth} levels deep"
