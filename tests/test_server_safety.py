@@ -367,6 +367,7 @@ def test_nan_probe_is_strict_json_over_http_ws_and_mcp(server: ServerProc) -> No
 
 
 def check_nan_observation(obs: dict) -> None:
+    print(f"NaN probe: {len(obs['losses'])} losses, {len(obs['non_finite'])} sent as null")
     assert obs["loss_is_nan"] is True
     assert None in obs["losses"]
     nf = obs["non_finite"]
