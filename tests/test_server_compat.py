@@ -277,8 +277,11 @@ def test_reference_doc_examples(server: ServerProc) -> None:
         assert r.json()["error"] == f"Unknown task_id: task99. Available: {ids}"
         r = c.post("/step", json={"action": {"action_type": "execute_snippet",
                                              "code": "import requests"}})  # fmt: skip
-        assert r.json()["error"].startswith("Security violation: import 'requests' is not "
-                                            "allowed. Allowed: torch, numpy")  # fmt: skip
+        assert r.json()["error"] == (  # the reference doc's text, word for word
+            "Security violation: import 'requests' is not allowed. Allowed: torch, numpy, "
+            "sklearn, pandas, matplotlib, scipy, math, random, os, sys, collections, itertools, "
+            "functools, json, re, typing"
+        )
         assert r.json()["episode_done"] is False
         c.post("/step", json={"action": {"action_type": "submit_fix"}})
         r = c.post("/step", json={"action": {"action_type": "view_code"}}).json()
