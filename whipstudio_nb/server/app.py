@@ -66,12 +66,14 @@ DESCRIPTION = (
 def step_status(result: StepResult) -> int:
     """200 for a step that ran (even if the tool reported an error in-band); 4xx for a step
     the environment refused: 409 when the episode does not accept steps, 422 for an invalid,
-    unknown or forbidden action."""
+    unknown or forbidden action; 503 when the sandbox could not run it (no turn was used)."""
     obs = result.observation
     if not isinstance(obs, ErrorObservation) or obs.error is None:
         return 200
     if obs.error in (EPISODE_DONE_MSG, NO_EPISODE_MSG) or obs.error.startswith("Maximum turns"):
         return 409
+    if obs.error.startswith("Sandbox unavailable:"):
+        return 503
     return 422
 
 
@@ -81,18 +83,6 @@ def step_body(result: StepResult, episode_id: str) -> dict[str, Any]:
     if obs.get("error"):  # the reference's flat error shape, alongside the observation
         body.update(error=obs["error"], episode_done=obs["episode_done"], turn=obs["turn"])
     return body
-
-
-def unparsable_code(action: Any) -> StepResult:
-    """Code too deeply nested for Python's parser (it raises instead of a SyntaxError): the
-    agent's mistake, refused in-band like any invalid action, costing no turn."""
-    kind = action.get("action_type") if isinstance(action, dict) else None
-    return StepResult(
-        observation=ErrorObservation(
-            action_type=kind if isinstance(kind, str) else "invalid",
-            error="Invalid action: the code is nested too deeply for Python to parse",
-        )
-    )
 
 
 class WhipServer:
@@ -127,10 +117,7 @@ class WhipServer:
 
     def step_session(self, session: Session, action: Any) -> StepResult:
         with self.sessions.use(session) as env:
-            try:
-                result = env.step(action)
-            except (RecursionError, MemoryError):
-                result = unparsable_code(action)
+            result = env.step(action)  # code too nested to parse: refused in-band by env
             if result.done:
                 self.sessions.finish(session)
         self.metrics.step(result.observation.action_type, result)
@@ -303,7 +290,9 @@ def create_app(
             payload["request_id"] = body.request_id
         if isinstance(action.get("attempt_number"), int):
             payload["attempt_number"] = action["attempt_number"]
-        return StrictJSONResponse(payload, status_code=step_status(result))
+        status = step_status(result)
+        headers = {"Retry-After": "10"} if status == 503 else None
+        return StrictJSONResponse(payload, status_code=status, headers=headers)
 
     @app.get("/state", tags=["Episode"], summary="Get the current session state")
     async def state(
