@@ -69,8 +69,9 @@ def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Se
     if "WHIP_SERVER_TOKEN" not in (env or {}):
         full_env.pop("WHIP_SERVER_TOKEN", None)
     with open(log_path, "wb") as log:
+        # -P: like the installed `whip` script, never import from the working directory
         proc = subprocess.Popen(
-            [sys.executable, "-m", "whipstudio_nb.cli", "serve", "--port", str(port), *args],
+            [sys.executable, "-P", "-m", "whipstudio_nb.cli", "serve", "--port", str(port), *args],
             cwd=ROOT,
             env=full_env,
             stdout=log,
@@ -94,6 +95,17 @@ def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Se
         time.sleep(0.1)
     srv.stop()
     raise RuntimeError(f"whip serve did not start:\n{srv.log()}")
+
+
+def ws_connect_from(srv: ServerProc, source_ip: str, **kwargs: object) -> object:
+    """A WebSocket to ``srv`` from another loopback address: another client, with its own
+    rate-limit budget and default session."""
+    from websockets.sync.client import connect
+
+    sock = socket.socket()
+    sock.bind((source_ip, 0))
+    sock.connect(("127.0.0.1", int(srv.url.rsplit(":", 1)[1])))
+    return connect(srv.ws_url, sock=sock, **kwargs)  # type: ignore[arg-type]
 
 
 def descendants(pid: int) -> set[int]:

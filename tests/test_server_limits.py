@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from server_proc import ROOT, ServerProc, alive, descendants, start_server
+from server_proc import ROOT, ServerProc, alive, descendants, start_server, ws_connect_from
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
@@ -166,7 +166,8 @@ def test_baseline_rate_limit(client: httpx.Client) -> None:
 
 
 def test_sigterm_closes_every_kernel(server: ServerProc, client: httpx.Client) -> None:
-    with ws_connect(server.ws_url, additional_headers=AUTH) as ws:
+    # from a client whose /step budget (WebSocket steps count too) the tests above left alone
+    with ws_connect_from(server, "127.0.0.9", additional_headers=AUTH) as ws:
         ws.send(json.dumps({"type": "reset", "data": {"task_id": "task1"}}))
         ws.recv(timeout=60)
         ws.send(

@@ -177,6 +177,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = ServerConfig(
             host=args.host, port=args.port, token=args.token, max_sessions=args.max_sessions,
             idle_timeout_s=args.idle_timeout, pool_size=args.pool_size, rate_limits=limits,
+            allow_origins=args.allow_origin or [], forwarded_allow_ips=args.forwarded_allow_ips,
+            max_body_bytes=args.max_body, header_timeout_s=args.header_timeout,
+            limit_concurrency=args.limit_concurrency,
+            **({"max_string_chars": args.max_string} if args.max_string else {}),
         )  # fmt: skip
     except ValueError as exc:
         _err(str(exc))
@@ -252,8 +256,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pool-size", type=int, default=2, metavar="N", help="warm kernels (default 2)")
     s.add_argument("--rate-limit", action="append", metavar="NAME=N/S",
                    help="override a per-client limit, e.g. step=120/60 or reset=off "
-                   "(names: baseline, baseline_task, step, reset, grader)")  # fmt: skip
+                   "(names: baseline, baseline_task, step, reset, grader, mcp, ws)")  # fmt: skip
     s.add_argument("--no-rate-limit", action="store_true", help="disable every rate limit")
+    s.add_argument("--allow-origin", action="append", metavar="URL",
+                   help="a web page origin (scheme://host[:port]) allowed to open /ws, besides "
+                   "loopback ones (repeatable)")  # fmt: skip
+    s.add_argument("--forwarded-allow-ips", metavar="IPS", default=None,
+                   help="believe X-Forwarded-For only from these proxies (uvicorn's option; "
+                   "default: from nobody)")  # fmt: skip
+    s.add_argument("--max-body", type=_positive_int, default=1024 * 1024, metavar="BYTES",
+                   help="largest request body or WebSocket message (default 1 MiB)")  # fmt: skip
+    s.add_argument("--max-string", type=_positive_int, default=None, metavar="CHARS",
+                   help="longest string field, e.g. code (default: the sandbox's limit, "
+                   "$WHIP_MAX_CODE_BYTES or 262144)")  # fmt: skip
+    s.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="drop connections that send no complete request head in S s")  # fmt: skip
+    s.add_argument("--limit-concurrency", type=_positive_int, default=512, metavar="N",
+                   help="connections at once before answering 503 (default 512)")  # fmt: skip
     s.set_defaults(func=cmd_serve)
 
     from .course.cli import add_course_parser  # course mode: a layer of its own

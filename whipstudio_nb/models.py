@@ -6,13 +6,18 @@ JSON Schemas for the HTTP server and the LLM tools are generated from these clas
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, TypeAdapter
+from pydantic_core import to_jsonable_python
 
 __all__ = [
     "ACTION_TYPES",
+    "NON_FINITE_KEY",
+    "UnencodableError",
     "Action",
     "ActionAdapter",
     "CodeObservation",
@@ -43,6 +48,9 @@ __all__ = [
     "UndoEditAction",
     "VariableState",
     "ViewCodeAction",
+    "dumps",
+    "restore_non_finite",
+    "to_strict_json",
 ]
 
 
@@ -201,6 +209,15 @@ class ToolObservation(BaseModel):
     episode_done: bool = False
     reward: float = 0.0
     error: str | None = None
+    non_finite: dict[str, str] = Field(
+        default_factory=dict,
+        exclude_if=lambda v: not v,
+        description=(
+            "Set by the JSON encoder, present only when needed: each JSON Pointer (RFC 6901, "
+            "from this object) of a value that was NaN, Infinity or -Infinity and is sent as "
+            "null, mapped to which of the three it was."
+        ),
+    )
 
 
 class ErrorObservation(ToolObservation):
@@ -370,3 +387,112 @@ class TaskSpec(BaseModel):
     # The pack's sources with their {{placeholders}}, so that any variant can be rendered.
     templates: dict[str, str | None] = Field(default_factory=dict, exclude=True, repr=False)
     seed: int | None = None
+
+
+# --------------------------------------------------------------------- strict JSON
+# The one encoder for every wire and file format (HTTP bodies, WebSocket frames, MCP results,
+# JSONL trajectories): strict JSON never holds a bare NaN/Infinity token, so non-finite floats
+# travel as null and the object they sit in says which they were under NON_FINITE_KEY.
+
+NON_FINITE_KEY = "non_finite"
+MAX_ENCODE_DEPTH = 200
+
+
+class UnencodableError(ValueError):
+    """A value that has no JSON form (a cycle, nesting deeper than MAX_ENCODE_DEPTH)."""
+
+
+def _pointer(parts: list[str]) -> str:
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _float_name(x: float) -> str:
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+
+
+def to_strict_json(value: Any) -> Any:
+    """A copy of ``value`` (pydantic models are dumped in JSON mode) that strict JSON can hold.
+
+    Every non-finite float becomes None; when there were any, each object that declares or
+    already carries a ``non_finite`` map, else the root object, records the JSON Pointer of
+    each from itself. Other objects take pydantic's JSON form, else their ``str``. Raises
+    UnencodableError.
+    """
+    found: list[tuple[list[str], str]] = []
+
+    def walk(v: Any, path: list[str], depth: int) -> Any:
+        if depth > MAX_ENCODE_DEPTH:
+            raise UnencodableError(f"nested deeper than {MAX_ENCODE_DEPTH} levels")
+        if v is None or isinstance(v, (str, bool, int)):
+            return v
+        if isinstance(v, float):
+            if math.isfinite(v):
+                return v
+            found.append((path, _float_name(v)))
+            return None
+        declares = False
+        if isinstance(v, BaseModel):
+            declares = NON_FINITE_KEY in type(v).model_fields
+            # Python mode: JSON mode would turn a NaN in an Any-typed field into a silent null
+            v = v.model_dump(mode="python")
+        if isinstance(v, dict):
+            mark = len(found)
+            out = {str(k): walk(x, [*path, str(k)], depth + 1) for k, x in v.items()}
+            marks = out.get(NON_FINITE_KEY, {} if declares else None)
+            if isinstance(marks, dict) and len(found) > mark:
+                mine, found[mark:] = found[mark:], []
+                marks.update({_pointer(p[len(path) :]): k for p, k in mine})
+                out[NON_FINITE_KEY] = marks
+            return out
+        if isinstance(v, (list, tuple)):
+            return [walk(x, [*path, str(i)], depth + 1) for i, x in enumerate(v)]
+        try:  # dates, paths, enums, sets, bytes...: pydantic's JSON form of them
+            plain = to_jsonable_python(v)
+        except (TypeError, ValueError):
+            return str(v)
+        return str(v) if plain is v else walk(plain, path, depth + 1)
+
+    try:
+        out = walk(value, [], 0)
+    except RecursionError:
+        raise UnencodableError("nested too deeply") from None
+    if found:
+        if not isinstance(out, dict):
+            raise UnencodableError("non-finite numbers outside any object")
+        out.setdefault(NON_FINITE_KEY, {}).update({_pointer(p): k for p, k in found})
+    return out
+
+
+def dumps(value: Any, *, indent: int | None = None) -> str:
+    """Strict JSON text for ``value`` (see ``to_strict_json``); never a bare NaN/Infinity."""
+    return json.dumps(to_strict_json(value), allow_nan=False, ensure_ascii=False, indent=indent)
+
+
+def restore_non_finite(data: dict[str, Any]) -> dict[str, Any]:
+    """The inverse for Python readers: put NaN/Infinity back where ``non_finite`` says,
+    in every object that carries the map (a copy; ``data`` is left alone)."""
+    values = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if not isinstance(v, dict):
+            return v
+        out = {k: walk(x) for k, x in v.items()}
+        marks = out.pop(NON_FINITE_KEY, None)
+        for pointer, kind in (marks or {}).items() if isinstance(marks, dict) else ():
+            parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+            node: Any = out
+            try:
+                for p in parts[:-1]:
+                    node = node[int(p)] if isinstance(node, list) else node[p]
+                last = parts[-1]
+                if isinstance(node, list):
+                    node[int(last)] = values.get(kind, math.nan)
+                else:
+                    node[last] = values.get(kind, math.nan)
+            except (KeyError, IndexError, ValueError, TypeError):
+                continue  # a pointer that names nothing: leave the document as it is
+        return out
+
+    return dict(walk(data))

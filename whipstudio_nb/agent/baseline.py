@@ -351,9 +351,8 @@ def baseline_main(
 ) -> int:
     """``whip baseline``: the three reference lines per task on ``out`` (stdout), nothing else;
     diagnostics on stderr. 0 when the run completed, 2 for a usage or configuration error."""
-    import json
-
     from ..errors import UnknownTaskError
+    from ..models import dumps
     from ..tasks import find_task_dirs
 
     out = out or sys.stdout
@@ -405,7 +404,7 @@ def baseline_main(
     finally:
         _close_quietly(env)
     if as_json:
-        print(json.dumps(_baseline_dict(results, cfg.model, use_tools), indent=2), file=out)
+        print(dumps(_baseline_dict(results, cfg.model, use_tools), indent=2), file=out)
     if interrupted:
         print("whip: error: interrupted", file=sys.stderr)
         return 130

@@ -10,7 +10,6 @@ turn); it comes back to the policy as an observation whose ``error`` starts with
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..models import ErrorObservation, SubmitFixAction, SubmitFixObservation
+from ..models import (
+    ErrorObservation,
+    SubmitFixAction,
+    SubmitFixObservation,
+    dumps,
+    to_strict_json,
+)
 from .config import success_threshold as _env_threshold
 from .parsing import InvalidAction, validate_action
 from .policies import EndpointError
@@ -55,19 +60,9 @@ StopReason = Literal[
 ]
 
 
-def _json_safe(value: Any) -> Any:
-    """Non-finite floats become None so that every record is strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def _dump(model: BaseModel) -> dict[str, Any]:
-    return dict(_json_safe(model.model_dump(mode="json")))
+    """Strict JSON data (models' one encoder): NaN/Inf as null, listed under non_finite."""
+    return dict(to_strict_json(model))
 
 
 class StepTiming(BaseModel):
@@ -138,10 +133,9 @@ class EpisodeResult(BaseModel):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as f:
-            f.write(json.dumps(_json_safe(self.header()), allow_nan=False) + "\n")
+            f.write(dumps(self.header()) + "\n")
             for s in self.steps:
-                rec = {"type": "step", **s.model_dump(mode="json")}
-                f.write(json.dumps(_json_safe(rec), allow_nan=False) + "\n")
+                f.write(dumps({"type": "step", **s.model_dump(mode="json")}) + "\n")
         return path
 
     @classmethod
@@ -283,7 +277,7 @@ def run_episode(
                 stop_reason = "policy_stopped"
                 break
             if isinstance(choice, dict):
-                choice = validate_action(choice, json.dumps(choice, default=str))
+                choice = validate_action(choice, dumps(choice))
             if isinstance(choice, InvalidAction):
                 parse_errors += 1
                 last_key, repeats = None, 0

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..models import restore_non_finite
 from ..working_copy import number_lines
 
 __all__ = ["render_observation", "render_reset", "summarize_observation", "truncate"]
@@ -33,7 +34,7 @@ def truncate(text: str, limit: int = MAX_TEXT) -> str:
 def _as_dict(obs: Any) -> dict[str, Any]:
     if isinstance(obs, BaseModel):
         return obs.model_dump()
-    return dict(obs)
+    return restore_non_finite(dict(obs))  # a loaded trajectory's nulls that were NaN/Inf
 
 
 def _num(x: Any) -> str:

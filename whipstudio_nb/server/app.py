@@ -8,30 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
 import threading
-import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Header, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..env import EPISODE_DONE_MSG, NO_EPISODE_MSG
 from ..errors import SandboxError, UnknownTaskError
-from ..models import ErrorObservation, State, StepResult
+from ..models import ErrorObservation, State, StepResult, to_strict_json
 from ..sandbox import Sandbox
 from ..tasks import find_task_dirs, list_tasks, load_task
+from .compat import adapt_action
 from .config import ServerConfig
-from .mcp import PARSE_ERROR, handle_mcp, rpc_error
+from .encoding import StrictJSONResponse, error_response, step_payload
+from .guard import GuardMiddleware, client_key, parse_json_limited, rate_limit_message
+from .mcp import PARSE_ERROR, RateLimitedError, handle_mcp, rpc_error
+from .mcp_sessions import HttpMcpSessions
+from .metrics import Metrics
+from .pages import add_pages
 from .ratelimit import RateLimiter
 from .schemas import (
     CloseRequest,
@@ -45,7 +45,6 @@ from .schemas import (
 )
 from .sessions import (
     CapacityError,
-    EpisodeIdInUseError,
     Session,
     SessionManager,
     ShuttingDownError,
@@ -53,7 +52,7 @@ from .sessions import (
 )
 from .ws import websocket_session
 
-__all__ = ["EPISODE_HEADER", "Metrics", "WhipServer", "create_app"]
+__all__ = ["EPISODE_HEADER", "WhipServer", "create_app"]
 
 log = logging.getLogger("whipstudio_nb.server")
 
@@ -64,77 +63,23 @@ DESCRIPTION = (
 )
 
 
-def error_response(
-    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
-
-
-class Metrics:
-    """The reference's /metrics counters (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.started = time.time()
-        self.total_resets = 0
-        self.total_steps = 0
-        self.total_grades = 0
-        self.rewards: list[float] = []
-        self.task_distribution: Counter[str] = Counter()
-        self.tool_usage: Counter[str] = Counter()
-
-    def reset(self, task_id: str) -> None:
-        with self._lock:
-            self.total_resets += 1
-            self.task_distribution[task_id] += 1
-
-    def step(self, action_type: str, result: StepResult) -> None:
-        with self._lock:
-            self.total_steps += 1
-            self.tool_usage[action_type] += 1
-            if action_type == "submit_fix" and result.observation.error is None:
-                self.rewards.append(result.reward)
-
-    def grade(self) -> None:
-        with self._lock:
-            self.total_grades += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            avg = sum(self.rewards) / len(self.rewards) if self.rewards else 0.0
-            return {
-                "total_resets": self.total_resets,
-                "total_steps": self.total_steps,
-                "avg_reward": round(avg, 4),
-                "task_distribution": dict(self.task_distribution),
-                "tool_usage": dict(self.tool_usage),
-                # additions
-                "total_submissions": len(self.rewards),
-                "total_grades": self.total_grades,
-                "uptime_s": round(time.time() - self.started, 1),
-            }
-
-
 def step_status(result: StepResult) -> int:
     """200 for a step that ran (even if the tool reported an error in-band); 4xx for a step
     the environment refused: 409 when the episode does not accept steps, 422 for an invalid,
-    unknown or forbidden action."""
+    unknown or forbidden action; 503 when the sandbox could not run it (no turn was used)."""
     obs = result.observation
     if not isinstance(obs, ErrorObservation) or obs.error is None:
         return 200
     if obs.error in (EPISODE_DONE_MSG, NO_EPISODE_MSG) or obs.error.startswith("Maximum turns"):
         return 409
+    if obs.error.startswith("Sandbox unavailable:"):
+        return 503
     return 422
 
 
 def step_body(result: StepResult, episode_id: str) -> dict[str, Any]:
-    obs = result.observation.model_dump(mode="json")
-    body: dict[str, Any] = {
-        "observation": obs,
-        "reward": result.reward,
-        "done": result.done,
-        "episode_id": episode_id,
-    }
+    body = step_payload(result, episode_id=episode_id)
+    obs = body["observation"]
     if obs.get("error"):  # the reference's flat error shape, alongside the observation
         body.update(error=obs["error"], episode_done=obs["episode_done"], turn=obs["turn"])
     return body
@@ -162,16 +107,19 @@ class WhipServer:
     # -------------------------------------------------------------- episode operations
 
     def reset_session(self, session: Session, task_id: str, seed: int | None) -> dict[str, Any]:
+        self.sessions.revive(session)
         with self.sessions.use(session) as env:
             obs = env.reset(task_id, seed=seed)
         self.metrics.reset(obs.task_id)
-        data = obs.model_dump(mode="json")
+        data = to_strict_json(obs)
         data["episode_id"] = session.id
         return {"observation": data, "reward": 0.0, "done": False, "episode_id": session.id}
 
     def step_session(self, session: Session, action: Any) -> StepResult:
         with self.sessions.use(session) as env:
-            result = env.step(action)
+            result = env.step(action)  # code too nested to parse: refused in-band by env
+            if result.done:
+                self.sessions.finish(session)
         self.metrics.step(result.observation.action_type, result)
         return result
 
@@ -183,6 +131,18 @@ class WhipServer:
         data["episode_id"] = session.id
         return data
 
+    def owner(self, scope: Any) -> str:
+        """Whose default session a request without an episode id uses: with auth on, the
+        token's (there is one token); else the client address's."""
+        return "token" if self.config.token else "addr:" + client_key(scope)
+
+    def check_rate(self, bucket: str, scope: Any, what: str) -> None:
+        """For limits inside a connection (WebSocket messages, MCP calls)."""
+        wait = self.limiter.check(bucket, client_key(scope))
+        if wait is not None:
+            message, _ = rate_limit_message(self.limiter, bucket, what, wait)
+            raise RateLimitedError(message, wait)
+
     def close(self) -> None:
         self.sessions.close()
 
@@ -190,73 +150,6 @@ class WhipServer:
 def default_task_id() -> str:
     ids = list(find_task_dirs())
     return "task1" if "task1" in ids or not ids else ids[0]
-
-
-def _client_key(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
-def _bucket(method: str, path: str) -> str | None:
-    if method == "POST" and path in ("/reset", "/step", "/grader"):
-        return path[1:]
-    if method == "GET" and path == "/baseline":
-        return "baseline"
-    if method == "GET" and path.startswith("/baseline/task/"):
-        return "baseline_task"
-    return None
-
-
-class GuardMiddleware:
-    """Bearer-token auth (HTTP and WebSocket) and per-client rate limits, before any route."""
-
-    def __init__(self, app: ASGIApp, server: WhipServer) -> None:
-        self.app = app
-        self.server = server
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        token = self.server.config.token
-        if token and not self._authorized(scope, token):
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
-                return
-            resp = error_response(
-                401,
-                "Missing or invalid bearer token: send 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": 'Bearer realm="whipstudio"'},
-            )
-            await resp(scope, receive, send)
-            return
-        if scope["type"] == "http":
-            bucket = _bucket(scope["method"], scope["path"])
-            if bucket is not None:
-                wait = self.server.limiter.check(bucket, _client_key(scope))
-                if wait is not None:
-                    limit = self.server.limiter.limits[bucket]
-                    retry = RateLimiter.retry_after_header(wait)
-                    resp = error_response(
-                        429,
-                        f"Rate limit exceeded for {scope['path']}: {limit.describe()} per "
-                        f"client. Retry after {retry} s.",
-                        headers={"Retry-After": retry},
-                        retry_after_s=int(retry),
-                    )
-                    await resp(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-    @staticmethod
-    def _authorized(scope: Scope, token: str) -> bool:
-        for name, value in scope.get("headers", []):
-            if name == b"authorization":
-                scheme, _, given = value.decode("latin-1").partition(" ")
-                return scheme.lower() == "bearer" and hmac.compare_digest(
-                    given.strip().encode(), token.encode()
-                )
-        return False
 
 
 def _describe_validation(exc: RequestValidationError) -> tuple[int, str]:
@@ -316,24 +209,24 @@ def create_app(
     # ------------------------------------------------------------------ error shapes
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> StrictJSONResponse:
         status, message = _describe_validation(exc)
         return error_response(status, message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> StrictJSONResponse:
         return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     @app.exception_handler(UnknownTaskError)
-    async def _unknown_task(request: Request, exc: UnknownTaskError) -> JSONResponse:
+    async def _unknown_task(request: Request, exc: UnknownTaskError) -> StrictJSONResponse:
         return error_response(404, str(exc))
 
     @app.exception_handler(UnknownSessionError)
-    async def _unknown_session(request: Request, exc: UnknownSessionError) -> JSONResponse:
+    async def _unknown_session(request: Request, exc: UnknownSessionError) -> StrictJSONResponse:
         return error_response(404, str(exc), episode_id=exc.episode_id)
 
     @app.exception_handler(CapacityError)
-    async def _capacity(request: Request, exc: CapacityError) -> JSONResponse:
+    async def _capacity(request: Request, exc: CapacityError) -> StrictJSONResponse:
         return error_response(
             503,
             str(exc),
@@ -342,20 +235,16 @@ def create_app(
             max_sessions=exc.max_sessions,
         )
 
-    @app.exception_handler(EpisodeIdInUseError)
-    async def _in_use(request: Request, exc: EpisodeIdInUseError) -> JSONResponse:
-        return error_response(409, str(exc), episode_id=exc.episode_id)
-
     @app.exception_handler(ShuttingDownError)
-    async def _closing(request: Request, exc: ShuttingDownError) -> JSONResponse:
+    async def _closing(request: Request, exc: ShuttingDownError) -> StrictJSONResponse:
         return error_response(503, str(exc))
 
     @app.exception_handler(SandboxError)
-    async def _sandbox(request: Request, exc: SandboxError) -> JSONResponse:
+    async def _sandbox(request: Request, exc: SandboxError) -> StrictJSONResponse:
         return error_response(503, f"Sandbox unavailable: {exc}", headers={"Retry-After": "10"})
 
     @app.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+    async def _internal(request: Request, exc: Exception) -> StrictJSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, f"Internal server error: {type(exc).__name__}")
 
@@ -363,75 +252,86 @@ def create_app(
 
     @app.post("/reset", tags=["Episode"], summary="Start a new debugging episode")
     async def reset(
+        request: Request,
         body: Annotated[ResetRequest | None, Body()] = None,
         x_episode_id: str | None = Header(default=None, max_length=255),
-    ) -> JSONResponse:
+    ) -> StrictJSONResponse:
         body = body or ResetRequest()
         task_id = body.task_id or default_task_id()
         load_task(task_id, seed=body.seed)  # unknown ids: 404 before any session exists
         eid = body.episode_id or x_episode_id
         sessions = server.sessions
         session: Session
-        if eid:
-            try:
-                session = sessions.get(eid)
-            except UnknownSessionError:
-                session = await run_in_threadpool(sessions.create, "http", eid)
+        if eid:  # only ever an id this server issued: a client never mints one
+            session = sessions.get(eid)
         else:
-            session = await run_in_threadpool(lambda: sessions.create("http", as_default=True))
+            owner = server.owner(request.scope)
+            session = await run_in_threadpool(
+                lambda: sessions.create("http", owner=owner, as_default=True)
+            )
         data = await run_in_threadpool(server.reset_session, session, task_id, body.seed)
-        return JSONResponse(data)
+        return StrictJSONResponse(data)
 
     @app.post("/step", tags=["Episode"], summary="Execute an action (tool call or submit_fix)")
     async def step(
-        body: StepRequest, x_episode_id: str | None = Header(default=None, max_length=255)
-    ) -> JSONResponse:
-        session = server.sessions.find(body.episode_id or x_episode_id)
+        request: Request,
+        body: StepRequest,
+        x_episode_id: str | None = Header(default=None, max_length=255),
+    ) -> StrictJSONResponse:
+        action, inner_id = adapt_action(body.action)  # the original clients' shapes
+        session = server.sessions.find(
+            body.episode_id or x_episode_id or inner_id, server.owner(request.scope)
+        )
         if session is None:
             return error_response(409, NO_EPISODE_MSG, episode_done=True, reward=0.0)
-        result = await run_in_threadpool(server.step_session, session, body.action)
+        result = await run_in_threadpool(server.step_session, session, action)
         payload = step_body(result, session.id)
         if body.request_id is not None:
             payload["request_id"] = body.request_id
-        return JSONResponse(payload, status_code=step_status(result))
+        if isinstance(action.get("attempt_number"), int):
+            payload["attempt_number"] = action["attempt_number"]
+        status = step_status(result)
+        headers = {"Retry-After": "10"} if status == 503 else None
+        return StrictJSONResponse(payload, status_code=status, headers=headers)
 
     @app.get("/state", tags=["Episode"], summary="Get the current session state")
     async def state(
+        request: Request,
         episode_id: str | None = Query(default=None, max_length=255),
         x_episode_id: str | None = Header(default=None, max_length=255),
-    ) -> JSONResponse:
-        session = server.sessions.find(episode_id or x_episode_id)
-        return JSONResponse(await run_in_threadpool(server.state_of, session))
+    ) -> StrictJSONResponse:
+        session = server.sessions.find(episode_id or x_episode_id, server.owner(request.scope))
+        return StrictJSONResponse(await run_in_threadpool(server.state_of, session))
 
     @app.post("/close", tags=["Episode"], summary="End an episode and free its session")
     async def close(
         body: Annotated[CloseRequest | None, Body()] = None,
         x_episode_id: str | None = Header(default=None, max_length=255),
-    ) -> JSONResponse:
+    ) -> StrictJSONResponse:
         eid = (body.episode_id if body else None) or x_episode_id
         if not eid:
             return error_response(422, "Invalid request: field 'episode_id' is required")
         if not await run_in_threadpool(server.sessions.close_session, eid):
             raise UnknownSessionError(eid, server.sessions.idle_timeout_s)
-        return JSONResponse({"episode_id": eid, "closed": True})
+        return StrictJSONResponse({"episode_id": eid, "closed": True})
 
     @app.get("/tasks", tags=["Info"], summary="List the debugging tasks")
-    async def tasks() -> JSONResponse:
+    async def tasks() -> StrictJSONResponse:
         infos = await run_in_threadpool(list_tasks)
-        return JSONResponse({"tasks": [t.model_dump(mode="json") for t in infos]})
+        return StrictJSONResponse({"tasks": [t.model_dump(mode="json") for t in infos]})
 
     @app.get("/tools", tags=["Info"], summary="List the debugging tools with their schemas")
-    async def tools() -> JSONResponse:
-        return JSONResponse({"tools": tool_list()})
+    async def tools() -> StrictJSONResponse:
+        return StrictJSONResponse({"tools": tool_list()})
 
     @app.post("/grader", tags=["Grading"], summary="Grade a code submission by running it")
-    async def grader(body: GraderRequest) -> JSONResponse:
+    async def grader(body: GraderRequest) -> StrictJSONResponse:
         task = load_task(body.task_id, seed=body.seed)
         from ..grading import grade_code
 
         result = await run_in_threadpool(grade_code, task, body.code, server.sessions.sandbox)
         server.metrics.grade()
-        return JSONResponse(
+        return StrictJSONResponse(
             {"task_id": task.info.id, "score": result.score, "details": result.details}
         )
 
@@ -439,7 +339,7 @@ def create_app(
     async def baseline(
         model_id: str | None = Query(default=None, min_length=1, max_length=200),
         use_tools: bool = Query(default=True),
-    ) -> JSONResponse:
+    ) -> StrictJSONResponse:
         try:
             from ..agent import run_baseline
         except ImportError as exc:
@@ -452,7 +352,7 @@ def create_app(
             )
         except Exception as exc:
             return _agent_failed(exc)
-        return JSONResponse(result)
+        return StrictJSONResponse(result)
 
     @app.get(
         "/baseline/task/{task_id}",
@@ -463,7 +363,7 @@ def create_app(
         task_id: str = Path(max_length=200),
         model_id: str | None = Query(default=None, min_length=1, max_length=200),
         use_tools: bool = Query(default=True),
-    ) -> JSONResponse:
+    ) -> StrictJSONResponse:
         load_task(task_id)
         try:
             from ..agent import run_baseline_task
@@ -480,12 +380,12 @@ def create_app(
             )
         except Exception as exc:
             return _agent_failed(exc)
-        return JSONResponse(result)
+        return StrictJSONResponse(result)
 
     @app.get("/health", tags=["Health"], summary="Health check")
-    async def health() -> JSONResponse:
+    async def health() -> StrictJSONResponse:
         counts = server.sessions.counts()
-        return JSONResponse(
+        return StrictJSONResponse(
             {
                 "status": "healthy",
                 "version": __version__,
@@ -497,16 +397,16 @@ def create_app(
         )
 
     @app.get("/metrics", tags=["Health"], summary="Runtime metrics")
-    async def metrics() -> JSONResponse:
+    async def metrics() -> StrictJSONResponse:
         data = server.metrics.snapshot()
         data["active_sessions"] = server.sessions.counts()["active"]
-        return JSONResponse(data)
+        return StrictJSONResponse(data)
 
     # ------------------------------------------------------------------ OpenEnv protocol
 
     @app.get("/schema", tags=["Schema"], summary="Action, observation and state JSON schemas")
-    async def schema() -> JSONResponse:
-        return JSONResponse(
+    async def schema() -> StrictJSONResponse:
+        return StrictJSONResponse(
             {
                 "action": action_schema(),
                 "observation": observation_schema(),
@@ -515,8 +415,8 @@ def create_app(
         )
 
     @app.get("/metadata", tags=["Info"], summary="Environment metadata")
-    async def metadata() -> JSONResponse:
-        return JSONResponse(
+    async def metadata() -> StrictJSONResponse:
+        return StrictJSONResponse(
             {
                 "name": "whipstudio",
                 "description": DESCRIPTION,
@@ -528,38 +428,46 @@ def create_app(
         )
 
     @app.post("/mcp", tags=["MCP"], summary="MCP JSON-RPC 2.0 endpoint (tools/list, tools/call)")
-    async def mcp(request: Request) -> JSONResponse:
-        try:
-            payload = json.loads(await request.body())
+    async def mcp(request: Request) -> StrictJSONResponse:
+        try:  # the guard has checked the limits already
+            payload = parse_json_limited(await request.body(), server.config)
         except (ValueError, UnicodeDecodeError):
-            return JSONResponse(rpc_error(PARSE_ERROR, "Parse error"))
+            return StrictJSONResponse(rpc_error(PARSE_ERROR, "Parse error"))
+        owner = server.owner(request.scope)
 
         async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
+            server.check_rate("step", request.scope, "MCP tools/call")
             try:
-                session = server.sessions.find(sid)
+                session = server.sessions.find(sid, owner)
             except UnknownSessionError as exc:
                 raise LookupError(str(exc)) from None
             if session is None:
                 raise LookupError(NO_EPISODE_MSG)
-            result = await run_in_threadpool(
-                server.step_session, session, {**args, "action_type": name}
-            )
+            action, _ = adapt_action({**args, "action_type": name})
+            result = await run_in_threadpool(server.step_session, session, action)
             return step_body(result, session.id)
 
-        return JSONResponse(await handle_mcp(payload, call_tool))
+        sessions = HttpMcpSessions(server, request.scope)
+        return StrictJSONResponse(await handle_mcp(payload, call_tool, sessions))
+
+    add_pages(app, server)  # the original's /baseline/health, /session/state and / page
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
         await websocket_session(websocket, server)
 
+    @app.websocket("/mcp")
+    async def mcp_ws(websocket: WebSocket) -> None:  # openenv-core's WebSocket MCP
+        await websocket_session(websocket, server, mcp=True)
+
     return app
 
 
-def _agent_missing(exc: ImportError) -> JSONResponse:
+def _agent_missing(exc: ImportError) -> StrictJSONResponse:
     return error_response(501, f"The baseline agent is not available in this installation: {exc}")
 
 
-def _agent_failed(exc: Exception) -> JSONResponse:
+def _agent_failed(exc: Exception) -> StrictJSONResponse:
     log.warning("baseline agent failed: %s", exc)
     return error_response(502, f"The baseline agent failed: {type(exc).__name__}: {exc}")
 

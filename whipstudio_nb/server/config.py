@@ -1,4 +1,5 @@
-"""Server settings: bind address, auth token, session cap, idle expiry, rate limits."""
+"""Server settings: bind address, auth token, allowed origins, session cap, idle expiry,
+request limits, connection timeouts, rate limits."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ __all__ = [
     "RateLimit",
     "ServerConfig",
     "is_loopback",
+    "is_loopback_origin",
     "parse_rate_limit",
 ]
 
@@ -33,10 +35,23 @@ class RateLimit:
 DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
     "baseline": RateLimit(1, 180.0),
     "baseline_task": RateLimit(1, 30.0),
-    "step": RateLimit(60, 60.0),
-    "reset": RateLimit(30, 60.0),
+    "step": RateLimit(60, 60.0),  # also WebSocket step messages and MCP tools/call
+    "reset": RateLimit(30, 60.0),  # also WebSocket reset messages
     "grader": RateLimit(30, 60.0),
+    "mcp": RateLimit(240, 60.0),  # every POST /mcp and WebSocket mcp message
+    "ws": RateLimit(240, 60.0),  # every other WebSocket message, and each new connection
 }
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
+
+
+def _sandbox_string_limit() -> int:
+    """The longest string field accepted by default: the sandbox's own limit on the code and
+    strings one action carries (WHIP_MAX_CODE_BYTES, 256 KiB unless set)."""
+    from ..sandbox.policy import max_field_bytes
+
+    return max_field_bytes()
 
 
 def parse_rate_limit(text: str) -> tuple[str, RateLimit | None]:
@@ -60,6 +75,21 @@ def parse_rate_limit(text: str) -> tuple[str, RateLimit | None]:
     return name, limit
 
 
+def is_loopback_origin(origin: str) -> bool:
+    """``http(s)://<loopback host>[:port]``: a page served from this machine."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or parts.path not in ("", "/"):
+        return False
+    return is_loopback(host) or host.endswith(".localhost")
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain"):
         return True
@@ -80,6 +110,16 @@ class ServerConfig:
     tool_timeout_s: float = 30.0
     max_turns: int | None = None
     rate_limits: dict[str, RateLimit] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    # Browser pages allowed to open a WebSocket besides loopback ones (scheme://host[:port]).
+    allow_origins: list[str] = field(default_factory=list)
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_string_chars: int = field(default_factory=_sandbox_string_limit)
+    max_json_depth: int = MAX_JSON_DEPTH
+    # Proxies whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips); None: nobody's.
+    forwarded_allow_ips: str | None = None
+    header_timeout_s: float = 10.0  # a connection must send a request's headers within this
+    keep_alive_timeout_s: int = 5  # idle time allowed between requests on one connection
+    limit_concurrency: int = 512  # connections + tasks at once; beyond that, 503
 
     def __post_init__(self) -> None:
         if self.token is None:
@@ -88,3 +128,14 @@ class ServerConfig:
             raise ValueError("max_sessions must be >= 1")
         if self.idle_timeout_s <= 0:
             raise ValueError("idle_timeout_s must be > 0")
+        if min(self.max_body_bytes, self.max_string_chars, self.max_json_depth) < 1:
+            raise ValueError("request limits must be >= 1")
+        if self.header_timeout_s <= 0:
+            raise ValueError("header_timeout_s must be > 0")
+        self.allow_origins = [o.rstrip("/") for o in self.allow_origins]
+        for origin in self.allow_origins:
+            if "://" not in origin:
+                raise ValueError(f"--allow-origin wants scheme://host[:port], got {origin!r}")
+
+    def origin_allowed(self, origin: str) -> bool:
+        return is_loopback_origin(origin) or origin.rstrip("/") in self.allow_origins

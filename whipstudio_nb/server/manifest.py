@@ -40,6 +40,7 @@ def render_manifest() -> str:
         "  health: /health",
         "  mcp: /mcp",
         "  reference: [/reset, /step, /state, /tasks, /tools, /grader, /baseline, /metrics]",
+        "  original: [/baseline/health, /session/state, /]  # WhipStudio's extras",
         "models:",
         "  action: whipstudio_nb.models:Action",
         "  observation: whipstudio_nb.models:ToolObservation",

@@ -1,16 +1,25 @@
 """A small MCP (JSON-RPC 2.0) surface: the debugging tools as MCP tools, for POST /mcp and the
-``mcp`` WebSocket message. ``tools/call`` runs a step in the caller's episode."""
+``mcp`` WebSocket message. ``tools/call`` runs a step in the caller's episode. Plus
+openenv-core's session methods, ``openenv/session/create`` (a new episode; its id is the
+``session_id``) and ``openenv/session/close``, as openenv-core's own server has them."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .. import __version__
+from .encoding import strict_text
 from .schemas import mcp_tools
 
-__all__ = ["PARSE_ERROR", "handle_mcp", "rpc_error"]
+__all__ = [
+    "PARSE_ERROR",
+    "McpSessions",
+    "RateLimitedError",
+    "handle_mcp",
+    "mcp_as_observation",
+    "rpc_error",
+]
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -18,12 +27,29 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SERVER_ERROR = -32000
+RATE_LIMITED = -32029
+
+
+class RateLimitedError(Exception):
+    def __init__(self, message: str, wait_s: float) -> None:
+        self.wait_s = wait_s
+        super().__init__(message)
+
 
 PROTOCOL_VERSION = "2025-06-18"
 
 # (tool name, arguments, session id or None) -> a StepResult as a dict; raises LookupError for
 # an unknown or missing episode.
 CallTool = Callable[[str, dict[str, Any], str | None], Awaitable[dict[str, Any]]]
+
+
+class McpSessions(Protocol):
+    """openenv/session/* for one transport. ``create`` raises CapacityError at the cap;
+    ``close`` returns an error message, or None once closed."""
+
+    async def create(self, params: dict[str, Any]) -> str: ...
+
+    async def close(self, session_id: str) -> str | None: ...
 
 
 def rpc_error(code: int, message: str, request_id: Any = None, data: Any = None) -> dict[str, Any]:
@@ -37,7 +63,9 @@ def _ok(result: Any, request_id: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 
-async def handle_mcp(payload: Any, call_tool: CallTool) -> dict[str, Any]:
+async def handle_mcp(
+    payload: Any, call_tool: CallTool, sessions: McpSessions | None = None
+) -> dict[str, Any]:
     if not isinstance(payload, dict):
         return rpc_error(INVALID_REQUEST, "Invalid Request: expected a JSON-RPC 2.0 object")
     rid = payload.get("id")
@@ -65,6 +93,8 @@ async def handle_mcp(payload: Any, call_tool: CallTool) -> dict[str, Any]:
         )
     if method in ("ping", "notifications/initialized"):
         return _ok({}, rid)
+    if method in ("openenv/session/create", "openenv/session/close") and sessions is not None:
+        return await _session_method(method, params, rid, sessions)
     if method == "tools/list":
         return _ok({"tools": mcp_tools()}, rid)
     if method == "tools/call":
@@ -83,15 +113,67 @@ async def handle_mcp(payload: Any, call_tool: CallTool) -> dict[str, Any]:
             result = await call_tool(name, arguments, session)
         except LookupError as exc:
             return rpc_error(INVALID_PARAMS, str(exc.args[0] if exc.args else exc), rid)
+        except RateLimitedError as exc:
+            return rpc_error(RATE_LIMITED, str(exc), rid, {"retry_after_s": round(exc.wait_s, 1)})
         except Exception as exc:  # a sandbox failure: report it, never crash the endpoint
             return rpc_error(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", rid)
         obs = result.get("observation", {})
         return _ok(
             {
-                "content": [{"type": "text", "text": json.dumps(result)}],
+                "content": [{"type": "text", "text": strict_text(result)}],
                 "structuredContent": result,
+                "data": result,  # what openenv's MCPToolClient.call_tool returns
                 "isError": bool(obs.get("error")),
             },
             rid,
         )
     return rpc_error(METHOD_NOT_FOUND, f"Method not found: {method}", rid)
+
+
+async def _session_method(
+    method: str, params: dict[str, Any], rid: Any, sessions: McpSessions
+) -> dict[str, Any]:
+    from .sessions import CapacityError
+
+    if method == "openenv/session/create":
+        try:
+            return _ok({"session_id": await sessions.create(params)}, rid)
+        except CapacityError as exc:
+            data = {"active_sessions": exc.active_sessions, "max_sessions": exc.max_sessions}
+            return rpc_error(SERVER_ERROR, str(exc), rid, data)
+        except LookupError as exc:  # an unknown task id
+            return rpc_error(INVALID_PARAMS, str(exc.args[0] if exc.args else exc), rid)
+        except RateLimitedError as exc:
+            return rpc_error(RATE_LIMITED, str(exc), rid, {"retry_after_s": round(exc.wait_s, 1)})
+    sid = params.get("session_id")
+    if not isinstance(sid, str) or not sid:
+        return rpc_error(INVALID_PARAMS, "Invalid params - 'session_id' is required", rid)
+    problem = await sessions.close(sid)
+    if problem is not None:
+        return rpc_error(INVALID_PARAMS, problem, rid)
+    return _ok({"session_id": sid, "closed": True}, rid)
+
+
+def mcp_as_observation(request: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
+    """An MCP reply in the observation shape openenv's MCPToolClient reads over /ws
+    (ListToolsObservation: ``tools``; CallToolObservation: ``tool_name``, ``result``,
+    ``error``)."""
+    result = reply.get("result") or {}
+    if request["method"] == "tools/list":
+        return {"observation": {"tools": result.get("tools", [])}, "reward": None, "done": False}
+    name = request["params"].get("name")
+    if "error" in reply:
+        message = str(reply["error"].get("message", "error"))
+        kind = "tool_not_found" if message.startswith("Tool not found") else "invalid_args"
+        error = {"error_type": kind, "message": message}
+        return {
+            "observation": {"tool_name": name, "result": None, "error": error},
+            "reward": None,
+            "done": False,
+        }
+    step = result.get("structuredContent", {})
+    return {
+        "observation": {"tool_name": name, "result": {"data": step}, "error": None},
+        "reward": step.get("reward"),
+        "done": bool(step.get("done")),
+    }

@@ -41,6 +41,8 @@ def serve(config: ServerConfig, *, log_level: str = "info", stream: TextIO | Non
         file=out,
         flush=True,
     )
+    from .protocol import header_timeout_protocol
+
     app = create_app(config)
     # uvicorn turns SIGINT/SIGTERM into a graceful shutdown, which runs the app's lifespan
     # exit: every session is closed, then the shared sandbox and all its kernels.
@@ -49,6 +51,15 @@ def serve(config: ServerConfig, *, log_level: str = "info", stream: TextIO | Non
         host=config.host,
         port=config.port,
         log_level=log_level,
-        ws_max_size=64 * 1024 * 1024,
+        http=header_timeout_protocol(config.header_timeout_s),
+        h11_max_incomplete_event_size=16 * 1024,  # request line + headers
+        ws_max_size=config.max_body_bytes,
+        timeout_keep_alive=config.keep_alive_timeout_s,
+        limit_concurrency=config.limit_concurrency,
+        # X-Forwarded-For decides who a client is (rate limits, default sessions): believe it
+        # only from the proxies named, never by default (uvicorn trusts 127.0.0.1 otherwise).
+        proxy_headers=config.forwarded_allow_ips is not None,
+        forwarded_allow_ips=config.forwarded_allow_ips or "",
+        server_header=False,
         timeout_graceful_shutdown=10,
     )

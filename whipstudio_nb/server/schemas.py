@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from ..models import (
     ACTION_MODELS,
@@ -61,6 +61,11 @@ class ResetRequest(BaseModel):
     task_id: str | None = Field(
         default=None, max_length=200, description="Task to play (default: the first task)."
     )
+    task_name: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Alias of task_id (TraceFix-style clients); a task's name works too.",
+    )
     seed: int | None = Field(default=None, ge=0, description="Pick a variant of the task.")
     episode_id: str | None = Field(
         default=None,
@@ -68,6 +73,14 @@ class ResetRequest(BaseModel):
         max_length=255,
         description="Reset this episode's session instead of starting a new one.",
     )
+
+    @model_validator(mode="after")
+    def _task_name_is_task_id(self) -> ResetRequest:
+        if self.task_id is None and self.task_name is not None:
+            from .compat import resolve_task_name
+
+            self.task_id = resolve_task_name(self.task_name)
+        return self
 
 
 class StepRequest(BaseModel):

@@ -1,15 +1,18 @@
 """Sessions: one WhipEnv per client episode, all over ONE shared sandbox (kernel pool).
 
-HTTP clients address a session by the ``episode_id`` that ``/reset`` returned; a request without
-one gets the default session (the latest episode started without an id, as in the reference).
-Each WebSocket connection owns its own session. Idle sessions expire; ``max_sessions`` caps them.
+The server issues every ``episode_id`` (128 random bits); a client can only send one back.
+HTTP clients address a session by that id; a request without one gets its client's default
+session (the latest episode that client started without an id; the client is its token when
+auth is on, else its address). Each WebSocket connection owns its own session.
+``max_sessions`` caps *live* episodes: a finished episode frees its slot at once and stays
+readable until it has been idle for ``idle_timeout_s`` (or until many newer ones finished).
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +23,6 @@ from ..sandbox import Sandbox
 
 __all__ = [
     "CapacityError",
-    "EpisodeIdInUseError",
     "Session",
     "SessionManager",
     "ShuttingDownError",
@@ -43,10 +45,8 @@ class ShuttingDownError(RuntimeError):
         super().__init__("The server is shutting down")
 
 
-class EpisodeIdInUseError(Exception):
-    def __init__(self, episode_id: str) -> None:
-        self.episode_id = episode_id
-        super().__init__(f"episode_id {episode_id!r} is in use by another connection")
+def new_episode_id() -> str:
+    return secrets.token_hex(16)  # 128 bits
 
 
 class UnknownSessionError(KeyError):
@@ -73,6 +73,8 @@ class Session:
     # Ever named by its episode_id in a request? Sessions only ever used as the default, and
     # no longer the default, are recycled first when the server is at capacity.
     addressed: bool = False
+    owner: str | None = None  # the client whose default session it may be
+    finished: bool = False  # its episode ended: it holds no slot, but stays readable
 
 
 class SessionManager:
@@ -92,7 +94,8 @@ class SessionManager:
         self._env_kwargs = env_kwargs or {}
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
-        self.default_id: str | None = None
+        self._defaults: dict[str, str] = {}  # client -> its default session's id
+        self.max_finished = max(64, 4 * max_sessions)
         self._closed = False
 
     # ------------------------------------------------------------------ sandbox
@@ -112,40 +115,34 @@ class SessionManager:
 
     # ------------------------------------------------------------------ sessions
 
-    def create(
-        self, kind: str, session_id: str | None = None, *, as_default: bool = False
-    ) -> Session:
-        """A new session (named ``session_id``, else a fresh id); ``as_default`` makes it the
-        default session. At capacity, an abandoned anonymous session is recycled, or else
-        CapacityError."""
-        victim: Session | None = None
+    def create(self, kind: str, *, owner: str | None = None, as_default: bool = False) -> Session:
+        """A new session with a fresh id; ``as_default`` makes it ``owner``'s default session.
+        At capacity, an abandoned anonymous session is recycled, or else CapacityError."""
+        victims: list[Session] = []
         with self._lock:
             if self._closed:
                 raise ShuttingDownError()
-            if session_id is not None and session_id in self._sessions:
-                raise EpisodeIdInUseError(session_id)
-            if len(self._sessions) >= self.max_sessions:
+            if self._live() >= self.max_sessions:
                 victim = self._recyclable()
                 if victim is None:
-                    raise CapacityError(len(self._sessions), self.max_sessions)
-                del self._sessions[victim.id]
-            sid = session_id or uuid.uuid4().hex
+                    raise CapacityError(self._live(), self.max_sessions)
+                self._forget(victim)
+                victims.append(victim)
+            victims += self._trim_finished()
+            sid = new_episode_id()
             # Reserve the slot before the (possibly slow) env construction.
-            placeholder = Session(id=sid, env=None, kind=kind)  # type: ignore[arg-type]
+            placeholder = Session(id=sid, env=None, kind=kind, owner=owner)  # type: ignore[arg-type]
             placeholder.busy = 1
-            placeholder.addressed = session_id is not None
             self._sessions[sid] = placeholder
-            if as_default:
-                self.default_id = sid
-        if victim is not None:
-            victim.env.close()
+            if as_default and owner is not None:
+                self._defaults[owner] = sid
+        for v in victims:
+            v.env.close()
         try:
             placeholder.env = self.new_env()
         except BaseException:
             with self._lock:
-                self._sessions.pop(sid, None)
-                if self.default_id == sid:
-                    self.default_id = None
+                self._forget(placeholder)
             raise
         placeholder.busy = 0
         placeholder.last_used = time.monotonic()
@@ -160,30 +157,70 @@ class SessionManager:
         s.addressed = True
         return s
 
+    def finish(self, session: Session) -> None:
+        """Its episode ended: the slot is free for another live episode."""
+        with self._lock:
+            session.finished = True
+            victims = self._trim_finished()
+        for v in victims:
+            v.env.close()
+
+    def revive(self, session: Session) -> None:
+        """A finished session is about to start a new episode: it needs a slot again."""
+        victim: Session | None = None
+        with self._lock:
+            if not session.finished:
+                return
+            if self._live() >= self.max_sessions:
+                victim = self._recyclable()
+                if victim is None:
+                    raise CapacityError(self._live(), self.max_sessions)
+                self._forget(victim)
+            session.finished = False
+        if victim is not None:
+            victim.env.close()
+
+    def _live(self) -> int:
+        return sum(1 for s in self._sessions.values() if not s.finished)
+
+    def _forget(self, s: Session) -> None:
+        """Drop a session from the tables. Must hold the lock."""
+        self._sessions.pop(s.id, None)
+        if s.owner is not None and self._defaults.get(s.owner) == s.id:
+            del self._defaults[s.owner]
+
+    def _trim_finished(self) -> list[Session]:
+        """Forget the oldest finished sessions beyond ``max_finished``. Must hold the lock."""
+        done = [s for s in self._sessions.values() if s.finished and s.busy == 0]
+        extra = sorted(done, key=lambda s: s.last_used)[: max(0, len(done) - self.max_finished)]
+        for s in extra:
+            self._forget(s)
+        return [s for s in extra if s.env is not None]
+
     def _recyclable(self) -> Session | None:
-        """The least recently used HTTP session that nobody ever named and that is no longer
-        the default: no request can reach it any more without its id. Must hold the lock."""
+        """The least recently used live HTTP session that nobody ever named and that is no
+        longer its client's default: no request can reach it any more without its id. Must
+        hold the lock."""
+        defaults = set(self._defaults.values())
         candidates = [
             s
             for s in self._sessions.values()
             if s.kind == "http"
+            and not s.finished
             and not s.addressed
             and s.busy == 0
             and s.env is not None
-            and s.id != self.default_id
+            and s.id not in defaults
         ]
         return min(candidates, key=lambda s: s.last_used, default=None)
 
-    def find(self, session_id: str | None) -> Session | None:
-        """The named session (raising if unknown), else the default one (None if none)."""
+    def find(self, session_id: str | None, owner: str) -> Session | None:
+        """The named session (raising if unknown), else ``owner``'s default (None if none)."""
         if session_id:
             return self.get(session_id)
         with self._lock:
-            sid = self.default_id
-        if sid is None:
-            return None
-        with self._lock:
-            s = self._sessions.get(sid)
+            sid = self._defaults.get(owner)
+            s = self._sessions.get(sid) if sid is not None else None
         return s if s is not None and s.env is not None else None
 
     @contextmanager
@@ -207,9 +244,9 @@ class SessionManager:
 
     def close_session(self, session_id: str) -> bool:
         with self._lock:
-            s = self._sessions.pop(session_id, None)
-            if self.default_id == session_id:
-                self.default_id = None
+            s = self._sessions.get(session_id)
+            if s is not None:
+                self._forget(s)
         if s is None:
             return False
         if s.env is not None:
@@ -231,8 +268,14 @@ class SessionManager:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            http = sum(1 for s in self._sessions.values() if s.kind == "http")
-            return {"active": len(self._sessions), "http": http, "ws": len(self._sessions) - http}
+            live = [s for s in self._sessions.values() if not s.finished]
+            http = sum(1 for s in live if s.kind == "http")
+            return {
+                "active": len(live),
+                "http": http,
+                "ws": len(live) - http,
+                "finished": len(self._sessions) - len(live),
+            }
 
     def close(self) -> None:
         """Close every session and then the shared sandbox (every kernel)."""
@@ -240,7 +283,7 @@ class SessionManager:
             self._closed = True
             sessions = list(self._sessions.values())
             self._sessions.clear()
-            self.default_id = None
+            self._defaults.clear()
         for s in sessions:
             if s.env is not None:
                 s.env.close()

@@ -4,14 +4,15 @@ Client messages: ``{"type": "reset", "data": {...}}``, ``{"type": "step", "data"
 ``{"type": "state"}``, ``{"type": "close"}``, ``{"type": "mcp", "data": <JSON-RPC>}``.
 Server replies: ``{"type": "observation", "data": {"observation", "reward", "done"}}``,
 ``{"type": "state", "data": ...}``, ``{"type": "mcp", "data": ...}`` or
-``{"type": "error", "data": {"message", "code"}}`` with openenv-core's error codes.
+``{"type": "error", "data": {"message", "code"}}`` with openenv-core's error codes (plus
+RATE_LIMITED). Frames are strict JSON and obey the HTTP bodies' limits; messages count
+against the client's rate limits (step and MCP tools/call: ``step``; reset: ``reset``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -20,7 +21,19 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..errors import UnknownTaskError
 from ..tasks import load_task
-from .mcp import handle_mcp
+from .compat import adapt_action, mcp_step_request
+from .encoding import step_payload, strict_text
+from .guard import JSONLimitError, parse_json_limited
+from .mcp import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    RATE_LIMITED,
+    RateLimitedError,
+    handle_mcp,
+    mcp_as_observation,
+    rpc_error,
+)
+from .mcp_sessions import WsMcpSessions
 from .schemas import ResetRequest
 from .sessions import CapacityError, Session
 
@@ -38,16 +51,23 @@ class WSErrorCode:
     CAPACITY_REACHED = "CAPACITY_REACHED"
     FACTORY_ERROR = "FACTORY_ERROR"
     SESSION_ERROR = "SESSION_ERROR"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "data": {"message": message, "code": code, **extra}}
 
 
-async def websocket_session(websocket: WebSocket, server: WhipServer) -> None:
+async def websocket_session(websocket: WebSocket, server: WhipServer, *, mcp: bool = False) -> None:
+    """One session for the connection. ``mcp``: the connection speaks bare JSON-RPC (openenv's
+    WebSocket /mcp), and its episode starts at once on the default task."""
     await websocket.accept()
     try:
         session = await run_in_threadpool(server.sessions.create, "ws")
+        if mcp:
+            from .app import default_task_id
+
+            await run_in_threadpool(server.reset_session, session, default_task_id(), None)
     except CapacityError as exc:
         err = _error(
             WSErrorCode.CAPACITY_REACHED,
@@ -68,10 +88,12 @@ async def websocket_session(websocket: WebSocket, server: WhipServer) -> None:
                     websocket.receive(), timeout=server.sessions.idle_timeout_s
                 )
             except asyncio.TimeoutError:
-                await websocket.send_json(
-                    _error(
-                        WSErrorCode.SESSION_ERROR,
-                        f"Session expired after {server.sessions.idle_timeout_s:g} s idle",
+                await websocket.send_text(
+                    strict_text(
+                        _error(
+                            WSErrorCode.SESSION_ERROR,
+                            f"Session expired after {server.sessions.idle_timeout_s:g} s idle",
+                        )
                     )
                 )
                 break
@@ -80,10 +102,11 @@ async def websocket_session(websocket: WebSocket, server: WhipServer) -> None:
             raw = message.get("text")
             if raw is None and message.get("bytes") is not None:
                 raw = message["bytes"].decode("utf-8", errors="replace")
-            reply = await _handle(raw or "", session, server)
+            handler = _handle_rpc if mcp else _handle
+            reply = await handler(raw or "", session, server, websocket)
             if reply is None:  # close
                 break
-            await websocket.send_text(json.dumps(reply))
+            await websocket.send_text(strict_text(reply))
     except WebSocketDisconnect:
         pass
     finally:
@@ -97,13 +120,17 @@ async def websocket_session(websocket: WebSocket, server: WhipServer) -> None:
 
 async def _send_and_close(websocket: WebSocket, message: dict[str, Any], code: int) -> None:
     with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-        await websocket.send_json(message)
+        await websocket.send_text(strict_text(message))
         await websocket.close(code=code)
 
 
-async def _handle(raw: str, session: Session, server: WhipServer) -> dict[str, Any] | None:
+async def _handle(
+    raw: str, session: Session, server: WhipServer, websocket: WebSocket
+) -> dict[str, Any] | None:
     try:
-        msg = json.loads(raw)
+        msg = parse_json_limited(raw, server.config)
+    except JSONLimitError as exc:
+        return _error(WSErrorCode.VALIDATION_ERROR, f"Invalid message: {exc}")
     except ValueError as exc:
         return _error(WSErrorCode.INVALID_JSON, f"Invalid JSON: {exc}")
     if not isinstance(msg, dict):
@@ -112,6 +139,11 @@ async def _handle(raw: str, session: Session, server: WhipServer) -> dict[str, A
     data = msg.get("data", {})
     if kind == "close":
         return None
+    bucket = {"step": "step", "reset": "reset", "mcp": "mcp"}.get(kind, "ws")
+    try:
+        server.check_rate(bucket, websocket.scope, f"WebSocket {bucket} messages")
+    except RateLimitedError as exc:
+        return _error(WSErrorCode.RATE_LIMITED, str(exc), retry_after_s=round(exc.wait_s, 1))
     if kind == "state":
         return {"type": "state", "data": await run_in_threadpool(server.state_of, session)}
     if kind not in ("reset", "step", "mcp"):
@@ -130,29 +162,52 @@ async def _handle(raw: str, session: Session, server: WhipServer) -> dict[str, A
             out = await run_in_threadpool(server.reset_session, session, task_id, req.seed)
             out.pop("episode_id", None)
             return {"type": "observation", "data": out}
-        if kind == "step":
-            result = await run_in_threadpool(server.step_session, session, data)
-            obs = result.observation.model_dump(mode="json")
-            return {
-                "type": "observation",
-                "data": {"observation": obs, "reward": result.reward, "done": result.done},
-            }
 
         async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
-            result = await run_in_threadpool(
-                server.step_session, session, {**args, "action_type": name}
-            )
-            obs = result.observation.model_dump(mode="json")
-            return {"observation": obs, "reward": result.reward, "done": result.done}
+            server.check_rate("step", websocket.scope, "MCP tools/call")
+            action, _ = adapt_action({**args, "action_type": name})
+            return step_payload(await run_in_threadpool(server.step_session, session, action))
 
-        return {"type": "mcp", "data": await handle_mcp(data, call_tool)}
+        if kind == "step":
+            rpc = mcp_step_request(data)  # openenv's MCPToolClient: MCP, not an action
+            if rpc is not None:
+                reply = await handle_mcp(rpc, call_tool, WsMcpSessions(session))
+                return {"type": "observation", "data": mcp_as_observation(rpc, reply)}
+            action, _ = adapt_action(data)  # this connection's episode, whatever id it names
+            result = await run_in_threadpool(server.step_session, session, action)
+            return {"type": "observation", "data": step_payload(result)}
+        return {"type": "mcp", "data": await handle_mcp(data, call_tool, WsMcpSessions(session))}
     except ValidationError as exc:
         return _error(
             WSErrorCode.VALIDATION_ERROR,
             "Invalid message",
-            errors=json.loads(exc.json(include_url=False)),
+            errors=exc.errors(include_url=False, include_context=False, include_input=False),
         )
+    except CapacityError as exc:
+        return _error(WSErrorCode.CAPACITY_REACHED, str(exc))
     except UnknownTaskError as exc:
         return _error(WSErrorCode.VALIDATION_ERROR, str(exc))
     except Exception as exc:
         return _error(WSErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}")
+
+
+async def _handle_rpc(
+    raw: str, session: Session, server: WhipServer, websocket: WebSocket
+) -> dict[str, Any] | None:
+    try:
+        msg = parse_json_limited(raw, server.config)
+    except JSONLimitError as exc:
+        return rpc_error(INVALID_REQUEST, str(exc))
+    except ValueError:
+        return rpc_error(PARSE_ERROR, "Parse error")
+    try:
+        server.check_rate("mcp", websocket.scope, "WebSocket MCP messages")
+    except RateLimitedError as exc:
+        return rpc_error(RATE_LIMITED, str(exc), None, {"retry_after_s": round(exc.wait_s, 1)})
+
+    async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
+        server.check_rate("step", websocket.scope, "MCP tools/call")
+        action, _ = adapt_action({**args, "action_type": name})
+        return step_payload(await run_in_threadpool(server.step_session, session, action))
+
+    return await handle_mcp(msg, call_tool, WsMcpSessions(session))
