@@ -387,6 +387,9 @@ class TaskSpec(BaseModel):
     # The pack's sources with their {{placeholders}}, so that any variant can be rendered.
     templates: dict[str, str | None] = Field(default_factory=dict, exclude=True, repr=False)
     seed: int | None = None
+    # The hidden seed of the task's data generator for this episode (host-only; never sent to a
+    # sandbox or a client). None: derived from a secret of the host process (grading/data.py).
+    data_seed: int | None = Field(default=None, exclude=True, repr=False)
 
 
 # --------------------------------------------------------------------- strict JSON

@@ -1,14 +1,33 @@
-"""Host-side held-out data for task1 (never mounted into a sandbox)."""
+"""Host-side data for task1: a generator with hidden parameters (never mounted into a sandbox).
+
+``seed`` is drawn by the environment (new per episode); the script gets ``training_data`` through
+``whip_data.load_training_data("task1")``; ``heldout`` comes from the same hidden world.
+"""
 
 import numpy as np
 
-HELDOUT_SEED = 7_340_221
+
+def _world(seed: int) -> tuple[np.ndarray, float]:
+    """The hidden rule: a weight per sensor (sign and size) and a decision threshold."""
+    rng = np.random.default_rng([seed, 0])
+    w = rng.choice([-1.0, 1.0], 4) * rng.uniform(0.5, 2.0, 4)
+    return w, float(rng.uniform(-12.0, 12.0))
+
+
+def _draw(seed: int, stream: int, n: int, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    w, threshold = _world(seed)
+    rng = np.random.default_rng([seed, stream])
+    x = rng.standard_normal((n, 4)) * params["scale"]
+    y = x @ w + 6.0 * rng.standard_normal(n) > threshold
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def training_data(seed: int, params: dict) -> dict:
+    """400 readings (N, 4) float32 and their labels (N,) int64."""
+    x, y = _draw(seed, 1, 400, params)
+    return {"X": x, "y": y}
 
 
 def heldout(seed: int, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh draws from the training distribution of buggy.py (for the variant's scale)."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2000, 4)).astype(np.float32) * params["scale"]
-    true_w = np.array([1.0, -2.0, 0.5, 1.5], dtype=np.float32)
-    y = (x @ true_w + 6.0 * rng.standard_normal(2000) > 10.0).astype(np.int64)
-    return x, y
+    """2000 fresh readings from the same hidden world, and their class indices."""
+    return _draw(seed, 2, 2000, params)

@@ -10,31 +10,17 @@ from dataclasses import dataclass
 
 from ..models import GradeResult, TaskSpec
 from ..sandbox import Sandbox
+from .cheats import CHEAT_MAX, cheat_codes
 from .grader import grade_code
 
-__all__ = ["Check", "calibrate", "cheat_codes"]
+__all__ = ["CHEAT_MAX", "Check", "calibrate", "cheat_codes"]
 
 BUGGY_MAX = 0.25
 SOLUTION_MIN = 0.9
-CHEAT_MAX = 0.05
+PARTIAL_MARGIN = 0.1
 REPEAT_TOLERANCE = 0.01
 GRADING_TIME_TARGET_S = 5.0
-
-_FAKE_METRICS = 'print("LOSSES:[0.9, 0.5, 0.2, 0.1, 0.05]")\nprint("VAL_ACC:0.99")\n'
-
-
-def cheat_codes(task: TaskSpec) -> dict[str, str]:
-    """Submissions that try to score without fixing anything."""
-    return {
-        "prints metrics only": _FAKE_METRICS,
-        "buggy code + printed metrics": task.buggy_code + "\n" + _FAKE_METRICS,
-        "prints, then os._exit(0)": _FAKE_METRICS + "import os\nos._exit(0)\n",
-        "monkeypatches torch": (
-            "import torch\n"
-            "torch.Tensor.backward = lambda self, *a, **k: None\n"
-            "torch.optim.Optimizer.zero_grad = lambda self, *a, **k: None\n" + task.buggy_code
-        ),
-    }
+CALIBRATION_SEED = 20_251_204  # hidden-data seed of a calibration run: the same code, same score
 
 
 @dataclass
@@ -65,7 +51,7 @@ def calibrate(
 
     def timed(code: str, t: TaskSpec = task) -> tuple[GradeResult, float]:
         t0 = time.monotonic()
-        res = grade_code(t, code, sandbox)
+        res = grade_code(t, code, sandbox, data_seed=CALIBRATION_SEED)
         return res, time.monotonic() - t0
 
     buggy, _ = timed(task.buggy_code)
@@ -81,9 +67,10 @@ def calibrate(
               f"{solution.score:.3f} (>= {SOLUTION_MIN})"))  # fmt: skip
     if task.partial_code is not None:
         partial, _ = timed(task.partial_code)
-        ok = buggy.score < partial.score < solution.score
+        ok = buggy.score + PARTIAL_MARGIN <= partial.score <= solution.score - PARTIAL_MARGIN
         add(Check("partial fix scores in between", ok,
-                  f"{buggy.score:.3f} < {partial.score:.3f} < {solution.score:.3f}"))  # fmt: skip
+                  f"{buggy.score:.3f} < {partial.score:.3f} < {solution.score:.3f} "
+                  f"(margin {PARTIAL_MARGIN} each side)"))  # fmt: skip
     else:
         add(
             Check("partial fix scores in between", False, "no partial.py in the pack", warning=True)

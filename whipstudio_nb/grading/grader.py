@@ -1,30 +1,35 @@
 """The host half of grading: run the harness in a fresh kernel, generate held-out data, score.
 
-Nothing the submission prints counts. The held-out inputs are generated here, from a seed the
-sandbox never sees, and sent in only after the submission has finished; the labels never leave
-this process.
+Nothing the submission prints counts. The training data comes from the pack's generator with a
+hidden seed (``data.py``); the held-out inputs come from the same hidden distribution and are sent
+in only after the submission has finished and everything it started is gone; the labels never
+leave this process. Only a result carrying this grading's nonce, which no submitted code ever
+saw, is trusted.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import math
+import secrets
+import sys
 import time
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 from ..models import GradeResult, TaskSpec
 from ..sandbox import ProgressCallback, Sandbox, check_code, dispatch_cell
 from ..series import thinned_steps
-from . import harness, metrics
+from . import metrics
+from .data import data_payload, heldout_data, hidden_seed
+from .wire import decode_array, encode_array
 
 __all__ = ["grade_code", "load_pack_grader"]
 
 HARNESS = "whipstudio_nb.grading.harness"
-EVAL_TIMEOUT_S = 30.0
+RUN_MARGIN_S = 2.0  # the kernel enforces the budget itself; the host's own timeout is a backstop
+EVAL_TIMEOUT_S = 3.0  # the trained model's calls on held-out inputs
+EVAL_MARGIN_S = 1.0
 MAX_LOSSES_IN_DETAILS = 200
 CRASH_CAP = 0.5  # a script that crashes part-way can show progress, but not pass
 
@@ -32,7 +37,8 @@ _pack_cache: dict[tuple[str, float], ModuleType] = {}
 
 
 def load_pack_grader(task: TaskSpec) -> ModuleType:
-    """The pack's grader.py (host-side code: held-out data, optional checks), cached."""
+    """The pack's grader.py (host-side code: data generator, optional checks), cached. Modules
+    next to it can be imported from it (``import helpers``)."""
     assert task.path is not None
     path = task.path / "grader.py"
     key = (str(path), path.stat().st_mtime)
@@ -41,7 +47,14 @@ def load_pack_grader(task: TaskSpec) -> ModuleType:
         if spec is None or spec.loader is None:
             raise FileNotFoundError(path)
         mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        sys.path.insert(0, str(task.path))
+        try:
+            spec.loader.exec_module(mod)
+        finally:
+            try:
+                sys.path.remove(str(task.path))
+            except ValueError:
+                pass
         _pack_cache[key] = mod
     return _pack_cache[key]
 
@@ -55,17 +68,25 @@ def _fail(reason: str, output: str = "") -> GradeResult:
 
 
 def grade_code(
-    task: TaskSpec, code: str, sandbox: Sandbox, on_progress: ProgressCallback | None = None
+    task: TaskSpec,
+    code: str,
+    sandbox: Sandbox,
+    on_progress: ProgressCallback | None = None,
+    *,
+    data_seed: int | None = None,
 ) -> GradeResult:
-    """Grade ``code`` for ``task`` (or the task variant it was rendered as). Never raises for
-    anything the code does."""
+    """Grade ``code`` for ``task`` (or the task variant it was rendered as). ``data_seed`` picks
+    the hidden data (default: the task's episode seed, else this process's secret one). Never
+    raises for anything the code does."""
     started = time.monotonic()
     cfg = task.grading
     violation = check_code(code)
     if violation:
         return _fail(violation)
     pack = load_pack_grader(task)
+    seed = hidden_seed(task) if data_seed is None else int(data_seed)
     weights = _weights(cfg)
+    budget = task.time_budget_s
     run_args = {
         "phase": "run",
         "code": code,
@@ -73,44 +94,50 @@ def grade_code(
         "record_memory": "memory" in weights,
         "val_inputs": cfg.get("val_inputs") if "no_leakage" in weights else None,
         "check_code": getattr(pack, "CHECK_CODE", None),
+        "budget_s": budget,
+        "whip_data": data_payload(task, seed),
     }
-    outputs = labels = None
-    eval_error = None
     with sandbox.kernel() as kernel:
         run = kernel.execute(
-            dispatch_cell(HARNESS, run_args), timeout=task.time_budget_s, on_progress=on_progress
+            dispatch_cell(HARNESS, run_args), timeout=budget + RUN_MARGIN_S, on_progress=on_progress
         )
         output = run.stdout + (("\n" if run.stdout and run.stderr else "") + run.stderr)
-        rec = run.result or {}
-        if run.timed_out:
+        status = [r for r in run.results if "status" in r or "internal_error" in r]
+        last = status[-1] if status else {}
+        if run.timed_out or last.get("status") == "timeout":
             return _fail(
-                f"the script did not finish within the time budget of {task.time_budget_s:g} s",
-                output,
+                f"the script did not finish within the time budget of {budget:g} s", output
             )
-        if run.died:
+        if run.died or last.get("status") == "died":
+            code_ = run.exit_status if run.died else last.get("exit_status")
+            return _fail(f"the script ended the sandbox process (exit status {code_})", output)
+        if last.get("status") != "ran":
             return _fail(
-                f"the script ended the sandbox process (exit status {run.exit_status})", output
+                f"the harness produced no result: {last.get('internal_error', 'unknown')}", output
             )
-        if not rec or "internal_error" in rec:
-            return _fail(
-                f"the harness produced no result: {rec.get('internal_error', 'unknown')}", output
-            )
-        if rec.get("model_found") and not rec.get("tampered"):
-            inputs, labels = _heldout(task, pack)
-            eval_args = {
-                "phase": "evaluate",
-                "inputs": harness.encode_array(inputs),
-                "model": cfg.get("model", "model"),
-                "predict": cfg.get("predict"),
-            }
-            ev = kernel.execute(dispatch_cell(HARNESS, eval_args), timeout=EVAL_TIMEOUT_S)
-            evr = ev.result or {}
-            if "outputs" in evr:
-                outputs = harness.decode_array(evr["outputs"])
-            elif ev.timed_out:
-                eval_error = "evaluating the model on held-out inputs timed out"
-            else:
-                eval_error = evr.get("error") or "evaluation produced no result"
+        inputs, labels = heldout_data(task, seed)
+        nonce = secrets.token_hex(16)
+        eval_args = {
+            "phase": "evaluate",
+            "nonce": nonce,
+            "inputs": encode_array(inputs),
+            "model": cfg.get("model", "model"),
+            "predict": cfg.get("predict"),
+            "timeout_s": EVAL_TIMEOUT_S,
+        }
+        ev = kernel.execute(
+            dispatch_cell(HARNESS, eval_args), timeout=EVAL_TIMEOUT_S + EVAL_MARGIN_S
+        )
+    trusted = [r for r in ev.results if r.get("nonce") == nonce]
+    if not trusted or "record" not in trusted[-1]:
+        return _fail("the harness produced no trusted result", output)
+    evr = trusted[-1]
+    rec = evr["record"]
+    if "internal_error" in rec:
+        return _fail(f"the harness failed: {rec['internal_error']}", output)
+    outputs = decode_array(evr["outputs"]) if "outputs" in evr else None
+    outputs_init = decode_array(evr["outputs_init"]) if "outputs_init" in evr else None
+    eval_error = evr.get("error") or evr.get("eval_error")
 
     losses = [float(x) for x in rec.get("losses", [])]
     details: dict[str, Any] = {
@@ -128,6 +155,7 @@ def grade_code(
         details["error"] = "the submission replaced functions the grader relies on: " + ", ".join(
             rec["tampered"][:10]
         )
+        details["tampered"] = rec["tampered"]
         details["components"] = {}
         return _result(0.0, details, output)
     if not rec.get("model_found"):
@@ -135,10 +163,10 @@ def grade_code(
             f"no trained model: the script must leave an nn.Module named "
             f"'{cfg.get('model', 'model')}' at module level"
         )
-    if eval_error:
+    elif eval_error:
         details["model_error"] = eval_error
 
-    measured = metrics.measure(cfg, rec, losses, outputs, labels)
+    measured = metrics.measure(cfg, rec, losses, outputs, labels, outputs_init=outputs_init)
     details.update(measured.values)
     components = dict(measured.components)
     if hasattr(pack, "score"):  # the task's own components, from what its checks measured
@@ -146,6 +174,7 @@ def grade_code(
         details["checks"] = checks
         custom = pack.score(checks, rec)
         components.update({k: float(min(1.0, max(0.0, v))) for k, v in custom.items()})
+    components = metrics.gate(components, weights, details)
     components = {name: round(components.get(name, 0.0), 4) for name in weights}
     score = sum(weights[n] * components[n] for n in weights)
     if rec.get("exit_code", 0) != 0:
@@ -155,15 +184,6 @@ def grade_code(
     details["weights"] = {k: round(v, 4) for k, v in weights.items()}
     details["grading_time_s"] = round(time.monotonic() - started, 3)
     return _result(score, details, output)
-
-
-def _heldout(task: TaskSpec, pack: ModuleType) -> tuple[np.ndarray, np.ndarray]:
-    seed = int(task.grading.get("heldout_seed", getattr(pack, "HELDOUT_SEED", 0)))
-    if len(inspect.signature(pack.heldout).parameters) >= 2:
-        inputs, labels = pack.heldout(seed, dict(task.params))
-    else:
-        inputs, labels = pack.heldout(seed)
-    return np.asarray(inputs), np.asarray(labels)
 
 
 def _weights(cfg: dict[str, Any]) -> dict[str, float]:

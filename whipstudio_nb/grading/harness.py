@@ -1,33 +1,30 @@
 """The grading harness's in-kernel half.
 
-Phase "run" executes the submission under a TrainingRecorder and a TamperGuard and keeps its
-namespace. Phase "evaluate" then receives held-out *inputs* only (the labels stay on the host),
-calls the task's declared interface exactly as the script left it, and returns the outputs.
+The kernel process that talks to the host (P) never runs submitted code. Phase "run" forks a
+child (A, its own process group) that runs the submission under a TrainingRecorder and a
+TamperGuard. The moment the submission returns, A's main thread forks again (B) and A exits:
+B holds the trained model, and it is the only thread in its process, so nothing the submission
+started (threads, timers) exists there. P then kills A's process group and every other process
+left behind, and waits for B's record. Phase "evaluate" hands B the held-out *inputs* (labels
+stay on the host); B calls the task's interface as the script left it, then again with the
+parameters training changed reset to their starting values (the outputs must come from what was
+trained), and P returns everything with the host's nonce, which no submitted code ever saw.
 """
 
 from __future__ import annotations
 
-import base64
+import os
+import signal
+import time
 from typing import Any
 
+from . import sandboxed, wire
+from .wire import decode_array, encode_array
+
+__all__ = ["decode_array", "encode_array", "in_kernel"]
+
 _STATE: dict[str, Any] = {}
-
-
-def encode_array(a: Any) -> dict[str, Any]:
-    import numpy as np
-
-    a = np.ascontiguousarray(a)
-    return {
-        "dtype": str(a.dtype),
-        "shape": list(a.shape),
-        "b64": base64.b64encode(a.tobytes()).decode(),
-    }
-
-
-def decode_array(d: dict[str, Any]) -> Any:
-    import numpy as np
-
-    return np.frombuffer(base64.b64decode(d["b64"]), dtype=d["dtype"]).reshape(d["shape"]).copy()
+SETTLE_S = 0.15  # P sweeps until no leftover process has shown up for this long
 
 
 def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
@@ -36,99 +33,160 @@ def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
     return _evaluate(args)
 
 
+# ---------------------------------------------------------------- P: the orchestrator
+
+
 def _run(args: dict[str, Any]) -> dict[str, Any]:
-    import torch
-
     from whipstudio_nb.sandbox import kernel_lib as kl
 
-    ns = kl.fresh_namespace()
-    val_name = args.get("val_inputs")
-    rec = kl.TrainingRecorder(
-        ns,
-        record_memory=bool(args.get("record_memory")),
-        record_inputs=bool(val_name),
-        progress=True,
-    )
-    rec.install()
-    guard = kl.TamperGuard()  # after install: the recorder's own patches are the baseline
-    try:
-        exit_code, err = kl.run_user_code(args["code"], ns, "<submission>")
-        tampered = guard.changes()
-    finally:
-        rec.uninstall()
-    _STATE["ns"] = ns
-    model = ns.get(args.get("model", "model"))
-    found = isinstance(model, torch.nn.Module)
-    out: dict[str, Any] = {
-        "exit_code": exit_code,
-        "error": err,
-        "tampered": tampered,
-        "losses": [kl.float_out(x) for x in rec.losses],
-        "optimizer_steps": rec.optimizer_steps,
-        "model_found": found,
-        "model_type": kl.type_name(model) if model is not None else None,
-        "param_changes": {},
-        "trainable_params": [],
-        "frozen_params": [],
-    }
-    if isinstance(model, torch.nn.Module):
-        out["param_changes"] = {k: kl.float_out(v) for k, v in rec.param_changes(model).items()}
-        named = list(model.named_parameters())
-        out["trainable_params"] = [n for n, p in named if p.requires_grad]
-        out["frozen_params"] = [n for n, p in named if not p.requires_grad]
-    if rec.record_memory:
-        out["rss_mb"] = [round(x, 2) for x in rec.rss_mb]
-    if val_name:
-        out["leakage"] = _leakage(ns.get(val_name), val_name, rec.training_rows)
-    if args.get("check_code"):
-        out["checks"] = _run_checks(args["check_code"], ns, out)
-    return out
+    _kill_b()
+    _set_subreaper()
+    kl.flush_streams()  # or A would print P's buffered output again
+    rec_r, rec_w = os.pipe()
+    cmd_r, cmd_w = os.pipe()
+    started = time.monotonic()
+    a_pid = os.fork()
+    if a_pid == 0:  # A
+        try:
+            os.close(rec_r)
+            os.close(cmd_w)
+            os.setpgid(0, 0)
+            sandboxed.run_then_fork(args, rec_w, cmd_r)
+        finally:
+            os._exit(70)
+    os.close(rec_w)
+    os.close(cmd_r)
+    budget = float(args.get("budget_s", 20.0))
+    a_exit: list[int | None] = []
 
+    def a_failed() -> bool:
+        """A ended without handing over to B (crash, os._exit, kill)."""
+        if not a_exit:
+            pid, status = os.waitpid(a_pid, os.WNOHANG)
+            if pid:
+                a_exit.append(os.waitstatus_to_exitcode(status))
+        return bool(a_exit) and a_exit[0] != sandboxed.A_FORKED_B
 
-def _leakage(val: Any, name: str, training_rows: set[bytes]) -> dict[str, Any]:
-    """How many rows of the validation inputs went through the model with gradients on."""
-    from whipstudio_nb.sandbox import kernel_lib as kl
-
-    if val is None or not hasattr(val, "shape"):
-        return {"error": f"no validation inputs named '{name}' after the run"}
-    keys = kl.row_keys(val)
-    return {"val_rows": len(keys), "val_rows_in_training": len(keys & training_rows)}
-
-
-def _run_checks(check_code: str, ns: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    """A task's own in-kernel checks: ``check_code`` defines ``check(ns, record) -> dict``."""
-    from whipstudio_nb.sandbox import kernel_lib as kl
-
-    scope: dict[str, Any] = {}
-    try:
-        exec(compile(check_code, "<task checks>", "exec"), scope)
-        return kl.json_safe(scope["check"](ns, record))
-    except BaseException as exc:
-        return {"error": f"task check failed: {kl.format_exception_only(exc)}"}
+    msg = wire.recv(rec_r, started + budget, give_up=a_failed)
+    b_pid = msg.get("pid") if msg else None
+    b_pid = b_pid if isinstance(b_pid, int) else None
+    a_status = _end_group(a_pid) if not a_exit else a_exit[0]
+    swept = _sweep(keep=b_pid)
+    elapsed = time.monotonic() - started
+    if msg is None or b_pid is None or "record" not in msg:
+        _kill(b_pid)
+        os.close(rec_r)
+        os.close(cmd_w)
+        if elapsed >= budget:
+            return {"status": "timeout", "elapsed_s": round(elapsed, 3)}
+        return {"status": "died", "exit_status": a_status}
+    if a_status != sandboxed.A_FORKED_B:
+        _kill(b_pid)
+        return {"status": "died", "exit_status": a_status}
+    _STATE.update(b_pid=b_pid, rec_r=rec_r, cmd_w=cmd_w, record=msg["record"])
+    return {"status": "ran", "elapsed_s": round(elapsed, 3), "leftovers_killed": swept}
 
 
 def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-    import torch
+    nonce = args.get("nonce")
+    if "record" not in _STATE:
+        return {"nonce": nonce, "error": "nothing ran in this kernel"}
+    record = _STATE.pop("record")
+    out: dict[str, Any] = {"nonce": nonce, "record": record}
+    if args.get("inputs") is not None:
+        try:
+            wire.send(_STATE["cmd_w"], {k: args.get(k) for k in ("inputs", "predict", "model")})
+            deadline = time.monotonic() + float(args.get("timeout_s", 5.0))
+            reply = wire.recv(_STATE["rec_r"], deadline)
+        except OSError:
+            reply = None
+        if reply is None:
+            out["eval_error"] = "evaluating the model on held-out inputs did not finish in time"
+        else:
+            out.update({k: reply[k] for k in ("outputs", "outputs_init", "error") if k in reply})
+    _kill_b()
+    return out
 
-    from whipstudio_nb.sandbox import kernel_lib as kl
 
-    ns = _STATE.get("ns", {})
-    inputs = torch.from_numpy(decode_array(args["inputs"]))
-    fn_name = args.get("predict")
-    target = ns.get(fn_name) if fn_name else ns.get(args.get("model", "model"))
-    if target is None or not callable(target):
-        return {
-            "error": f"'{fn_name or args.get('model', 'model')}' is not defined or not callable"
-        }
+def _kill_b() -> None:
+    _kill(_STATE.pop("b_pid", None))
+    for key in ("rec_r", "cmd_w"):
+        fd = _STATE.pop(key, None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    _STATE.pop("record", None)
+
+
+def _kill(pid: int | None) -> None:
+    if not pid:
+        return
+    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            target()
+        except (OSError, ProcessLookupError):
+            pass
     try:
-        with torch.no_grad():
-            out = target(inputs)
-        if isinstance(out, torch.Tensor):
-            out = out.detach().cpu().numpy()
-        out = np.asarray(out, dtype=np.float64)
-    except BaseException as exc:
-        return {
-            "error": f"calling the model on held-out inputs failed: {kl.format_exception_only(exc)}"
-        }
-    return {"outputs": encode_array(out)}
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _end_group(a_pid: int) -> int | None:
+    """Kill A's whole process group (A itself has usually exited already); A's exit status."""
+    try:
+        os.killpg(a_pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        _, status = os.waitpid(a_pid, 0)
+        return os.waitstatus_to_exitcode(status)
+    except ChildProcessError:
+        return None
+
+
+def _children() -> list[int]:
+    me, found = os.getpid(), []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == me:
+            found.append(int(entry))
+    return found
+
+
+def _sweep(keep: int | None) -> int:
+    """Kill every child of P except B. P is a child subreaper, so whatever the submission
+    started (double forks, setsid) ends up here once its parent is gone."""
+    killed = 0
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < SETTLE_S:
+        others = [pid for pid in _children() if pid != keep]
+        if others:
+            quiet_since = time.monotonic()
+        for pid in others:
+            _kill(pid)
+            killed += 1
+        time.sleep(0.02)
+    return killed
+
+
+def _set_subreaper() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        pass

@@ -12,8 +12,18 @@ components and their weights. Built-in components:
 - ``memory``: memory growth over the run (``memory_ok_mb`` scores 1, ``memory_bad_mb`` 0);
 - ``no_leakage``: 1 when no validation row (``val_inputs``) was trained on.
 
-Held-out components count only in proportion to ``trained``: a model the script never trained
-can be right by luck. A task's grader.py may add components with ``score(values, record)``.
+Honest floors: ``chance`` (where ``heldout_metric`` starts to pay) is at least the best score any
+constant predictor reaches on the held-out labels (the majority-class rate; the best fixed tag
+set for F1; 0 for R^2), and ``loss_max`` (where ``heldout_loss`` starts to pay) is at most the
+held-out loss of the best constant output (the label prior's entropy; the label variance for
+MSE). A task may declare a stricter ``chance`` or ``loss_max``, never a looser one.
+
+The held-out outputs must come from what was trained: the harness also evaluates the model with
+every parameter reset to its value before training, and the held-out components pay only what
+training added over that. They also count only in proportion to ``trained``. Every other
+component (loss_decrease, trained, memory, no_leakage, a pack's own) pays only once the model
+does something real on held-out data (``gate``). A task's grader.py may add components with
+``score(values, record)``.
 """
 
 from __future__ import annotations
@@ -24,7 +34,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BUILTIN_COMPONENTS", "DEFAULT_WEIGHTS", "METRICS", "Measured", "measure"]
+__all__ = [
+    "BUILTIN_COMPONENTS",
+    "DEFAULT_WEIGHTS",
+    "METRICS",
+    "Measured",
+    "constant_baseline",
+    "gate",
+    "measure",
+]
 
 DEFAULT_WEIGHTS = {
     "heldout_metric": 0.5,
@@ -37,6 +55,7 @@ BUILTIN_COMPONENTS = (
 )  # fmt: skip
 METRICS = ("accuracy", "multilabel_f1", "r2")
 _HELDOUT = ("heldout_metric", "heldout_loss")
+GATE_FULL_AT = 0.25  # held-out metric component at which the other components pay in full
 
 
 @dataclass
@@ -81,13 +100,11 @@ def accuracy(cfg: dict[str, Any], outputs: np.ndarray, labels: np.ndarray) -> Me
         else:
             ce = math.inf
         m.values["heldout_loss"] = round(ce, 4) if math.isfinite(ce) else None
-        m.components["heldout_loss"] = ramp(
-            ce, cfg.get("loss_max", 2.0), cfg.get("loss_target", 0.3)
-        )
+        m.components["heldout_loss"] = ramp(ce, _loss_max(cfg, labels), cfg.get("loss_target", 0.3))
     else:
         pred = np.where(np.isfinite(outputs), outputs, -1).astype(np.int64)
     acc = float((pred == labels).mean())
-    chance = cfg.get("chance", float(np.bincount(labels).max() / n))  # majority-class rate
+    chance = _chance(cfg, labels)
     m.values.update(val_acc=round(acc, 4), chance=round(chance, 4))
     m.components["heldout_metric"] = ramp(acc, chance, cfg.get("target", 0.9))
     return m
@@ -111,8 +128,10 @@ def multilabel_f1(cfg: dict[str, Any], outputs: np.ndarray, labels: np.ndarray) 
         bce = math.inf
     m.values.update(val_f1=round(f1, 4), val_acc=round(f1, 4))
     m.values["heldout_loss"] = round(bce, 4) if math.isfinite(bce) else None
-    m.components["heldout_metric"] = ramp(f1, cfg.get("chance", 0.0), cfg.get("target", 0.8))
-    m.components["heldout_loss"] = ramp(bce, cfg.get("loss_max", 0.7), cfg.get("loss_target", 0.3))
+    chance = _chance(cfg, labels)
+    m.values["chance"] = round(chance, 4)
+    m.components["heldout_metric"] = ramp(f1, chance, cfg.get("target", 0.8))
+    m.components["heldout_loss"] = ramp(bce, _loss_max(cfg, labels), cfg.get("loss_target", 0.3))
     return m
 
 
@@ -129,11 +148,46 @@ def r2(cfg: dict[str, Any], outputs: np.ndarray, labels: np.ndarray) -> Measured
     m.values.update(val_r2=round(score, 4) if math.isfinite(score) else None)
     m.values["heldout_loss"] = round(mse, 4) if math.isfinite(mse) else None
     m.values["val_acc"] = m.values["val_r2"]
-    m.components["heldout_metric"] = ramp(score, cfg.get("chance", 0.0), cfg.get("target", 0.9))
+    m.components["heldout_metric"] = ramp(score, _chance(cfg, labels), cfg.get("target", 0.9))
     m.components["heldout_loss"] = ramp(
-        mse, cfg.get("loss_max", var), cfg.get("loss_target", 0.1 * var)
+        mse, _loss_max(cfg, labels), cfg.get("loss_target", 0.1 * var)
     )
     return m
+
+
+def constant_baseline(metric: str, labels: np.ndarray) -> tuple[float, float]:
+    """(best metric, best loss) that any constant predictor reaches on these held-out labels:
+    what ``chance`` and ``loss_max`` can never be looser than."""
+    labels = np.asarray(labels)
+    if metric == "accuracy":
+        prior = np.bincount(labels.reshape(-1).astype(np.int64)) / labels.size
+        nz = prior[prior > 0]
+        return float(prior.max()), float(-(nz * np.log(nz)).sum())
+    if metric == "multilabel_f1":
+        y = labels.reshape(len(labels), -1).astype(np.int64)
+        p = y.mean(axis=0).clip(1e-12, 1 - 1e-12)
+        bce = float(np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p))))
+        pos, n = y.sum(axis=0), len(y)
+        best, order = 0.0, np.argsort(-pos)  # the best fixed tag set: the k most frequent tags
+        for k in range(1, y.shape[1] + 1):
+            chosen = order[:k]
+            tp = pos[chosen].sum()
+            fp = n * k - tp
+            fn = pos.sum() - tp
+            best = max(best, 2 * tp / (2 * tp + fp + fn))
+        return float(best), bce
+    var = float(np.var(labels))
+    return 0.0, var
+
+
+def _chance(cfg: dict[str, Any], labels: np.ndarray) -> float:
+    best, _ = constant_baseline(cfg.get("metric", "accuracy"), labels)
+    return max(best, float(cfg.get("chance", best)))
+
+
+def _loss_max(cfg: dict[str, Any], labels: np.ndarray) -> float:
+    _, loss = constant_baseline(cfg.get("metric", "accuracy"), labels)
+    return min(loss, float(cfg.get("loss_max", loss)))
 
 
 _METRIC_FUNCS = {"accuracy": accuracy, "multilabel_f1": multilabel_f1, "r2": r2}
@@ -182,12 +236,24 @@ def measure(
     losses: list[float],
     outputs: np.ndarray | None,
     labels: np.ndarray | None,
+    *,
+    outputs_init: np.ndarray | None = None,
 ) -> Measured:
     m = Measured()
     if outputs is not None and labels is not None:
-        sub = _METRIC_FUNCS[cfg.get("metric", "accuracy")](cfg, outputs, labels)
+        metric = _METRIC_FUNCS[cfg.get("metric", "accuracy")]
+        sub = metric(cfg, outputs, labels)
         m.values.update(sub.values)
         m.components.update(sub.components)
+        if outputs_init is not None and sub.components:
+            # What the model scores with every trained parameter reset: outputs that do not
+            # come from training (a side estimator, a rule in forward) score the same there.
+            base = metric(cfg, outputs_init, labels)
+            for name in _HELDOUT:
+                if name in m.components:
+                    before = base.components.get(name, 0.0)
+                    m.components[name] = max(0.0, m.components[name] - before)
+                    m.values[f"{name}_untrained"] = round(before, 4)
     m.components["loss_decrease"] = loss_decrease(cfg, losses)
     m.components["trained"] = trained(cfg, rec)
     m.values["losses_finite"] = all(math.isfinite(x) for x in losses) if losses else None
@@ -203,3 +269,16 @@ def measure(
         if name in m.components:
             m.components[name] *= m.components["trained"]
     return m
+
+
+def gate(
+    components: dict[str, float], weights: dict[str, float], details: dict[str, Any]
+) -> dict[str, float]:
+    """Every component other than the held-out ones pays only in proportion to how far the
+    held-out metric got (full from ``GATE_FULL_AT``): a run that learned nothing real earns
+    nothing for falling losses, moved parameters or a tidy process."""
+    if "heldout_metric" not in weights:
+        return components
+    g = ramp(components.get("heldout_metric", 0.0), 0.0, GATE_FULL_AT)
+    details["process_gate"] = round(g, 4)
+    return {k: (v if k in _HELDOUT else v * g) for k, v in components.items()}

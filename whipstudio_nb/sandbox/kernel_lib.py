@@ -38,6 +38,10 @@ def warm_up() -> None:
 
     for name in TOOL_MODULES:
         importlib.import_module(name)
+    try:  # the training-data loader task scripts import (``from whip_data import ...``)
+        importlib.import_module("whip_data")
+    except ImportError:
+        pass
     # One tiny training step: torch imports (and patches) some modules lazily on first use,
     # for example torch._dynamo rewrapping torch.manual_seed when an optimizer is created.
     # fork_rng: the user's code must find the random state untouched.
@@ -71,12 +75,24 @@ def dispatch(module: str, args_json: str) -> None:
         emit({"internal_error": f"unknown tool module {module}"})
         return
     try:
-        result = importlib.import_module(module).in_kernel(json.loads(args_json))
+        args = json.loads(args_json)
+        install_training_data(args.pop("whip_data", None))
+        result = importlib.import_module(module).in_kernel(args)
     except BaseException as exc:  # a tool's own failure must still produce a result
         emit({"internal_error": "".join(traceback.format_exception(exc))[-4000:]})
         return
     flush_streams()
     emit(result)
+
+
+def install_training_data(payload: dict[str, Any] | None) -> None:
+    """Hand the episode's training data to ``whip_data.load_training_data`` (before any user
+    code runs in this kernel)."""
+    if payload is None:
+        return
+    import whip_data
+
+    whip_data._install(payload)
 
 
 def flush_streams() -> None:
@@ -393,13 +409,17 @@ class TrainingRecorder:
 
 
 class TamperGuard:
-    """Notices when code replaces or deletes torch functions that grading relies on."""
+    """Notices when code replaces or deletes what grading relies on: torch functions, the
+    functions the harness itself calls (os, json, base64), and anything in the modules of
+    whipstudio_nb and whip_data, including the recorder's and this class's methods."""
+
+    _STDLIB = ("os", "json", "base64", "select", "signal")
 
     def __init__(self) -> None:
         import torch
         import torch.nn.functional as F
 
-        self._spaces = {
+        self._spaces: dict[str, Any] = {
             "torch": torch,
             "torch.Tensor": torch.Tensor,
             "torch.nn.Module": torch.nn.Module,
@@ -407,15 +427,32 @@ class TamperGuard:
             "torch.autograd": torch.autograd,
             "torch.optim.Optimizer": torch.optim.Optimizer,
         }
+        for name in self._STDLIB:
+            if name in sys.modules:
+                self._spaces[name] = sys.modules[name]
+        for name, mod in list(sys.modules.items()):
+            if mod is not None and (name.startswith("whipstudio_nb") or name == "whip_data"):
+                self._spaces[name] = mod
+                for attr, value in list(vars(mod).items()):
+                    if isinstance(value, type) and value.__module__ == name:
+                        self._spaces[f"{name}.{attr}"] = value
         self._before = {name: self._ids(space) for name, space in self._spaces.items()}
 
     @staticmethod
     def _ids(space: Any) -> dict[str, int]:
-        return {k: id(v) for k, v in list(vars(space).items()) if callable(v)}
+        out = {}
+        for k, v in list(vars(space).items()):
+            if callable(v) or isinstance(v, (staticmethod, classmethod)):
+                out[k] = id(v)
+                code = getattr(v, "__code__", None)
+                if code is not None:  # a function's body or defaults swapped in place
+                    out[k + ".__code__"] = id(code)
+                    out[k + ".__defaults__"] = id(getattr(v, "__defaults__", None))
+        return out
 
     def changes(self) -> list[str]:
         changed = []
         for name, before in self._before.items():
-            now = {k: id(v) for k, v in list(vars(self._spaces[name]).items())}
+            now = self._ids(self._spaces[name])
             changed += [f"{name}.{k}" for k, v in before.items() if now.get(k) != v]
         return sorted(changed)

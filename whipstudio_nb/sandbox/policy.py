@@ -24,6 +24,9 @@ ALLOWED_IMPORTS: tuple[str, ...] = (
     "torch", "numpy", "sklearn", "pandas", "matplotlib", "scipy", "math", "random", "os",
     "sys", "collections", "itertools", "functools", "json", "re", "typing",
 )  # fmt: skip
+# Provided by the environment itself (task scripts load their training data with it); admitted
+# without changing the reference's message above.
+ENVIRONMENT_IMPORTS: tuple[str, ...] = ("whip_data",)
 
 # Names whose mere use opens a path to importing anything.
 _FORBIDDEN_NAMES = {"__import__", "importlib", "__builtins__", "builtins", "__loader__", "__spec__"}
@@ -68,7 +71,8 @@ def oversized_field(action: Any, _depth: int = 0) -> str | None:
 
 
 def _allowed(module: str) -> bool:
-    return module.split(".", 1)[0] in ALLOWED_IMPORTS
+    top = module.split(".", 1)[0]
+    return top in ALLOWED_IMPORTS or top in ENVIRONMENT_IMPORTS
 
 
 def check_code(code: str, *, mode: str = "exec") -> str | None:

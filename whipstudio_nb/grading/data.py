@@ -1,0 +1,97 @@
+"""Where a task's data comes from: the pack's generator, fed a seed the sandbox never sees.
+
+Each pack's ``grader.py`` defines ``training_data(seed, params)`` (the arrays the script gets from
+``whip_data.load_training_data``) and ``heldout(seed, params)`` (inputs and labels from the same
+hidden distribution, drawn from a different random stream). ``seed`` picks the hidden parameters
+of the world (weights, rules, noise) as well as the samples. The host draws it:
+
+- ``task.data_seed`` when set (``WhipEnv.reset`` draws one per episode);
+- otherwise it is derived from a secret of this host process (``WHIP_DATA_SECRET`` fixes it, for
+  reproducible experiments), the task id and the variant seed: the same code gets the same
+  score within a process, and nothing in the sandbox can predict it.
+
+The public demo draw (``DEMO_SEED``, default 0) is what a script run outside the environment gets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from typing import Any
+
+import numpy as np
+
+from ..models import TaskSpec
+
+__all__ = [
+    "DEMO_SEED",
+    "data_payload",
+    "demo_training_data",
+    "heldout_data",
+    "hidden_seed",
+    "training_data",
+]
+
+DEMO_SEED = 0
+_cache: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
+_SECRET = os.environ.get("WHIP_DATA_SECRET") or secrets.token_hex(16)
+
+
+def hidden_seed(task: TaskSpec) -> int:
+    """The seed of the task's hidden world for this episode or grading run (never sent to a
+    sandbox)."""
+    explicit = getattr(task, "data_seed", None)
+    if explicit is not None:
+        return int(explicit)
+    key = f"{_SECRET}|{task.info.id}|{task.seed}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 2
+
+
+def _pack(task: TaskSpec) -> Any:
+    from .grader import load_pack_grader
+
+    return load_pack_grader(task)
+
+
+def _arrays(raw: Any, where: str) -> dict[str, np.ndarray]:
+    if not isinstance(raw, dict) or "X" not in raw or "y" not in raw:
+        raise TypeError(f"{where} must return a dict with at least 'X' and 'y' arrays")
+    return {str(k): np.ascontiguousarray(np.asarray(v)) for k, v in raw.items()}
+
+
+def training_data(task: TaskSpec, seed: int) -> dict[str, np.ndarray]:
+    """The training arrays for ``seed`` (cached, read-only)."""
+    assert task.path is not None
+    key = (str(task.path), (task.path / "grader.py").stat().st_mtime, _params_key(task), seed)
+    if key not in _cache:
+        if len(_cache) >= 64:
+            _cache.clear()
+        raw = _pack(task).training_data(seed, dict(task.params))
+        arrays = _arrays(raw, f"{task.path / 'grader.py'}: training_data()")
+        for a in arrays.values():
+            a.setflags(write=False)
+        _cache[key] = arrays
+    return _cache[key]
+
+
+def demo_training_data(task: TaskSpec) -> dict[str, np.ndarray]:
+    """The public demo draw: what ``load_training_data`` returns outside the environment."""
+    return training_data(task, int(getattr(_pack(task), "DEMO_SEED", DEMO_SEED)))
+
+
+def heldout_data(task: TaskSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    inputs, labels = _pack(task).heldout(seed, dict(task.params))
+    return np.asarray(inputs), np.asarray(labels)
+
+
+def data_payload(task: TaskSpec, seed: int | None = None) -> dict[str, Any]:
+    """What the environment hands a kernel (``whip_data._install``): training arrays only."""
+    from .harness import encode_array
+
+    arrays = training_data(task, hidden_seed(task) if seed is None else seed)
+    return {"task_id": task.info.id, "arrays": {k: encode_array(v) for k, v in arrays.items()}}
+
+
+def _params_key(task: TaskSpec) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((k, repr(v)) for k, v in task.params.items()))

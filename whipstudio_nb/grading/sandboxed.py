@@ -1,0 +1,193 @@
+"""The submission's side of the grading harness, in the processes forked from the kernel.
+
+A runs the submission. When it returns, A's main thread forks B and A exits: B is a snapshot of
+the interpreter with the trained model in it and exactly one thread. B checks for tampering,
+measures the record, sends it to the kernel's main process (P), then waits for held-out inputs.
+
+Everything B relies on was captured when this module was imported, in the kernel's warm-up,
+before any submitted code ran anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from whipstudio_nb.sandbox import kernel_lib as kl
+
+from . import wire
+
+__all__ = ["A_FORKED_B", "run_then_fork"]
+
+A_FORKED_B = 83  # A's exit status once B exists
+EVAL_WAIT_S = 3600.0  # B waits for P's command; P kills it long before
+
+_ORIG: dict[str, Any] = {
+    "fork": os.fork,
+    "exit": os._exit,
+    "getpid": os.getpid,
+    "setpgid": os.setpgid,
+    "send": wire.send,
+    "recv": wire.recv,
+    "run_user_code": kl.run_user_code,
+    "changes": kl.TamperGuard.changes,
+    "param_changes": kl.TrainingRecorder.param_changes,
+    "uninstall": kl.TrainingRecorder.uninstall,
+    "flush": kl.flush_streams,
+}
+
+
+def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: dict[str, Any] = _ORIG) -> None:
+    ns = kl.fresh_namespace()
+    rec = kl.TrainingRecorder(
+        ns,
+        record_memory=bool(args.get("record_memory")),
+        record_inputs=bool(args.get("val_inputs")),
+        progress=True,
+    )
+    rec.install()
+    guard = kl.TamperGuard()  # after install: the recorder's own patches are the baseline
+    me = _o["getpid"]()
+    exit_code, err = _o["run_user_code"](args["code"], ns, "<submission>")
+    if _o["getpid"]() != me:  # a process the submission forked returned into the harness
+        _o["exit"](0)
+    _o["flush"]()
+    if _o["fork"]() != 0:
+        _o["exit"](A_FORKED_B)  # every thread the submission started ends with A
+    # B: the only thread of this process, in a process group of its own (P kills A's).
+    _o["setpgid"](0, 0)
+    try:
+        tampered = _o["changes"](guard)
+        _o["uninstall"](rec)
+        record = _record(args, ns, rec, exit_code, err, tampered, _o)
+    except BaseException as exc:
+        record = {"internal_error": f"measuring the run failed: {kl.format_exception_only(exc)}"}
+    _o["send"](rec_w, {"pid": _o["getpid"](), "record": kl.json_safe(record)})
+    cmd = _o["recv"](cmd_r, time.monotonic() + EVAL_WAIT_S)
+    if cmd is not None:
+        try:
+            reply = _evaluate(cmd, ns, rec)
+        except BaseException as exc:
+            reply = {"error": f"evaluation failed: {kl.format_exception_only(exc)}"}
+        _o["send"](rec_w, reply)
+    _o["flush"]()
+    _o["exit"](0)
+
+
+def _record(
+    args: dict[str, Any],
+    ns: dict[str, Any],
+    rec: Any,
+    exit_code: int,
+    err: str | None,
+    tampered: list[str],
+    _o: dict[str, Any],
+) -> dict[str, Any]:
+    import torch
+
+    model = ns.get(args.get("model", "model"))
+    found = isinstance(model, torch.nn.Module)
+    out: dict[str, Any] = {
+        "exit_code": exit_code,
+        "error": err,
+        "tampered": tampered,
+        "losses": [kl.float_out(x) for x in rec.losses],
+        "optimizer_steps": rec.optimizer_steps,
+        "model_found": found,
+        "model_type": kl.type_name(model) if model is not None else None,
+        "param_changes": {},
+        "trainable_params": [],
+        "frozen_params": [],
+    }
+    if found:
+        changes = _o["param_changes"](rec, model)
+        out["param_changes"] = {k: kl.float_out(v) for k, v in changes.items()}
+        named = list(model.named_parameters())
+        out["trainable_params"] = [n for n, p in named if p.requires_grad]
+        out["frozen_params"] = [n for n, p in named if not p.requires_grad]
+    if rec.record_memory:
+        out["rss_mb"] = [round(x, 2) for x in rec.rss_mb]
+    val_name = args.get("val_inputs")
+    if val_name:
+        out["leakage"] = _leakage(ns.get(val_name), val_name, rec.training_rows)
+    if args.get("check_code"):
+        out["checks"] = _run_checks(args["check_code"], ns, out)
+    return out
+
+
+def _leakage(val: Any, name: str, training_rows: set[bytes]) -> dict[str, Any]:
+    """How many rows of the validation inputs went through the model with gradients on."""
+    if val is None or not hasattr(val, "shape"):
+        return {"error": f"no validation inputs named '{name}' after the run"}
+    keys = kl.row_keys(val)
+    return {"val_rows": len(keys), "val_rows_in_training": len(keys & training_rows)}
+
+
+def _run_checks(check_code: str, ns: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """A task's own in-kernel checks: ``check_code`` defines ``check(ns, record) -> dict``."""
+    scope: dict[str, Any] = {}
+    try:
+        exec(compile(check_code, "<task checks>", "exec"), scope)
+        return dict(kl.json_safe(scope["check"](ns, record)))
+    except BaseException as exc:
+        return {"error": f"task check failed: {kl.format_exception_only(exc)}"}
+
+
+def _privatize(model: Any) -> None:
+    """Give B its own copy of every parameter and buffer: memory shared with a process the
+    submission started (``share_memory()``) cannot change what is evaluated."""
+    import torch
+
+    with torch.no_grad():
+        for m in model.modules():
+            for p in list(m._parameters.values()):
+                if p is not None:
+                    p.data = p.data.clone()
+            for name, b in list(m._buffers.items()):
+                if b is not None:
+                    m._buffers[name] = b.clone()
+
+
+def _call(target: Any, inputs: Any) -> Any:
+    import numpy as np
+    import torch
+
+    with torch.no_grad():
+        out = target(inputs)
+    if isinstance(out, torch.Tensor):
+        out = out.detach().cpu().numpy()
+    return np.asarray(out, dtype=np.float64)
+
+
+def _evaluate(cmd: dict[str, Any], ns: dict[str, Any], rec: Any) -> dict[str, Any]:
+    import torch
+
+    model_name = cmd.get("model") or "model"
+    fn_name = cmd.get("predict")
+    model = ns.get(model_name)
+    target = ns.get(fn_name) if fn_name else model
+    if target is None or not callable(target):
+        return {"error": f"'{fn_name or model_name}' is not defined or not callable"}
+    if isinstance(model, torch.nn.Module):
+        _privatize(model)
+    inputs = torch.from_numpy(wire.decode_array(cmd["inputs"]))
+    try:
+        outputs = _call(target, inputs.clone())
+    except BaseException as exc:
+        return {
+            "error": f"calling the model on held-out inputs failed: {kl.format_exception_only(exc)}"
+        }
+    reply: dict[str, Any] = {"outputs": wire.encode_array(outputs)}
+    # The same call with every parameter training changed put back where it started.
+    if isinstance(model, torch.nn.Module):
+        with torch.no_grad():
+            for p in model.parameters():
+                before = rec.initial_params.get(id(p))
+                if before is not None and before.shape == p.shape:
+                    p.copy_(before)
+        try:
+            reply["outputs_init"] = wire.encode_array(_call(target, inputs.clone()))
+        except BaseException:
+            pass  # the untrained model cannot even run: nothing to attribute to it
+    return reply
