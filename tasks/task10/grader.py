@@ -1,8 +1,11 @@
-"""Host-side held-out data and an inference-consistency check for task10."""
+"""Host-side data for task10: a generator with hidden parameters (never mounted into a sandbox).
+
+``seed`` is drawn by the environment (new per episode). The script gets ``training_data`` through
+``whip_data.load_training_data("task10")``; ``heldout`` draws fresh samples from the same hidden
+world (streams: 0 the world, 1 training, 2 held-out).
+"""
 
 import numpy as np
-
-HELDOUT_SEED = 5_118_903
 
 # Runs inside the sandbox after the script: a trained classifier's prediction for one sample
 # must not depend on the call (dropout masks) or on the other samples in the batch (batch-norm
@@ -39,11 +42,24 @@ def score(checks: dict, record: dict) -> dict:
     return {"consistent_inference": trained if ok else 0.0}
 
 
+def _draw(seed: int, stream: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """10 faults, 16 noisy sensors: fault k raises one sensor (which one is hidden)."""
+    world = np.random.default_rng([seed, 0])
+    sensors = world.permutation(16)[:10]
+    strength = world.uniform(3.7, 4.3, 10)
+    rng = np.random.default_rng([seed, stream])
+    labels = rng.integers(0, 10, n)
+    x = rng.standard_normal((n, 16))
+    x[np.arange(n), sensors[labels]] += strength[labels]
+    return x.astype(np.float32), labels.astype(np.int64)
+
+
+def training_data(seed: int, params: dict) -> dict:
+    """1500 training rows (X, y) and 500 validation rows (X_val, y_val)."""
+    x, y = _draw(seed, 1, 1500)
+    xv, yv = _draw(seed, 3, 500)
+    return {"X": x, "y": y, "X_val": xv, "y_val": yv}
+
+
 def heldout(seed: int, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh draws from the training distribution of buggy.py (the same for every variant):
-    class k has mean 4 on feature k, unit Gaussian noise everywhere."""
-    centers = 4.0 * np.eye(16)[:10]
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, 2000).astype(np.int64)
-    x = centers[labels] + rng.standard_normal((2000, 16))
-    return x.astype(np.float32), labels
+    return _draw(seed, 2, 2000)

@@ -1,20 +1,14 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{data_seed}})
 
-# 10 kinds of machine fault: fault k raises sensor k; all 16 sensors are noisy.
+# 10 kinds of machine fault: each fault raises one of the 16 sensors; all of them are noisy.
 N_CLASSES, N_FEATURES = 10, 16
-centers = 4.0 * torch.eye(N_FEATURES)[:N_CLASSES]
-
-
-def make_data(n):
-    labels = torch.randint(0, N_CLASSES, (n,))
-    return centers[labels] + torch.randn(n, N_FEATURES), labels
-
-
-X, y = make_data(1500)
-X_val, y_val = make_data(500)
+data = load_training_data("task10")
+X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
+X_val, y_val = torch.from_numpy(data["X_val"]), torch.from_numpy(data["y_val"])
 
 model = nn.Sequential(
     nn.Linear(N_FEATURES, 24), nn.BatchNorm1d(24), nn.ReLU(), nn.Dropout({{dropout}}),

@@ -1,17 +1,12 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{data_seed}})
 
-# Points in the square [-2, 2]^2 with three classes: inside a disc, and the sign of x*y.
-def make_data(n):
-    x = torch.rand(n, 2) * 4 - 2
-    inside = (x[:, 0] ** 2 + x[:, 1] ** 2) < 1.5
-    same_sign = (x[:, 0] * x[:, 1]) > 0
-    return x, inside.long() + same_sign.long()
-
-
-X, y = make_data(1000)
+# Points in the square [-2, 2]^2 with three classes: inside a disc, and which diagonal quadrants.
+data = load_training_data("task11")
+X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
 
 model = nn.Sequential(
     nn.Linear(2, 32), nn.Tanh(),

@@ -1,17 +1,13 @@
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from whip_data import load_training_data
 
 torch.manual_seed({{data_seed}})
 
 # Four process readings and a continuous quality score to predict from them.
-def make_data(n):
-    x = torch.randn(n, 4)
-    y = torch.sin(2 * x[:, 0]) + 0.5 * x[:, 1] ** 2 + x[:, 2] + 0.1 * torch.randn(n)
-    return x, y
-
-
-X, y = make_data(1000)
+data = load_training_data("task13")
+X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
 
 model = nn.Sequential(
     nn.Linear(4, 64), nn.ReLU(),

@@ -1,12 +1,13 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{data_seed}})
 
-# Synthetic 3-class problem: 30 features, only the first six carry signal.
-N, D, C = 1200, 30, 3
-X = torch.randn(N, D)
-y = (X[:, :3] + 0.5 * X[:, 3:6]).argmax(dim=1)
+# Synthetic 3-class problem: 30 features, only six of them carry signal.
+data = load_training_data("task14")
+X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
+N, D, C = X.shape[0], X.shape[1], 3
 
 # Shuffle, then split into train / validation.
 perm = torch.randperm(N)

@@ -1,11 +1,12 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{data_seed}})
 
-# Regression on 8 features; the target is a smooth non-linear function of the first four.
-X = torch.randn(1024, 8)
-y = torch.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2] + 0.5 * X[:, 3] + 0.1 * torch.randn(1024)
+# Regression on 8 features; the target is a smooth non-linear function of four of them.
+data = load_training_data("task16")
+X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
 
 
 class ResidualMLP(nn.Module):

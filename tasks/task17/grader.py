@@ -1,15 +1,30 @@
-"""Host-side held-out data for task17 (never mounted into a sandbox)."""
+"""Host-side data for task17: a generator with hidden parameters (never mounted into a sandbox).
+
+``seed`` is drawn by the environment (new per episode). The script gets ``training_data`` through
+``whip_data.load_training_data("task17")``; ``heldout`` draws fresh samples from the same hidden
+world (streams: 0 the world, 1 training, 2 held-out).
+"""
 
 import numpy as np
 
-HELDOUT_SEED = 4_470_359
+
+def _draw(seed: int, stream: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """6 user and 6 item features; clicked when a hidden mix of both groups is positive."""
+    world = np.random.default_rng([seed, 0])
+    u0, u1, u2 = world.permutation(6)[:3]
+    i0, i1, i2 = world.permutation(6)[:3] + 6
+    bias = world.uniform(0.6, 1.0)
+    rng = np.random.default_rng([seed, stream])
+    x = rng.standard_normal((n, 12))
+    score = (x[:, u0] * x[:, u1] + np.sin(2 * x[:, u2]) + x[:, i0] * x[:, i1]
+             - np.abs(x[:, i2]) + bias)
+    return x.astype(np.float32), (score > 0).astype(np.int64)
+
+
+def training_data(seed: int, params: dict) -> dict:
+    x, y = _draw(seed, 1, 4000)
+    return {"X": x, "y": y}
 
 
 def heldout(seed: int, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh draws from the training distribution: 12 standard-normal features (6 user, 6 item),
-    clicked when u0*u1 + sin(2*u2) + i0*i1 - |i2| + 0.8 > 0."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((3000, 12)).astype(np.float32)
-    u, i = x[:, :6], x[:, 6:]
-    score = u[:, 0] * u[:, 1] + np.sin(2 * u[:, 2]) + i[:, 0] * i[:, 1] - np.abs(i[:, 2]) + 0.8
-    return x, (score > 0).astype(np.int64)
+    return _draw(seed, 2, 3000)

@@ -1,15 +1,13 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{data_seed}})
 
 # Click prediction: 6 user features and 6 item features; the label depends on both groups.
-N = 4000
-X = torch.randn(N, 12)
-user, item = X[:, :6], X[:, 6:]
-score = user[:, 0] * user[:, 1] + torch.sin(2 * user[:, 2])
-score = score + item[:, 0] * item[:, 1] - item[:, 2].abs() + 0.8
-y = (score > 0).long()
+data = load_training_data("task17")
+X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
+N = len(X)
 
 
 class TwoTower(nn.Module):

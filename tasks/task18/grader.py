@@ -1,13 +1,27 @@
-"""Host-side held-out data for task18 (never mounted into a sandbox)."""
+"""Host-side data for task18: a generator with hidden parameters (never mounted into a sandbox).
+
+``seed`` is drawn by the environment (new per episode). The script gets ``training_data`` through
+``whip_data.load_training_data("task18")``; ``heldout`` draws fresh samples from the same hidden
+world (streams: 0 the world, 1 training, 2 held-out).
+"""
 
 import numpy as np
 
-HELDOUT_SEED = 9_027_733
+
+def _draw(seed: int, stream: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences of 15 values uniform in [-1, 1), (N, 15, 1); the target is their sum times a
+    hidden factor."""
+    world = np.random.default_rng([seed, 0])
+    factor = world.choice([-1.0, 1.0]) * world.uniform(0.8, 1.2)
+    rng = np.random.default_rng([seed, stream])
+    x = (rng.random((n, 15, 1)) * 2 - 1).astype(np.float32)
+    return x, (factor * x.sum(axis=(1, 2))).astype(np.float32)
+
+
+def training_data(seed: int, params: dict) -> dict:
+    x, y = _draw(seed, 1, 2000)
+    return {"X": x, "y": y}
 
 
 def heldout(seed: int, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh draws from the training distribution: sequences of 15 values uniform in [-1, 1),
-    shaped (N, 15, 1); the target is their sum."""
-    rng = np.random.default_rng(seed)
-    x = (rng.random((3000, 15, 1)) * 2 - 1).astype(np.float32)
-    return x, x.sum(axis=(1, 2)).astype(np.float32)
+    return _draw(seed, 2, 3000)

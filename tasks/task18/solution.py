@@ -1,12 +1,13 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{data_seed}})
 
-# Sequence regression: read 15 numbers, output their running sum at the end.
-N, T = 2000, 15
-X = torch.rand(N, T, 1) * 2 - 1
-y = X.sum(dim=(1, 2))
+# Sequence regression: read 15 numbers, output (a scaled version of) their sum at the end.
+data = load_training_data("task18")
+X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
+N, T = X.shape[0], X.shape[1]
 
 
 class SumRNN(nn.Module):

@@ -1,11 +1,13 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{data_seed}})
 
 # 2-D sensor readings (roughly -6..6); label 1 when the point lies above a wavy boundary.
-X = (torch.rand(800, 2) * 2 - 1) * 6
-y = (X[:, 1] + 0.3 * torch.randn(800) > 2.5 * torch.sin(X[:, 0])).float()
+data = load_training_data("task2")
+X = torch.from_numpy(data["X"])
+y = torch.from_numpy(data["y"]).float()
 
 model = nn.Sequential(
     nn.Linear(2, 32), nn.ReLU(),

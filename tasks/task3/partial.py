@@ -1,13 +1,14 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{data_seed}})
 
 # Tabular data: 20 numeric features, 3 classes decided by a hidden linear rule plus noise.
-N, D, C = 1500, 20, 3
-X = torch.randn(N, D)
-W_true = torch.randn(D, C)
-y = (X @ W_true + 0.8 * torch.randn(N, C)).argmax(dim=1)
+data = load_training_data("task3")
+X = torch.from_numpy(data["X"])
+y = torch.from_numpy(data["y"])
+N, D, C = X.shape[0], X.shape[1], 3
 
 perm = torch.randperm(N)
 X_train, y_train = X[perm[:1200]], y[perm[:1200]]

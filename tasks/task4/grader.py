@@ -1,18 +1,27 @@
-"""Host-side held-out data for task4 (never mounted into a sandbox)."""
+"""Host-side data for task4: a generator with hidden parameters (never mounted into a sandbox).
+
+``seed`` is drawn by the environment (new per episode). The script gets ``training_data`` through
+``whip_data.load_training_data("task4")``; ``heldout`` draws fresh samples from the same hidden
+world (streams: 0 the world, 1 training, 2 held-out).
+"""
 
 import numpy as np
-import torch
 
-HELDOUT_SEED = 8_830_452
+
+def _draw(seed: int, stream: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    w_true = np.random.default_rng([seed, 0]).standard_normal((16, 6)) * 0.5
+    rng = np.random.default_rng([seed, stream])
+    x = rng.standard_normal((n, 16))
+    y = x @ w_true + 0.3 * rng.standard_normal((n, 6)) > 1.0
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def training_data(seed: int, params: dict) -> dict:
+    """1000 documents (N, 16) float32 and their multi-hot tags (N, 6) int64."""
+    x, y = _draw(seed, 1, 1000)
+    return {"X": x, "y": y}
 
 
 def heldout(seed: int, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh draws from the training distribution of buggy.py: the same hidden tag weights
-    (rebuilt from the variant's data seed exactly as the script draws them), new documents.
-    Labels are the (N, 6) multi-hot tag matrix."""
-    g = torch.Generator().manual_seed(params["data_seed"])  # the script's torch.manual_seed
-    w_true = (torch.randn(16, 6, generator=g) * 0.5).numpy()
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((3000, 16)).astype(np.float32)
-    y = (x @ w_true + 0.3 * rng.standard_normal((3000, 6)) > 1.0).astype(np.int64)
-    return x, y
+    """Inputs (N, 16); labels the (N, 6) multi-hot tag matrix."""
+    return _draw(seed, 2, 3000)

@@ -1,13 +1,14 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{data_seed}})
 
 # Each document is a 16-d embedding and can carry several of 6 tags (multi-hot targets).
-N, D, L = 1000, 16, 6
-W_true = torch.randn(D, L) * 0.5
-X = torch.randn(N, D)
-Y = (X @ W_true + 0.3 * torch.randn(N, L) > 1.0).long()
+data = load_training_data("task4")
+X = torch.from_numpy(data["X"])
+Y = torch.from_numpy(data["y"])
+N, D, L = X.shape[0], X.shape[1], Y.shape[1]
 
 model = nn.Sequential(nn.Linear(D, 64), nn.ReLU(), nn.Linear(64, L))
 criterion = nn.BCEWithLogitsLoss()

@@ -1,19 +1,12 @@
-import numpy as np
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{seed}})
 
-# A fixed hidden "world": 16 raw features driven by 6 latent factors. Two label sets live in it:
+# A hidden "world": 16 raw features driven by 6 latent factors. Two label sets live in it:
 # a big 8-class task (used for pretraining) and our small 3-class task.
-world = np.random.default_rng(1234)
-MIX = torch.tensor(world.standard_normal((16, 6)), dtype=torch.float32) / 2.0
-PRETRAIN_W = torch.tensor(world.standard_normal((6, 8)), dtype=torch.float32)
-TARGET_W = torch.tensor(world.standard_normal((6, 3)), dtype=torch.float32)
-
-def make_data(n, w):
-    x = torch.randn(n, 16)
-    return x, (torch.tanh(x @ MIX) @ w).argmax(dim=1)
+data = load_training_data("task5")
 
 class Net(nn.Module):
     def __init__(self, n_classes):
@@ -26,7 +19,7 @@ class Net(nn.Module):
 
 def pretrain():
     net = Net(8)
-    X_big, y_big = make_data(2000, PRETRAIN_W)
+    X_big, y_big = torch.from_numpy(data["X_pretrain"]), torch.from_numpy(data["y_pretrain"])
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     for step in range(100):
         opt.zero_grad()
@@ -37,7 +30,7 @@ def pretrain():
 checkpoint = pretrain()
 
 # Transfer: reuse the pretrained backbone, train a fresh 3-class head on our 300 examples.
-X, y = make_data(300, TARGET_W)
+X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
 model = Net(8)
 model.load_state_dict(checkpoint)
 for p in model.parameters():

@@ -1,24 +1,13 @@
-import numpy as np
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{seed}})
-rng = np.random.default_rng({{seed}})
 
-# 8x8 RGB images stored channels-last, (N, H, W, C), like numpy/PIL arrays.
+# 8x8 RGB images stored channels-last, (N, H, W, C) float32, like numpy/PIL arrays.
 # Each shows one of 4 small strokes at a random position: -, |, \, /
-BAR = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]])
-SHAPES = [BAR, BAR.T, np.eye(3), np.fliplr(np.eye(3))]
-
-def make_images(n):
-    labels = rng.integers(0, 4, n)
-    images = 0.2 * rng.standard_normal((n, 8, 8, 3))
-    for i, c in enumerate(labels):
-        r, col = rng.integers(0, 6, 2)
-        images[i, r:r + 3, col:col + 3, :] += SHAPES[c][:, :, None] * rng.uniform(0.5, 1.5, 3)
-    return images.astype(np.float32), labels
-
-images, labels = make_images(500)
+data = load_training_data("task6")
+images, labels = data["X"], data["y"]
 X = torch.from_numpy(images).permute(0, 3, 1, 2)
 y = torch.from_numpy(labels)
 
@@ -40,8 +29,8 @@ for epoch in range(8):
         loss.backward()
         optimizer.step()
 
-def predict(image):
-    """Class logits for a stored image (H, W, C)."""
-    return model(image.permute(2, 0, 1).unsqueeze(0))
+def predict(images):
+    """Class logits for a batch of stored images (N, H, W, C)."""
+    return model(images.permute(0, 3, 2, 1))
 
-print("first image ->", predict(torch.from_numpy(images[0])).argmax().item(), "label", labels[0])
+print("first image ->", predict(torch.from_numpy(images[:1])).argmax().item(), "label", labels[0])

@@ -1,20 +1,32 @@
-"""Host-side held-out data for task8 (never mounted into a sandbox)."""
+"""Host-side data for task8: a generator with hidden parameters (never mounted into a sandbox).
+
+``seed`` is drawn by the environment (new per episode). The script gets ``training_data`` through
+``whip_data.load_training_data("task8")``; ``heldout`` draws fresh samples from the same hidden
+world (streams: 0 the world, 1 training, 2 held-out).
+"""
 
 import numpy as np
 
-HELDOUT_SEED = 8_663_104
 
-STORE_EFFECT = np.array([-0.3, -0.1, 0.0, 0.1, 0.2, 0.4])
+def _draw(seed: int, stream: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows [store id, 3 signals] float32 (the store id is a whole number), real demand."""
+    world = np.random.default_rng([seed, 0])
+    store_effect = world.uniform(-0.4, 0.4, 6)
+    amp, freq = world.uniform(0.45, 0.75), world.uniform(2.5, 3.5)
+    cross, lin = world.choice([-1.0, 1.0]), world.uniform(0.3, 0.7)
+    rng = np.random.default_rng([seed, stream])
+    store = rng.integers(0, 6, n)
+    s = rng.normal(0.0, 0.5, (n, 3))
+    demand = (store_effect[store] + amp * np.sin(freq * s[:, 0]) + cross * s[:, 1] * s[:, 2]
+              + lin * s[:, 2] + 0.05 * rng.standard_normal(n))
+    return np.column_stack([store, s]).astype(np.float32), demand
+
+
+def training_data(seed: int, params: dict) -> dict:
+    """1000 rows (N, 4) float32 and their demand (N,) float64."""
+    x, y = _draw(seed, 1, 1000)
+    return {"X": x, "y": y}
 
 
 def heldout(seed: int, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh rows [store id, 3 signals] as float32 (the store id is a whole number) and the
-    real-valued demand they produce, from the same process as the script."""
-    rng = np.random.default_rng(seed)
-    n = 3000
-    store = rng.integers(0, len(STORE_EFFECT), n)
-    signals = rng.normal(0.0, 0.5, (n, 3))
-    demand = (STORE_EFFECT[store] + np.sin(3 * signals[:, 0]) * 0.6 + signals[:, 1] * signals[:, 2]
-              + 0.5 * signals[:, 2] + 0.05 * rng.standard_normal(n))
-    x = np.column_stack([store, signals]).astype(np.float32)
-    return x, demand.astype(np.float64)
+    return _draw(seed, 2, 3000)

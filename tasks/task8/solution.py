@@ -1,18 +1,14 @@
-import numpy as np
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{seed}})
-rng = np.random.default_rng({{seed}})
 
 # Daily demand per store (a small real-valued target), from a store id and 3 standardised signals.
 N_STORES = 6
-STORE_EFFECT = np.array([-0.3, -0.1, 0.0, 0.1, 0.2, 0.4])
-store = rng.integers(0, N_STORES, 1000)
-signals = rng.normal(0.0, 0.5, (1000, 3))
-demand = (STORE_EFFECT[store] + np.sin(3 * signals[:, 0]) * 0.6 + signals[:, 1] * signals[:, 2]
-          + 0.5 * signals[:, 2] + 0.05 * rng.standard_normal(1000))
-table = np.column_stack([store, signals])  # column 0: store id, columns 1-3: signals
+data = load_training_data("task8")
+table = data["X"]  # column 0: store id (a whole number), columns 1-3: signals
+demand = data["y"]
 
 X = torch.tensor(table, dtype=torch.float32)
 y = torch.tensor(demand, dtype=torch.float32)

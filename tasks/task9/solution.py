@@ -1,11 +1,13 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed({{seed}})
 
-# XOR-style data: the label is 1 when exactly one of the two coordinates is positive.
-X = torch.rand(600, 2) * 4 - 2
-y = ((X[:, 0] > 0) ^ (X[:, 1] > 0)).long()
+# XOR-style data: the label depends on which quadrant (of a slightly turned frame) a point is in.
+data = load_training_data("task9")
+X = torch.from_numpy(data["X"])
+y = torch.from_numpy(data["y"])
 
 model = nn.Sequential(
     nn.Linear(2, 32), nn.Tanh(),

@@ -19,11 +19,12 @@ held-out loss of the best constant output (the label prior's entropy; the label 
 MSE). A task may declare a stricter ``chance`` or ``loss_max``, never a looser one.
 
 The held-out outputs must come from what was trained: the harness also evaluates the model with
-every parameter reset to its value before training, and the held-out components pay only what
-training added over that. They also count only in proportion to ``trained``. Every other
-component (loss_decrease, trained, memory, no_leakage, a pack's own) pays only once the model
-does something real on held-out data (``gate``). A task's grader.py may add components with
-``score(values, record)``.
+every parameter reset to its value before training; when that untrained model already reaches
+most of the trained model's held-out score, the outputs did not come from training and the
+held-out components pay nothing (``ATTRIBUTION_*``). They also count only in proportion to
+``trained``. Every other component (loss_decrease, trained, memory, no_leakage, a pack's own)
+pays only once the model does something real on held-out data (``gate``). A task's grader.py
+may add components with ``score(values, record)``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ BUILTIN_COMPONENTS = (
 METRICS = ("accuracy", "multilabel_f1", "r2")
 _HELDOUT = ("heldout_metric", "heldout_loss")
 GATE_FULL_AT = 0.25  # held-out metric component at which the other components pay in full
+# Held-out credit when the untrained model (trained parameters reset) already reaches this share
+# of the trained model's held-out metric component: full at or below FULL_AT, none from ZERO_AT.
+ATTRIBUTION_FULL_AT = 0.4
+ATTRIBUTION_ZERO_AT = 0.8
 
 
 @dataclass
@@ -249,11 +254,15 @@ def measure(
             # What the model scores with every trained parameter reset: outputs that do not
             # come from training (a side estimator, a rule in forward) score the same there.
             base = metric(cfg, outputs_init, labels)
+            now = m.components.get("heldout_metric", 0.0)
+            before = base.components.get("heldout_metric", 0.0)
+            share = before / now if now > 0 else 1.0
+            factor = ramp(share, ATTRIBUTION_ZERO_AT, ATTRIBUTION_FULL_AT)
+            m.values["heldout_metric_untrained"] = round(before, 4)
+            m.values["attribution"] = round(factor, 4)
             for name in _HELDOUT:
                 if name in m.components:
-                    before = base.components.get(name, 0.0)
-                    m.components[name] = max(0.0, m.components[name] - before)
-                    m.values[f"{name}_untrained"] = round(before, 4)
+                    m.components[name] *= factor
     m.components["loss_decrease"] = loss_decrease(cfg, losses)
     m.components["trained"] = trained(cfg, rec)
     m.values["losses_finite"] = all(math.isfinite(x) for x in losses) if losses else None
