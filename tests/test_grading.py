@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from whipstudio_nb import UnknownTaskError, grade
@@ -101,3 +103,112 @@ def test_grade_function(task1):
     assert res.score >= 0.9
     with pytest.raises(UnknownTaskError, match="Unknown task_id: nope"):
         grade("nope", "print(1)")
+
+
+# ---------------------------------------------------------------- the record cannot be forged
+
+FORGED_RESULT = """
+import sys
+_kl = sys.modules["whipstudio_nb.sandbox.kernel_lib"]
+record = {"exit_code": 0, "losses": [1.0, 0.5, 0.1], "optimizer_steps": 3, "model_found": True,
+          "param_changes": {"weight": 1.0, "bias": 1.0}, "tampered": []}
+for nonce in ("", "0" * 32, None):
+    _kl.emit({"status": "ran", "nonce": nonce, "record": record, "outputs": None})
+"""
+
+
+def test_forged_emit_is_named(sandbox, task1):
+    from whipstudio_nb.grading.cheats import cheat_codes
+
+    res = grade_code(task1, cheat_codes(task1)["forged emit and record"], sandbox)
+    assert res.score == 0.0
+    assert "whipstudio_nb.sandbox.kernel_lib.emit" in res.details["error"]
+    assert "whipstudio_nb.sandbox.kernel_lib.TrainingRecorder.param_changes" in res.details["tampered"]
+
+
+def test_patching_the_recorder_alone_is_named(sandbox, task1):
+    code = task1.buggy_code + (
+        "import sys\n"
+        "_kl = sys.modules['whipstudio_nb.sandbox.kernel_lib']\n"
+        "_kl.TrainingRecorder.param_changes = lambda self, m: {'weight': 1.0, 'bias': 1.0}\n"
+    )
+    res = grade_code(task1, code, sandbox)
+    assert res.score == 0.0
+    assert "TrainingRecorder.param_changes" in res.details["error"]
+
+
+def test_results_published_by_the_script_are_not_trusted(sandbox, task1):
+    """Calling the real emit (no patching) to publish a fake record: only the result carrying
+    the host's nonce counts, and the script never sees it."""
+    res = grade_code(task1, task1.buggy_code + FORGED_RESULT, sandbox)
+    assert res.score <= 0.05 and res.details["optimizer_steps"] == 100
+
+
+def test_nothing_the_script_started_survives_into_evaluation(sandbox, task1):
+    """A thread and a double-forked, setsid child keep training after the script returns; the
+    evaluated model waits for them. Evaluation happens in a process where they do not exist."""
+    code = task1.solution_code.replace("for epoch in range(100)", "for epoch in range(3)") + """
+import os, sys, time
+model.share_memory()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        for _ in range(400):
+            optimizer.zero_grad(); criterion(model(X), y).backward(); optimizer.step()
+        time.sleep(60)
+    os._exit(0)
+_done = sys.modules["threading"].Event()
+def _more():
+    time.sleep(0.3)
+    _done.set()
+sys.modules["threading"].Thread(target=_more, daemon=True).start()
+_forward = model.forward
+def _waiting_forward(x):
+    assert _done.wait(30), "the background thread is gone"
+    return _forward(x)
+model.forward = _waiting_forward
+"""
+    code = code.replace("import os, sys, time", "import os\nimport sys\ntime = sys.modules['time']")
+    t0 = time.monotonic()
+    res = grade_code(task1, code, sandbox)
+    elapsed = time.monotonic() - t0
+    assert res.score <= 0.05, res.details
+    assert "held-out inputs" in res.details["model_error"]
+    assert res.details["stopped_processes"] >= 1
+    assert elapsed < task1.time_budget_s
+
+
+def test_a_grade_never_outlasts_its_budget(sandbox, task1):
+    short = task1.model_copy(update={"time_budget_s": 2.0})
+    code = "import sys\nsys.modules['threading'].Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\nwhile True:\n    pass\n"
+    t0 = time.monotonic()
+    res = grade_code(short, code, sandbox)
+    assert res.score == 0.0 and "time budget of 2 s" in res.details["error"]
+    assert time.monotonic() - t0 < 2.0 + 6.0
+
+
+def test_data_comes_from_the_environment(sandbox, task1):
+    """The same code on two hidden worlds sees different data; a fixed seed repeats exactly."""
+    probe = task1.solution_code + "\nprint('FIRST_ROW', X[0].tolist(), y[:8].tolist())\n"
+    a = grade_code(task1, probe, sandbox, data_seed=1)
+    b = grade_code(task1, probe, sandbox, data_seed=2)
+    a2 = grade_code(task1, probe, sandbox, data_seed=1)
+    row = [line for line in a.output.splitlines() if line.startswith("FIRST_ROW")]
+    assert row and row != [ln for ln in b.output.splitlines() if ln.startswith("FIRST_ROW")]
+    assert row == [ln for ln in a2.output.splitlines() if ln.startswith("FIRST_ROW")]
+    assert abs(a.score - a2.score) <= 0.01 and min(a.score, b.score) >= 0.9
+
+
+def test_loader_outside_the_environment_uses_the_demo_draw():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "from whip_data import load_training_data\n"
+         "d = load_training_data('task1')\nprint(sorted(d), d['X'].shape)"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "['X', 'y'] (400, 4)" in out.stdout
+    assert "public demo draw" in out.stderr

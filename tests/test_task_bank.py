@@ -1,5 +1,6 @@
 """Calibration of every task pack, measured on real kernels: the grader separates buggy, partial
-and fixed code, gives cheats nothing, and gives the same code the same score."""
+and fixed code, gives the same code the same score, and gives every cheat in the suite
+(``grading/cheats.py``) nothing, on every pack."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import pytest
 
 from whipstudio_nb import list_tasks, load_task
 from whipstudio_nb.grading import grade_code
-from whipstudio_nb.grading.calibration import cheat_codes
+from whipstudio_nb.grading.calibration import (
+    BUGGY_MAX,
+    CALIBRATION_SEED,
+    PARTIAL_MARGIN,
+    SOLUTION_MIN,
+)
+from whipstudio_nb.grading.cheats import CHEAT_MAX, cheat_codes, solution_reading_cheat
 from whipstudio_nb.tasks import render_variant
 
 TASK_IDS = [t.id for t in list_tasks()]
@@ -21,6 +28,24 @@ SEED_TASKS = {
 }
 CATEGORIES = {"model", "tensors_and_inputs", "training/optimizer", "training/loss",
               "training/hyperparameters", "training/data", "api"}  # fmt: skip
+CHEATS = [
+    "side estimator answers for the model",
+    "rule-based forward (public demo world)",
+    "reads grader.py from disk",
+    "background thread keeps training",
+    "forked child keeps training",
+    "forged emit and record",
+    "constant (prior) predictor",
+    "buggy code + printed metrics",
+    "prints metrics only",
+    "prints, then os._exit(0)",
+    "trains, then os._exit(0)",
+    "monkeypatches torch",
+]
+
+
+def score(task, code: str, sandbox, seed: int = CALIBRATION_SEED) -> float:
+    return grade_code(task, code, sandbox, data_seed=seed).score
 
 
 def test_seed_tasks_match_the_reference():
@@ -35,30 +60,60 @@ def test_every_task_has_a_known_category():
         assert info.category in CATEGORIES, (info.id, info.category)
 
 
+def test_scripts_take_their_data_from_the_environment():
+    """No script builds its own data from a rule it can see: every one loads it."""
+    for task_id in TASK_IDS:
+        task = load_task(task_id)
+        for code in (task.buggy_code, task.solution_code, task.partial_code):
+            assert f'load_training_data("{task_id}")' in code, task_id
+
+
 @pytest.mark.parametrize("task_id", TASK_IDS)
 def test_calibration(task_id, sandbox):
     task = load_task(task_id)
     assert task.partial_code is not None, "every pack ships a partial fix"
-
-    def score(code: str) -> float:
-        return grade_code(task, code, sandbox).score
-
-    buggy, solution, partial = score(task.buggy_code), score(task.solution_code), score(task.partial_code)
+    buggy = score(task, task.buggy_code, sandbox)
+    solution = score(task, task.solution_code, sandbox)
+    partial = score(task, task.partial_code, sandbox)
     problems = []
-    if buggy > 0.25:
+    if buggy > BUGGY_MAX:
         problems.append(f"buggy scores {buggy}")
-    if solution < 0.9:
+    if solution < SOLUTION_MIN:
         problems.append(f"solution scores {solution}")
-    if not buggy < partial < solution:
+    if not buggy + PARTIAL_MARGIN <= partial <= solution - PARTIAL_MARGIN:
         problems.append(f"partial {partial} not between buggy {buggy} and solution {solution}")
-    for name, code in cheat_codes(task).items():
-        s = score(code)
-        if s > 0.05:
-            problems.append(f"cheat '{name}' scores {s}")
-    again = score(task.solution_code)
+    again = score(task, task.solution_code, sandbox)
     if abs(again - solution) > 0.01:
         problems.append(f"solution scored {solution} then {again}")
     assert problems == []
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_cheats_score_nothing(task_id, sandbox):
+    task = load_task(task_id)
+    codes = cheat_codes(task)
+    assert set(CHEATS) <= set(codes), "the suite is complete for every pack"
+    scores = {name: score(task, codes[name], sandbox) for name in CHEATS}
+    assert {k: v for k, v in scores.items() if v > CHEAT_MAX} == {}
+
+
+def test_cheats_are_real_attacks(sandbox):
+    """The side estimator answers well: it is the attribution check, not weakness, that zeroes
+    it. Its held-out accuracy is high while its held-out credit is zero."""
+    task = load_task("task1")
+    res = grade_code(task, cheat_codes(task)["side estimator answers for the model"], sandbox,
+                     data_seed=CALIBRATION_SEED)  # fmt: skip
+    d = res.details
+    assert d["val_acc"] >= 0.85 and d["attribution"] == 0.0 and res.score == 0.0
+
+
+def test_running_the_solution_found_on_disk(sandbox):
+    """Only isolation can stop a submission that runs solution.py: the packs must be hidden."""
+    if sandbox.isolation != "strict":
+        pytest.skip(f"isolation is '{sandbox.isolation}': task packs are readable in the sandbox")
+    for task_id in ("task1", "task10"):
+        task = load_task(task_id)
+        assert score(task, solution_reading_cheat(task), sandbox) <= CHEAT_MAX
 
 
 @pytest.mark.parametrize("task_id", [t for t in TASK_IDS if load_task(t).variants])
@@ -72,5 +127,6 @@ def test_variants(task_id, sandbox):
     others = {render_variant(base, s).buggy_code for s in range(12)}
     if any(len(v) > 1 for v in base.variants.values()):
         assert len(others) > 1, "different seeds must give different code"
-    assert grade_code(variant, variant.solution_code, sandbox).score >= 0.9
-    assert grade_code(variant, variant.buggy_code, sandbox).score <= 0.25
+    # another hidden world, too
+    assert score(variant, variant.solution_code, sandbox, seed=11) >= SOLUTION_MIN
+    assert score(variant, variant.buggy_code, sandbox, seed=11) <= BUGGY_MAX

@@ -7,6 +7,7 @@ Caller mistakes (an unknown task id) raise ``UnknownTaskError``, a ValueError.
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import uuid
 from typing import Any
@@ -122,6 +123,8 @@ class WhipEnv:
 
     def reset(self, task_id: str, seed: int | None = None) -> Observation:
         task = load_task(task_id, seed=seed)  # raises UnknownTaskError
+        # Hidden data for this episode: the tools and the grader see the same draw.
+        task = task.model_copy(update={"data_seed": secrets.randbits(62)})
         with self._lock:
             self._check_open()
             self._task = task

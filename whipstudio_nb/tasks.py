@@ -1,9 +1,11 @@
 """Task packs: discovery, validation and loading.
 
 A pack is a directory ``<task_id>/`` holding ``task.toml``, ``buggy.py``, ``solution.py``,
-``hints.md`` and ``grader.py`` (the host-side held-out data generator). Packs come from the
-packs shipped with whipstudio_nb, then from every directory in ``WHIP_TASKS_PATH`` (os.pathsep
-separated) and from ``extra_paths``; a later pack with the same id replaces an earlier one.
+``hints.md`` and ``grader.py`` (the host-side data generator with hidden parameters: the
+training data the script loads with ``whip_data.load_training_data``, and the held-out set).
+Packs come from the packs shipped with whipstudio_nb, then from every directory in
+``WHIP_TASKS_PATH`` (os.pathsep separated) and from ``extra_paths``; a later pack with the same id
+replaces an earlier one.
 """
 
 from __future__ import annotations
@@ -159,6 +161,10 @@ def _check_grading(grading: dict[str, Any], toml_path: Path, grader_source: str)
     weights = grading.get("weights", {})
     _require(isinstance(weights, dict), toml_path, "grading.weights", "must be a table")
     custom = re.search(r"^def score\(", grader_source, flags=re.MULTILINE) is not None
+    for func in ("training_data", "heldout"):
+        _require(re.search(rf"^def {func}\(", grader_source, flags=re.MULTILINE) is not None,
+                 toml_path.with_name("grader.py"), func,
+                 f"must be defined: def {func}(seed, params) (README: task packs)")  # fmt: skip
     for name, w in weights.items():
         _require(isinstance(w, (int, float)) and w >= 0, toml_path, f"grading.weights.{name}",
                  "must be a number >= 0")  # fmt: skip

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..models import GradeResult, TaskSpec
 from ..sandbox import Sandbox
 from .cheats import CHEAT_MAX, cheat_codes
-from .grader import grade_code
+from .grader import grade_code, load_pack_grader
 
 __all__ = ["CHEAT_MAX", "Check", "calibrate", "cheat_codes"]
 
@@ -51,9 +51,17 @@ def calibrate(
 
     def timed(code: str, t: TaskSpec = task) -> tuple[GradeResult, float]:
         t0 = time.monotonic()
-        res = grade_code(t, code, sandbox, data_seed=CALIBRATION_SEED)
+        try:
+            res = grade_code(t, code, sandbox, data_seed=CALIBRATION_SEED)
+        except Exception as exc:  # the pack's own code failed (grader.py): a FAIL, not a crash
+            res = GradeResult(score=0.0, details={"error": f"{type(exc).__name__}: {exc}"})
         return res, time.monotonic() - t0
 
+    pack_checks = _pack_checks(task)
+    for check in pack_checks:
+        add(check)
+    if any(not c.ok and not c.warning for c in pack_checks):
+        return checks
     buggy, _ = timed(task.buggy_code)
     add(_ran(task, "buggy code runs", buggy, must_succeed=False))
     add(
@@ -75,6 +83,16 @@ def calibrate(
         add(
             Check("partial fix scores in between", False, "no partial.py in the pack", warning=True)
         )
+    weights = task.grading.get("weights") or {}
+    for name, w in weights.items():
+        earned = solution.details.get("components", {}).get(name, 0.0)
+        if w > 0 and earned <= 0.0:
+            why = ""
+            if name == "heldout_loss" and solution.details.get("heldout_loss") is None:
+                why = " (no held-out loss: the interface returns class indices, not logits)"
+            add(Check(f"weight '{name}' can be earned", False,
+                      f"the reference solution earns 0 of its weight {w:g}{why}",
+                      warning=True))  # fmt: skip
     for name, code in cheat_codes(task).items():
         res, _ = timed(code)
         add(Check(f"cheat '{name}'", res.score <= CHEAT_MAX, f"{res.score:.3f} (<= {CHEAT_MAX})"))
@@ -98,6 +116,53 @@ def calibrate(
         add(Check(f"variant seed={seed} {variant.params}", ok,
                   f"buggy {v_bug.score:.3f}, solution {v_sol.score:.3f}"))  # fmt: skip
     return checks
+
+
+def _pack_checks(task: TaskSpec) -> list[Check]:
+    """grader.py loads, its generator returns data of the right shapes, and what the computed
+    chance is: PASS/FAIL lines with numbers, never a traceback."""
+    import numpy as np
+
+    from .data import heldout_data, training_data
+    from .metrics import constant_baseline
+
+    cfg = task.grading
+    metric = cfg.get("metric", "accuracy")
+    try:
+        load_pack_grader(task)
+        train = training_data(task, CALIBRATION_SEED)
+        inputs, labels = heldout_data(task, CALIBRATION_SEED)
+    except Exception as exc:
+        return [Check("grader.py data", False, f"{type(exc).__name__}: {exc}")]
+    n = len(labels)
+    problems = []
+    if len(inputs) != n:
+        problems.append(f"heldout() returned {len(inputs)} inputs but {n} labels")
+    if metric == "accuracy" and (labels.ndim != 1 or labels.dtype.kind not in "iu"):
+        problems.append(f"accuracy needs labels of shape (N,) of class indices, got "
+                        f"{labels.shape} {labels.dtype}")  # fmt: skip
+    if metric == "multilabel_f1" and (labels.ndim != 2 or not np.isin(labels, (0, 1)).all()):
+        problems.append(f"multilabel_f1 needs 0/1 labels of shape (N, L), got {labels.shape}")
+    if metric == "r2" and labels.shape not in ((n,), (n, 1)):
+        problems.append(f"r2 needs labels of shape (N,) or (N, 1), got {labels.shape}")
+    if problems:
+        return [Check("grader.py data", False, "; ".join(problems))]
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in train.items())
+    out = [Check("grader.py data", True, f"training data {shapes}; held-out inputs "
+                 f"{tuple(inputs.shape)}, labels {tuple(labels.shape)}")]  # fmt: skip
+    best, loss = constant_baseline(metric, labels)
+    chance = max(best, float(cfg.get("chance", best)))
+    loss_max = min(loss, float(cfg.get("loss_max", loss)))
+    target = float(cfg.get("target", 0.9 if metric != "multilabel_f1" else 0.8))
+    out.append(Check("chance (best constant predictor)", target > chance,
+                     f"metric {best:.3f}, loss {loss:.3f}; scoring from chance {chance:.3f} "
+                     f"to target {target:.3f}, held-out loss from {loss_max:.3f}"))  # fmt: skip
+    loss_target = cfg.get("loss_target")
+    if loss_target is not None and float(loss_target) >= loss_max:
+        out.append(Check("held-out loss can be earned", False,
+                         f"loss_target {loss_target} >= {loss_max:.3f}, the loss of a constant "
+                         "predictor", warning=True))  # fmt: skip
+    return out
 
 
 def _ran(task: TaskSpec, name: str, res: GradeResult, *, must_succeed: bool) -> Check:

@@ -115,6 +115,7 @@ def grade_code(
             return _fail(
                 f"the harness produced no result: {last.get('internal_error', 'unknown')}", output
             )
+        stopped = last.get("leftovers_killed", 0)
         inputs, labels = heldout_data(task, seed)
         nonce = secrets.token_hex(16)
         eval_args = {
@@ -149,6 +150,8 @@ def grade_code(
     }
     if task.params:
         details["variant"] = task.params
+    if stopped:
+        details["stopped_processes"] = stopped  # left running by the script, killed after it
     if rec.get("error"):
         details["script_error"] = rec["error"]
     if rec.get("tampered"):

@@ -32,6 +32,10 @@ class SandboxOutcome:
 
 
 def call_kernel(ctx: ToolContext, module: str, args: dict[str, Any]) -> SandboxOutcome:
+    from ..grading.data import data_payload
+
+    # The episode's training data, for scripts that call whip_data.load_training_data.
+    args = {**args, "whip_data": data_payload(ctx.task)}
     run = ctx.sandbox.call(module, args, ctx.timeout_s, on_progress=ctx.on_progress)
     result = run.result or {}
     error: str | None = None
