@@ -161,10 +161,9 @@ def _check_grading(grading: dict[str, Any], toml_path: Path, grader_source: str)
     weights = grading.get("weights", {})
     _require(isinstance(weights, dict), toml_path, "grading.weights", "must be a table")
     custom = re.search(r"^def score\(", grader_source, flags=re.MULTILINE) is not None
-    for func in ("training_data", "heldout"):
-        _require(re.search(rf"^def {func}\(", grader_source, flags=re.MULTILINE) is not None,
-                 toml_path.with_name("grader.py"), func,
-                 f"must be defined: def {func}(seed, params) (README: task packs)")  # fmt: skip
+    _require(re.search(r"^def heldout\(", grader_source, flags=re.MULTILINE) is not None,
+             toml_path.with_name("grader.py"), "heldout",
+             "must be defined: def heldout(seed, params) (README: task packs)")  # fmt: skip
     for name, w in weights.items():
         _require(isinstance(w, (int, float)) and w >= 0, toml_path, f"grading.weights.{name}",
                  "must be a number >= 0")  # fmt: skip

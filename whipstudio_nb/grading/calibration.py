@@ -123,14 +123,15 @@ def _pack_checks(task: TaskSpec) -> list[Check]:
     chance is: PASS/FAIL lines with numbers, never a traceback."""
     import numpy as np
 
-    from .data import heldout_data, training_data
+    from .data import heldout_data, is_legacy, training_data
     from .metrics import constant_baseline
 
     cfg = task.grading
     metric = cfg.get("metric", "accuracy")
     try:
         load_pack_grader(task)
-        train = training_data(task, CALIBRATION_SEED)
+        legacy = is_legacy(task)
+        train = {} if legacy else training_data(task, CALIBRATION_SEED)
         inputs, labels = heldout_data(task, CALIBRATION_SEED)
     except Exception as exc:
         return [Check("grader.py data", False, f"{type(exc).__name__}: {exc}")]
@@ -147,9 +148,14 @@ def _pack_checks(task: TaskSpec) -> list[Check]:
         problems.append(f"r2 needs labels of shape (N,) or (N, 1), got {labels.shape}")
     if problems:
         return [Check("grader.py data", False, "; ".join(problems))]
-    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in train.items())
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in train.items()) or "built by the script"
     out = [Check("grader.py data", True, f"training data {shapes}; held-out inputs "
                  f"{tuple(inputs.shape)}, labels {tuple(labels.shape)}")]  # fmt: skip
+    if legacy:
+        out.append(Check("data from the environment", False,
+                         "grader.py defines no training_data(seed, params): the script builds its "
+                         "own data, so a submission can see its rule (README: task packs)",
+                         warning=True))  # fmt: skip
     best, loss = constant_baseline(metric, labels)
     chance = max(best, float(cfg.get("chance", best)))
     loss_max = min(loss, float(cfg.get("loss_max", loss)))

@@ -304,7 +304,9 @@ def cheat_codes(task: TaskSpec, data_code: str | None = None) -> dict[str, str]:
             out += f"{predict} = lambda inputs: model(inputs)\n"
         return out
 
-    cheats = {
+    from .data import is_legacy
+
+    basic = {
         "prints metrics only": _FAKE_METRICS,
         "buggy code + printed metrics": task.buggy_code + "\n" + _FAKE_METRICS,
         "prints, then os._exit(0)": _FAKE_METRICS + "import os\nos._exit(0)\n",
@@ -313,6 +315,12 @@ def cheat_codes(task: TaskSpec, data_code: str | None = None) -> dict[str, str]:
             "torch.Tensor.backward = lambda self, *a, **k: None\n"
             "torch.optim.Optimizer.zero_grad = lambda self, *a, **k: None\n" + task.buggy_code
         ),
+        "trains, then os._exit(0)": task.solution_code + "\nimport os\nos._exit(0)\n",
+    }
+    if data_code is None and is_legacy(task):
+        return basic  # the data-driven cheats need the environment's loader
+    cheats = {
+        **basic,
         "side estimator answers for the model": prelude + _SIDE + tail(),
         "constant (prior) predictor": prelude + _CONSTANT + tail(),
         "background thread keeps training": prelude + _THREAD + tail(),
@@ -321,7 +329,6 @@ def cheat_codes(task: TaskSpec, data_code: str | None = None) -> dict[str, str]:
         "reads grader.py from disk": prelude
         + _READS_FILES.format(task_id=task.info.id, params=dict(task.params))
         + tail(),
-        "trains, then os._exit(0)": task.solution_code + "\nimport os\nos._exit(0)\n",
     }
     demo = _demo_arrays(task) if data_code is None else None
     if demo is not None:

@@ -11,11 +11,16 @@ of the world (weights, rules, noise) as well as the samples. The host draws it:
   score within a process, and nothing in the sandbox can predict it.
 
 The public demo draw (``DEMO_SEED``, default 0) is what a script run outside the environment gets.
+
+A legacy pack (no ``training_data``: its script builds its own data) still grades: its held-out
+set comes from ``heldout(HELDOUT_SEED[, params])``, and ``whip validate-task`` warns that a
+submission can see the rule its data follows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import secrets
 from typing import Any
@@ -30,6 +35,7 @@ __all__ = [
     "demo_training_data",
     "heldout_data",
     "hidden_seed",
+    "is_legacy",
     "training_data",
 ]
 
@@ -80,15 +86,29 @@ def demo_training_data(task: TaskSpec) -> dict[str, np.ndarray]:
     return training_data(task, int(getattr(_pack(task), "DEMO_SEED", DEMO_SEED)))
 
 
+def is_legacy(task: TaskSpec) -> bool:
+    """A pack whose script builds its own data (no ``training_data`` in grader.py)."""
+    return not hasattr(_pack(task), "training_data")
+
+
 def heldout_data(task: TaskSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    inputs, labels = _pack(task).heldout(seed, dict(task.params))
+    pack = _pack(task)
+    if is_legacy(task):
+        seed = int(task.grading.get("heldout_seed", getattr(pack, "HELDOUT_SEED", 0)))
+        if len(inspect.signature(pack.heldout).parameters) < 2:
+            inputs, labels = pack.heldout(seed)
+            return np.asarray(inputs), np.asarray(labels)
+    inputs, labels = pack.heldout(seed, dict(task.params))
     return np.asarray(inputs), np.asarray(labels)
 
 
-def data_payload(task: TaskSpec, seed: int | None = None) -> dict[str, Any]:
-    """What the environment hands a kernel (``whip_data._install``): training arrays only."""
+def data_payload(task: TaskSpec, seed: int | None = None) -> dict[str, Any] | None:
+    """What the environment hands a kernel (``whip_data._install``): training arrays only
+    (None for a legacy pack)."""
     from .harness import encode_array
 
+    if is_legacy(task):
+        return None
     arrays = training_data(task, hidden_seed(task) if seed is None else seed)
     return {"task_id": task.info.id, "arrays": {k: encode_array(v) for k, v in arrays.items()}}
 

@@ -100,7 +100,7 @@ def _record(
         "trainable_params": [],
         "frozen_params": [],
     }
-    if found:
+    if isinstance(model, torch.nn.Module):
         changes = _o["param_changes"](rec, model)
         out["param_changes"] = {k: kl.float_out(v) for k, v in changes.items()}
         named = list(model.named_parameters())

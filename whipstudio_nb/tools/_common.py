@@ -35,7 +35,9 @@ def call_kernel(ctx: ToolContext, module: str, args: dict[str, Any]) -> SandboxO
     from ..grading.data import data_payload
 
     # The episode's training data, for scripts that call whip_data.load_training_data.
-    args = {**args, "whip_data": data_payload(ctx.task)}
+    payload = data_payload(ctx.task)
+    if payload is not None:
+        args = {**args, "whip_data": payload}
     run = ctx.sandbox.call(module, args, ctx.timeout_s, on_progress=ctx.on_progress)
     result = run.result or {}
     error: str | None = None
