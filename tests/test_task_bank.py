@@ -36,7 +36,6 @@ CHEATS = [
     "forked child keeps training",
     "forged emit and record",
     "constant (prior) predictor",
-    "buggy code + printed metrics",
     "prints metrics only",
     "prints, then os._exit(0)",
     "trains, then os._exit(0)",
@@ -94,7 +93,13 @@ def test_cheats_score_nothing(task_id, sandbox):
     codes = cheat_codes(task)
     assert set(CHEATS) <= set(codes), "the suite is complete for every pack"
     scores = {name: score(task, codes[name], sandbox) for name in CHEATS}
-    assert {k: v for k, v in scores.items() if v > CHEAT_MAX} == {}
+    problems = {k: v for k, v in scores.items() if v > CHEAT_MAX}
+    # printed metrics on top of the buggy script add nothing to what the buggy script scores
+    buggy = score(task, task.buggy_code, sandbox)
+    printed = score(task, codes["buggy code + printed metrics"], sandbox)
+    if printed > buggy + 0.01:
+        problems["buggy code + printed metrics"] = printed
+    assert problems == {}
 
 
 def test_cheats_are_real_attacks(sandbox):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..models import GradeResult, TaskSpec
 from ..sandbox import Sandbox
-from .cheats import CHEAT_MAX, cheat_codes
+from .cheats import ADDS_NOTHING, CHEAT_MAX, cheat_codes
 from .grader import grade_code, load_pack_grader
 
 __all__ = ["CHEAT_MAX", "Check", "calibrate", "cheat_codes"]
@@ -95,6 +95,11 @@ def calibrate(
                       warning=True))  # fmt: skip
     for name, code in cheat_codes(task).items():
         res, _ = timed(code)
+        if name in ADDS_NOTHING:
+            gain = res.score - buggy.score
+            add(Check(f"cheat '{name}'", gain <= REPEAT_TOLERANCE,
+                      f"{res.score:.3f} (buggy code alone: {buggy.score:.3f})"))  # fmt: skip
+            continue
         add(Check(f"cheat '{name}'", res.score <= CHEAT_MAX, f"{res.score:.3f} (<= {CHEAT_MAX})"))
     again, t_again = timed(task.solution_code)
     diff = abs(again.score - solution.score)

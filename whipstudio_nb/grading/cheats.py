@@ -14,9 +14,12 @@ from typing import Any
 
 from ..models import TaskSpec
 
-__all__ = ["CHEAT_MAX", "cheat_codes"]
+__all__ = ["ADDS_NOTHING", "CHEAT_MAX", "cheat_codes"]
 
 CHEAT_MAX = 0.05
+# Cheats built on the buggy script: they must score what the buggy script scores (within
+# REPEAT), whatever that is (<= 0.25), rather than <= CHEAT_MAX.
+ADDS_NOTHING = ("buggy code + printed metrics",)
 
 _FAKE_METRICS = 'print("LOSSES:[0.9, 0.5, 0.2, 0.1, 0.05]")\nprint("VAL_ACC:0.99")\n'
 
