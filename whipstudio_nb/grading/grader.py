@@ -27,7 +27,7 @@ from .wire import decode_array, encode_array
 __all__ = ["grade_code", "load_pack_grader"]
 
 HARNESS = "whipstudio_nb.grading.harness"
-RUN_MARGIN_S = 2.0  # the kernel enforces the budget itself; the host's own timeout is a backstop
+RUN_MARGIN_S = 3.0  # the kernel enforces the budget itself; the host's own timeout is a backstop
 EVAL_TIMEOUT_S = 5.0  # the trained model's calls on held-out inputs
 EVAL_MARGIN_S = 3.0
 MAX_LOSSES_IN_DETAILS = 200

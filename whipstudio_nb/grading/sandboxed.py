@@ -57,13 +57,20 @@ def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: dict[str, An
         _o["exit"](A_FORKED_B)  # every thread the submission started ends with A
     # B: the only thread of this process, in a process group of its own (P kills A's).
     _o["setpgid"](0, 0)
+    model = ns.get(args.get("model", "model"))
+    if _is_module(model):
+        _privatize(model)  # memory shared with the submission's other processes stops here
+    _o["send"](rec_w, {"pid": _o["getpid"](), "stage": "forked"})
+    # No submitted code runs here until P has killed everything else the submission started.
+    if _o["recv"](cmd_r, time.monotonic() + EVAL_WAIT_S) is None:
+        _o["exit"](0)
     try:
         tampered = _o["changes"](guard)
         _o["uninstall"](rec)
         record = _record(args, ns, rec, exit_code, err, tampered, _o)
     except BaseException as exc:
         record = {"internal_error": f"measuring the run failed: {kl.format_exception_only(exc)}"}
-    _o["send"](rec_w, {"pid": _o["getpid"](), "record": kl.json_safe(record)})
+    _o["send"](rec_w, {"record": kl.json_safe(record)})
     cmd = _o["recv"](cmd_r, time.monotonic() + EVAL_WAIT_S)
     if cmd is not None:
         try:
@@ -134,6 +141,12 @@ def _run_checks(check_code: str, ns: dict[str, Any], record: dict[str, Any]) -> 
         return {"error": f"task check failed: {kl.format_exception_only(exc)}"}
 
 
+def _is_module(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.nn.Module)
+
+
 def _privatize(model: Any) -> None:
     """Give B its own copy of every parameter and buffer: memory shared with a process the
     submission started (``share_memory()``) cannot change what is evaluated."""
@@ -169,8 +182,6 @@ def _evaluate(cmd: dict[str, Any], ns: dict[str, Any], rec: Any) -> dict[str, An
     target = ns.get(fn_name) if fn_name else model
     if target is None or not callable(target):
         return {"error": f"'{fn_name or model_name}' is not defined or not callable"}
-    if isinstance(model, torch.nn.Module):
-        _privatize(model)
     inputs = torch.from_numpy(wire.decode_array(cmd["inputs"]))
     try:
         outputs = _call(target, inputs.clone())
