@@ -160,8 +160,8 @@ def _check_grading(grading: dict[str, Any], toml_path: Path, grader_source: str)
              f"must be one of {', '.join(METRICS)} (got '{metric}')")  # fmt: skip
     weights = grading.get("weights", {})
     _require(isinstance(weights, dict), toml_path, "grading.weights", "must be a table")
-    custom = re.search(r"^def score\(", grader_source, flags=re.MULTILINE) is not None
-    _require(re.search(r"^def heldout\(", grader_source, flags=re.MULTILINE) is not None,
+    custom = _defines(grader_source, "score")
+    _require(_defines(grader_source, "heldout"),
              toml_path.with_name("grader.py"), "heldout",
              "must be defined: def heldout(seed, params) (README: task packs)")  # fmt: skip
     for name, w in weights.items():
@@ -173,6 +173,12 @@ def _check_grading(grading: dict[str, Any], toml_path: Path, grader_source: str)
     if "no_leakage" in weights:
         _require(isinstance(grading.get("val_inputs"), str), toml_path, "grading.val_inputs",
                  "must name the validation inputs when no_leakage is weighted")  # fmt: skip
+
+
+def _defines(source: str, name: str) -> bool:
+    """Whether grader.py defines ``name`` or imports it (from a module next to it)."""
+    pattern = rf"^(def {name}\(|from \S+ import .*\b{name}\b|{name} = )"
+    return re.search(pattern, source, flags=re.MULTILINE) is not None
 
 
 def render_variant(spec: TaskSpec, seed: int | None) -> TaskSpec:
