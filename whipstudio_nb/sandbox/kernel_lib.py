@@ -38,10 +38,13 @@ def warm_up() -> None:
 
     for name in TOOL_MODULES:
         importlib.import_module(name)
-    try:  # the training-data loader task scripts import (``from whip_data import ...``)
+    # The training-data loader task scripts import (``from whip_data import ...``): the
+    # top-level shim where it is on the path, otherwise the package's module under that name.
+    loader = importlib.import_module("whipstudio_nb.grading.loader")
+    try:
         importlib.import_module("whip_data")
     except ImportError:
-        pass
+        sys.modules["whip_data"] = loader
     # One tiny training step: torch imports (and patches) some modules lazily on first use,
     # for example torch._dynamo rewrapping torch.manual_seed when an optimizer is created.
     # fork_rng: the user's code must find the random state untouched.
@@ -90,9 +93,9 @@ def install_training_data(payload: dict[str, Any] | None) -> None:
     code runs in this kernel)."""
     if payload is None:
         return
-    import whip_data
+    from whipstudio_nb.grading import loader
 
-    whip_data._install(payload)
+    loader._install(payload)
 
 
 def flush_streams() -> None:
