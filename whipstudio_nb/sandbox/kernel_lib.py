@@ -457,5 +457,8 @@ class TamperGuard:
         changed = []
         for name, before in self._before.items():
             now = self._ids(self._spaces[name])
-            changed += [f"{name}.{k}" for k, v in before.items() if now.get(k) != v]
+            names = {k for k, v in before.items() if now.get(k) != v}
+            # A replaced function also has a new __code__: name the function only.
+            names = {k for k in names if k.rsplit(".", 1)[0] not in names or "." not in k}
+            changed += [f"{name}.{k}" for k in names]
         return sorted(changed)
