@@ -11,6 +11,7 @@ def _world(seed: int) -> tuple[np.ndarray, float]:
     """The hidden rule: a weight per sensor (sign and size) and a decision threshold."""
     rng = np.random.default_rng([seed, 0])
     w = rng.choice([-1.0, 1.0], 4) * rng.uniform(0.5, 2.0, 4)
+    w *= 2.74 / np.linalg.norm(w)  # the same signal-to-noise ratio in every world
     return w, float(rng.uniform(-12.0, 12.0))
 
 

@@ -69,7 +69,12 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
                 a_exit.append(os.waitstatus_to_exitcode(status))
         return bool(a_exit) and a_exit[0] != sandboxed.A_FORKED_B
 
-    msg = wire.recv(rec_r, started + budget, give_up=a_failed)
+    while True:
+        msg = wire.recv(rec_r, started + budget, give_up=a_failed)
+        if msg is None or "progress" not in msg:
+            break
+        if isinstance(msg["progress"], dict):  # partial losses for live views (untrusted)
+            kl.emit_progress(msg["progress"])
     b_pid = msg.get("pid") if msg else None
     b_pid = b_pid if isinstance(b_pid, int) and b_pid > 1 else None
     if b_pid is not None:  # A exits right after forking B (its main thread may wait for the GIL)

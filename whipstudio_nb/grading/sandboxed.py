@@ -46,12 +46,17 @@ def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: dict[str, An
         record_inputs=bool(args.get("val_inputs")),
         progress=True,
     )
+    rec.progress_sink = lambda payload: _o["send"](rec_w, {"progress": payload})
     rec.install()
     guard = kl.TamperGuard()  # after install: the recorder's own patches are the baseline
     me = _o["getpid"]()
     exit_code, err = _o["run_user_code"](args["code"], ns, "<submission>")
     if _o["getpid"]() != me:  # a process the submission forked returned into the harness
         _o["exit"](0)
+    try:
+        rec.send_progress(force=True)
+    except Exception:
+        pass
     _o["flush"]()
     if _o["fork"]() != 0:
         _o["exit"](A_FORKED_B)  # every thread the submission started ends with A
