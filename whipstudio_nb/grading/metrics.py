@@ -59,8 +59,8 @@ _HELDOUT = ("heldout_metric", "heldout_loss")
 GATE_FULL_AT = 0.25  # held-out metric component at which the other components pay in full
 # Held-out credit when the untrained model (trained parameters reset) already reaches this share
 # of the trained model's held-out metric component: full at or below FULL_AT, none from ZERO_AT.
-ATTRIBUTION_FULL_AT = 0.4
-ATTRIBUTION_ZERO_AT = 0.8
+ATTRIBUTION_FULL_AT = 0.7
+ATTRIBUTION_ZERO_AT = 0.95
 
 
 @dataclass
