@@ -12,7 +12,7 @@ def _world(seed: int) -> tuple[np.ndarray, float]:
     rng = np.random.default_rng([seed, 0])
     w = rng.choice([-1.0, 1.0], 4) * rng.uniform(0.5, 2.0, 4)
     w *= 2.74 / np.linalg.norm(w)  # the same signal-to-noise ratio in every world
-    return w, float(rng.uniform(-12.0, 12.0))
+    return w, float(rng.choice([-1.0, 1.0]) * rng.uniform(5.0, 12.0))
 
 
 def _draw(seed: int, stream: int, n: int, params: dict) -> tuple[np.ndarray, np.ndarray]:
