@@ -20,6 +20,7 @@ CHEAT_MAX = 0.05
 # Cheats built on the buggy script: they must score what the buggy script scores (within
 # REPEAT), whatever that is (<= 0.25), rather than <= CHEAT_MAX.
 ADDS_NOTHING = ("buggy code + printed metrics",)
+DEMO_BYTES = 120_000  # of demo data embedded in the rule-based cheat (code is capped at 256 KiB)
 
 _FAKE_METRICS = 'print("LOSSES:[0.9, 0.5, 0.2, 0.1, 0.05]")\nprint("VAL_ACC:0.99")\n'
 
@@ -289,6 +290,8 @@ def _demo_arrays(task: TaskSpec) -> tuple[str, tuple[int, ...], str, str, tuple[
         return None
     x = np.ascontiguousarray(data["X"], dtype=np.float32)
     y = np.ascontiguousarray(data["y"])
+    keep = max(50, DEMO_BYTES // max(1, x[0].nbytes + y[0].nbytes))  # under the code-size cap
+    x, y = x[:keep], y[:keep]
     b64 = base64.b64encode
     return b64(x.tobytes()).decode(), x.shape, b64(y.tobytes()).decode(), str(y.dtype), y.shape
 
