@@ -8,6 +8,7 @@ import pytest
 
 from whipstudio_nb import UnknownTaskError, grade
 from whipstudio_nb.grading import grade_code
+from whipstudio_nb.grading.grader import EVAL_MARGIN_S, EVAL_TIMEOUT_S, RUN_MARGIN_S
 
 PRINT_ONLY = 'print("LOSSES:[0.9, 0.5, 0.1]")\nprint("VAL_ACC:0.99")\n'
 
@@ -107,6 +108,10 @@ def test_grade_function(task1):
 
 # ---------------------------------------------------------------- the record cannot be forged
 
+# What a grade may take beyond its budget: the harness's own margins, plus room for a loaded
+# machine to hand out a kernel (a bound, not a speed target).
+GRADE_MARGIN_S = RUN_MARGIN_S + EVAL_TIMEOUT_S + EVAL_MARGIN_S + 15.0
+
 FORGED_RESULT = """
 import sys
 _kl = sys.modules["whipstudio_nb.sandbox.kernel_lib"]
@@ -175,7 +180,7 @@ model.forward = _waiting_forward
     assert res.score <= 0.05, res.details
     assert "held-out inputs" in res.details["model_error"]
     assert res.details["stopped_processes"] >= 1
-    assert elapsed < task1.time_budget_s
+    assert elapsed < task1.time_budget_s + GRADE_MARGIN_S
 
 
 def test_a_grade_never_outlasts_its_budget(sandbox, task1):
@@ -184,7 +189,7 @@ def test_a_grade_never_outlasts_its_budget(sandbox, task1):
     t0 = time.monotonic()
     res = grade_code(short, code, sandbox)
     assert res.score == 0.0 and "time budget of 2 s" in res.details["error"]
-    assert time.monotonic() - t0 < 2.0 + 6.0
+    assert time.monotonic() - t0 < 2.0 + GRADE_MARGIN_S
 
 
 def test_data_comes_from_the_environment(sandbox, task1):
