@@ -188,12 +188,12 @@ def test_memory_over_the_limit_fails_cleanly(env):
 
 def test_fork_bomb_is_bounded_and_cleaned_up(env):
     code = (
-        "import os, time\n"
+        "import os\n"
         "r, w = os.pipe()\n"
         "n = 0\n"
-        "end = time.monotonic() + 12\n"  # a loaded machine forks slowly: stay inside the timeout
+        "end = os.times().elapsed + 12\n"  # a loaded machine forks slowly: stay in the timeout
         "for i in range(3000):\n"  # bounded by the test
-        "    if time.monotonic() > end:\n"
+        "    if os.times().elapsed > end:\n"
         "        break\n"
         "    try:\n"
         "        pid = os.fork()\n"

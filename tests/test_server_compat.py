@@ -288,9 +288,9 @@ def test_reference_doc_examples(server: ServerProc) -> None:
         assert r["error"] == "Episode already complete. Call /reset to start a new episode."
         assert (r["episode_done"], r["reward"]) == (True, 0.0)
         c.post("/reset", json={"task_id": "task1"})
-        for _ in range(10):
-            c.post("/step", json={"action": {"action_type": "view_code"}})
-        r = c.post("/step", json={"action": {"action_type": "view_code"}}).json()
+        for _ in range(10):  # view_code is free: reset_to_original costs a turn
+            c.post("/step", json={"action": {"action_type": "reset_to_original"}})
+        r = c.post("/step", json={"action": {"action_type": "reset_to_original"}}).json()
         assert r["error"] == "Maximum turns (10) exceeded"
         assert (r["episode_done"], r["reward"], r["turn"]) == (True, 0.0, 11)
 
