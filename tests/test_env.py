@@ -243,7 +243,7 @@ def test_probe_buggy_task1_shows_flat_loss(env, task1):
     assert len(obs.losses) == 5 and len(set(obs.losses)) == 1  # the bug: nothing moves
     assert obs.final_loss == obs.losses[-1]
     assert set(obs.grad_norms) == {"weight", "bias"}
-    assert obs.optimizer_param_count == 10  # Linear(4, 2): 8 weights + 2 biases
+    assert obs.optimizer_param_count == 18  # Linear(8, 2): 16 weights + 2 biases
     assert obs.stdout == ""  # stopped before the script's own prints
 
 

@@ -215,5 +215,5 @@ def test_loader_outside_the_environment_uses_the_demo_draw():
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert "['X', 'y'] (400, 4)" in out.stdout
+    assert "['X', 'y'] (400, 8)" in out.stdout
     assert "public demo draw" in out.stderr
