@@ -275,7 +275,7 @@ def test_quickstart_in_jupyterlab(lab: Lab, browser: Any) -> None:
         _shot(dash, "quickstart-dashboard-expanded")
         # the working copy marks the lines an edit just put in
         edited = page.locator(".jp-Notebook .whip-code .whip-edited")
-        assert edited.count() >= 2  # lines 18-23 (one edit), then line 14 (the next)
+        assert edited.count() >= 2  # lines 19-24 (one edit), then line 15 (the next)
         _shot(_live(page, "code").nth(1), "quickstart-working-copy-edited")
         # the plainer views: the task table (static HTML), a code listing, snippet output, a hint
         tasks = page.locator(".jp-Notebook .whip-view.whip-tasks").first

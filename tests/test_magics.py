@@ -153,7 +153,7 @@ def test_reset_shows_code_and_inserts_no_cell(ip: InteractiveShell) -> None:
     data = shown(ip, obs)
     assert data["text/plain"].endswith("turn 0/50 · 5 submissions left · best 0.00")
     assert "Silent NaN Loss" in data["text/plain"]
-    assert "20 |     p = torch.sigmoid(model(X).squeeze(1))" in data["text/plain"]
+    assert "22 |     p = torch.sigmoid(model(X).squeeze(1))" in data["text/plain"]
     assert "The grader trains your script" in data["text/html"]
 
 

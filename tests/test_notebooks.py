@@ -165,7 +165,10 @@ def test_agent_notebook_solves_task1_and_exports_the_trajectory(executed: dict) 
     nb = executed["03_agent_prototyping.ipynb"]
     dash = _outputs_of(nb, "EpisodeDashboard(env.state(), timeline(steps)", "execute_result")
     assert "Task task1 (Broken Training Loop)" in dash[0].data["text/plain"]
-    assert "best reward 1.000" in dash[0].data["text/plain"]
+    # the grade comes from a hidden world drawn per run: the simple policy (lr 10 -> 0.1) lands
+    # around 0.9, not always exactly 1
+    best = re.search(r"best reward ([01]\.\d{3})", dash[0].data["text/plain"])
+    assert best and float(best.group(1)) > 0.8, dash[0].data["text/plain"]
     assert dash[0].data["text/html"].count("<details class=\"whip-step\"") >= 5  # one per step
     (printed,) = _outputs_of(nb, "def export_trajectory", "stream")
     assert printed.text.splitlines()[0].startswith("1 run_training_probe reward=0.000")
@@ -175,7 +178,7 @@ def test_agent_notebook_solves_task1_and_exports_the_trajectory(executed: dict) 
 def test_instructor_notebook_validates_a_pack_and_grades_a_class(executed: dict) -> None:
     nb = executed["04_instructor.ipynb"]
     text = "".join(o.text for o in _outputs_of(nb, "from whipstudio_nb.grading.calibration"))
-    assert "PASS  buggy code scores low: 0.000" in text and "11/11 checks passed" in text
+    assert "PASS  buggy code scores low: 0.000" in text and "15/15 checks passed" in text
     (listed,) = _outputs_of(nb, "import os", "execute_result")
     assert "('course1', 'Gradients Wiped', 'easy')" in listed.data["text/plain"]
     # the course: release, three students' episodes, `whip course grade`, gradebook, feedback

@@ -1,13 +1,14 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed(4)
 
 # Sensor readings (unnormalised, roughly in the range -60..60) and a binary label.
-N_FEATURES = 4
-X = torch.randn(400, N_FEATURES) * 20.0
-true_w = torch.tensor([1.0, -2.0, 0.5, 1.5])
-y = (X @ true_w + 6.0 * torch.randn(400) > 10.0).long()
+data = load_training_data("task1")
+X = torch.from_numpy(data["X"])
+y = torch.from_numpy(data["y"])
+N_FEATURES = X.shape[1]
 
 model = nn.Linear(N_FEATURES, 2)
 criterion = nn.CrossEntropyLoss()

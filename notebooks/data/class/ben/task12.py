@@ -1,19 +1,13 @@
 import torch
 import torch.nn as nn
+from whip_data import load_training_data
 
 torch.manual_seed(1)
 
 # 10 gesture classes; gesture k shows up mainly on channel k of a 20-channel sensor.
 N_CLASSES, N_FEATURES = 10, 20
-centers = 3.5 * torch.eye(N_FEATURES)[:N_CLASSES]
-
-
-def make_data(n):
-    labels = torch.randint(0, N_CLASSES, (n,))
-    return centers[labels] + torch.randn(n, N_FEATURES), labels
-
-
-X, y = make_data(2000)
+data = load_training_data("task12")
+X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
 
 model = (nn.Sequential(
     nn.Linear(N_FEATURES, 64), nn.ReLU(),
