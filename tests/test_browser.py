@@ -379,7 +379,7 @@ LEARNER_CELLS = [
     "%whip_reset task2",
     "%%whip_snippet\nn = 0\nwhile True:\n    n += 1",  # stopped by ■
     "%whip_probe --steps 30",
-    "%%whip_code --replace 20 21\n    logits = model(X).squeeze(1)\n"
+    "%%whip_code --replace 22 23\n    logits = model(X).squeeze(1)\n"
     "    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)",
     "%%whip_diff\n" + "# a very long comment line that must wrap inside the side-by-side view " * 3
     + "\n" + "{working}",
