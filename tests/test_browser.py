@@ -457,7 +457,14 @@ def test_learner_flow_interrupt_budget_save_and_reopen(lab: Lab, browser: Any) -
         progress.wait_for(timeout=180_000)
         time.sleep(1.5)
         assert re.match(r"execute snippet: running, \d+\.\d s of at most 30 s", progress.inner_text())
-        _shot(progress, "learner-progress")
+        for attempt in range(3):  # the live line is redrawn in place: retry a detached element
+            try:
+                _shot(page.locator(".jp-Notebook .whip-progress").first, "learner-progress")
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+                time.sleep(0.3)
         stop = page.locator(".jp-NotebookPanel-toolbar [data-jp-item-name='interrupt']").first
         stop.locator("button, jp-button").first.click()  # the ■ button
         page.wait_for_function(_DONE, polling=500, timeout=RUN_TIMEOUT_MS)

@@ -9,8 +9,8 @@ N_CLASSES, N_FEATURES = 10, 20
 data = load_training_data("task12")
 X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
 
-model = (nn.Sequential(
-    nn.Linear(N_FEATURES, 64), nn.ReLU(),
+model = nn.Sequential(
+    nn.Linear(N_FEATURE, 64), nn.ReLU(),
     nn.Linear(64, N_CLASSES),
 )
 criterion = nn.CrossEntropyLoss()
