@@ -42,16 +42,6 @@ class Mount:
             return [*size, "--tmpfs", self.dest, *ro]
         return [f"--{self.kind}", self.dest]
 
-    def describe(self) -> str:
-        size = f" {self.size_mb} MiB" if self.size_mb else ""
-        what = {
-            "ro-bind": f"{self.source} (read-only)",
-            "bind": f"{self.source} (read-write)",
-            "symlink": f"-> {self.source}",
-            "tmpfs": f"tmpfs{size}",
-        }.get(self.kind, self.kind)
-        return f"{self.dest:<44} {what:<40} {self.why}"
-
 
 def python_roots() -> list[tuple[str, str]]:
     """Directories the interpreter and this package need, as (path, why), outside /usr."""

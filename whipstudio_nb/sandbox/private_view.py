@@ -30,7 +30,6 @@ __all__ = [
     "enter_private_view",
     "make_read_only",
     "mount_proc",
-    "setns",
     "unshare",
 ]
 
@@ -63,10 +62,6 @@ def _mount(src: str | None, dst: str, fstype: str | None, flags: int, data: str 
 
 def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), f"unshare({flags:#x})")
-
-
-def setns(fd: int, nstype: int) -> None:
-    _check(_libc.setns(fd, nstype), "setns")
 
 
 def make_read_only(path: str) -> None:
