@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+from .errors import EditError
+
 __all__ = ["EditError", "WorkingCopy", "number_lines"]
-
-
-class EditError(ValueError):
-    """A line edit that cannot be applied (bad range); reported in-band to the agent."""
 
 
 def number_lines(code: str) -> str:
