@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from whipstudio_nb import WhipEnv, load_task
+from whipstudio_nb.env import make_sandbox
 from whipstudio_nb.sandbox import Sandbox
 
 
@@ -31,7 +32,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
-    sb = Sandbox(pool_size=2)
+    sb = make_sandbox(2)
     yield sb
     sb.close()
 

@@ -28,7 +28,7 @@ from whipstudio_nb.agent import (
     run_baseline_task,
     run_episode,
 )
-from whipstudio_nb.models import ACTION_TYPES
+from whipstudio_nb.tools import tool_names
 
 SOLUTION = load_task("task1").solution_code
 
@@ -178,7 +178,7 @@ def test_solves_task1_with_tool_calls(fake, make_env):
     assert len(reqs) == 2
     first, second = reqs
     assert first["temperature"] == 0
-    assert [t["function"]["name"] for t in first["tools"]] == list(ACTION_TYPES)
+    assert [t["function"]["name"] for t in first["tools"]] == list(tool_names())
     assert first["messages"][0]["role"] == "system"
     assert " 1 | import torch" in first["messages"][1]["content"]  # code with line numbers
     tool_reply = second["messages"][-1]

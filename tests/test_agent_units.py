@@ -16,8 +16,6 @@ from whipstudio_nb.agent.parsing import InvalidAction, parse_content, parse_fix,
 from whipstudio_nb.agent.render import render_observation, render_reset, truncate
 from whipstudio_nb.agent.schemas import action_tools
 from whipstudio_nb.models import (
-    ACTION_MODELS,
-    ACTION_TYPES,
     ExecuteSnippetAction,
     ExecuteSnippetObservation,
     Observation,
@@ -26,18 +24,19 @@ from whipstudio_nb.models import (
     SubmitFixAction,
     SubmitFixObservation,
 )
+from whipstudio_nb.tools import action_models, tool_names
 
 # ----------------------------------------------------------------------------- schemas
 
 
 def test_one_tool_per_action_named_as_its_action_type():
     tools = action_tools()
-    assert [t["function"]["name"] for t in tools] == list(ACTION_TYPES)
+    assert [t["function"]["name"] for t in tools] == list(tool_names())
     for tool in tools:
         assert tool["type"] == "function"
         fn = tool["function"]
         params = fn["parameters"]
-        model = ACTION_MODELS[fn["name"]]
+        model = action_models()[fn["name"]]
         assert params["type"] == "object" and params["additionalProperties"] is False
         assert "action_type" not in params["properties"]
         # every model field but action_type is a parameter; required ones are required
@@ -62,7 +61,7 @@ def test_tool_schema_carries_model_constraints():
 def test_tool_call_parses_into_the_action_model():
     a = parse_tool_call("replace_lines", '{"start_line": 3, "end_line": 4, "new_code": "x = 1"}')
     assert isinstance(a, ReplaceLinesAction) and (a.start_line, a.end_line) == (3, 4)
-    assert isinstance(parse_tool_call("view_code", ""), ACTION_MODELS["view_code"])
+    assert isinstance(parse_tool_call("view_code", ""), action_models()["view_code"])
 
 
 @pytest.mark.parametrize(

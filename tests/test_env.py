@@ -7,6 +7,7 @@ import math
 import pytest
 
 from whipstudio_nb import UnknownTaskError, WhipEnv
+from whipstudio_nb.env import EPISODE_DONE_MSG
 from whipstudio_nb.models import (
     CodeObservation,
     ExecuteSnippetAction,
@@ -418,7 +419,7 @@ def test_submit_fix_ends_episode(make_env, task1):
     assert st.submitted is True and st.best_reward == res.reward
     after = env.step({"action_type": "execute_snippet", "code": "print(1)"})
     assert (
-        after.observation.error == "Episode already complete. Call /reset to start a new episode."
+        after.observation.error == EPISODE_DONE_MSG
     )
     assert after.done is True and after.reward == 0.0 and after.observation.episode_done is True
 
@@ -452,7 +453,7 @@ def test_max_turns_exceeded(make_env):
     assert res.reward == 0.0
     again = env.step({"action_type": "view_code"})
     assert (
-        again.observation.error == "Episode already complete. Call /reset to start a new episode."
+        again.observation.error == EPISODE_DONE_MSG
     )
 
 

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from whipstudio_nb.models import ACTION_MODELS, ACTION_TYPES, StepResult, ToolObservation
+from whipstudio_nb.models import StepResult, ToolObservation
+from whipstudio_nb.tools import action_models, tool_names
 
-FIELDS = sorted({f for m in ACTION_MODELS.values() for f in m.model_fields} - {"action_type"})
+FIELDS = sorted({f for m in action_models().values() for f in m.model_fields} - {"action_type"})
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=30),
@@ -19,7 +20,7 @@ json_values = st.recursive(
 actions = st.one_of(
     json_values,
     st.fixed_dictionaries(
-        {"action_type": st.sampled_from([*ACTION_TYPES, "bogus", ""]) | json_values},
+        {"action_type": st.sampled_from([*tool_names(), "bogus", ""]) | json_values},
         optional={f: json_values | st.text(max_size=40) for f in FIELDS},
     ),
 )

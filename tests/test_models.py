@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from whipstudio_nb import models as m
+from whipstudio_nb.tools import action_adapter, action_models, tool_names
 
 
 def test_discriminated_union_parses_each_action():
@@ -23,10 +24,10 @@ def test_discriminated_union_parses_each_action():
         "undo_edit": {},
         "reset_to_original": {},
     }
-    assert set(samples) == set(m.ACTION_TYPES)
+    assert set(samples) == set(tool_names())
     for action_type, fields in samples.items():
-        parsed = m.ActionAdapter.validate_python({"action_type": action_type, **fields})
-        assert type(parsed) is m.ACTION_MODELS[action_type]
+        parsed = action_adapter().validate_python({"action_type": action_type, **fields})
+        assert type(parsed) is action_models()[action_type]
 
 
 def test_reference_field_names():
@@ -68,8 +69,8 @@ def test_reference_field_names():
 
 
 def test_schemas_are_generated():
-    schema = m.ActionAdapter.json_schema()
-    assert set(schema["discriminator"]["mapping"]) == set(m.ACTION_TYPES)
+    schema = action_adapter().json_schema()
+    assert set(schema["discriminator"]["mapping"]) == set(tool_names())
     probe = m.RunTrainingProbeAction.model_json_schema()
     assert probe["properties"]["steps"]["minimum"] == 1
     json.dumps(m.StepResult.model_json_schema())
@@ -82,7 +83,7 @@ def test_step_result_serialises_the_concrete_observation():
 
 def test_unknown_fields_are_rejected():
     with pytest.raises(ValidationError):
-        m.ActionAdapter.validate_python({"action_type": "submit_fix", "fixed_cod": "x"})
+        action_adapter().validate_python({"action_type": "submit_fix", "fixed_cod": "x"})
 
 
 def test_task_spec_hides_the_solution():

@@ -20,8 +20,8 @@ from server_proc import ServerProc, start_server
 from websockets.sync.client import connect as ws_connect
 
 from whipstudio_nb import list_tasks, load_task
-from whipstudio_nb.models import ACTION_TYPES
 from whipstudio_nb.sandbox import ALLOWED_IMPORTS
+from whipstudio_nb.tools import tool_names
 
 pytestmark = pytest.mark.slow
 
@@ -63,13 +63,13 @@ def step(client: httpx.Client, eid: str | None, action: dict, **kw) -> httpx.Res
 def test_health_metadata_schema(client: httpx.Client) -> None:
     h = client.get("/health").json()
     assert h["status"] == "healthy"
-    assert h["tasks_available"] == len(list_tasks()) and h["tools_available"] == len(ACTION_TYPES)
+    assert h["tasks_available"] == len(list_tasks()) and h["tools_available"] == len(tool_names())
     assert isinstance(h["version"], str)
     meta = client.get("/metadata").json()
     assert meta["name"] == "whipstudio" and meta["description"]
     schema = client.get("/schema").json()
     assert set(schema) == {"action", "observation", "state"}
-    assert set(schema["action"]["discriminator"]["mapping"]) == set(ACTION_TYPES)
+    assert set(schema["action"]["discriminator"]["mapping"]) == set(tool_names())
     obs_text = json.dumps(schema["observation"])
     assert "grader_details" in obs_text and "buggy_code" in obs_text
     assert "tool_call_history" in schema["state"]["properties"]
@@ -83,7 +83,7 @@ def test_tasks_and_tools(client: httpx.Client) -> None:
         0
     ].items()
     tools = client.get("/tools").json()["tools"]
-    assert [t["name"] for t in tools] == list(ACTION_TYPES)
+    assert [t["name"] for t in tools] == list(tool_names())
     by_name = {t["name"]: t for t in tools}
     snippet = by_name["execute_snippet"]
     assert snippet["description"] == "Run a Python code snippet to test hypotheses."
@@ -294,7 +294,7 @@ def test_mcp(client: httpx.Client) -> None:
     assert r.json()["error"]["code"] == -32700
     tools = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).json()
     names = [t["name"] for t in tools["result"]["tools"]]
-    assert names == list(ACTION_TYPES)
+    assert names == list(tool_names())
     eid = reset(client, "task1")
     call = {
         "jsonrpc": "2.0",
@@ -459,7 +459,7 @@ def requests_from_openapi(draw, ops: list[tuple[str, str, dict]]):
         fields = ["task_id", "seed", "episode_id", "action", "code", "timeout_s", "request_id"]
         keyed = st.dictionaries(st.sampled_from(fields), json_values, max_size=4)
         action = st.fixed_dictionaries(
-            {"action_type": st.sampled_from(list(ACTION_TYPES))},
+            {"action_type": st.sampled_from(list(tool_names()))},
             optional={
                 "code": st.text(max_size=30),
                 "steps": json_values,

@@ -18,7 +18,6 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from whipstudio_nb import list_tasks
-from whipstudio_nb.models import ACTION_TYPES
 from whipstudio_nb.server.config import (
     DEFAULT_RATE_LIMITS,
     TOKEN_ENV_VAR,
@@ -29,6 +28,7 @@ from whipstudio_nb.server.config import (
 from whipstudio_nb.server.manifest import render_manifest
 from whipstudio_nb.server.ratelimit import RateLimiter
 from whipstudio_nb.server.run import exposure_warning
+from whipstudio_nb.tools import tool_names
 
 pytestmark = pytest.mark.slow
 
@@ -241,7 +241,7 @@ def test_openenv_manifest_describes_the_tasks() -> None:
 
     manifest = yaml.safe_load((ROOT / "openenv.yaml").read_text())
     assert manifest["name"] == "whipstudio" and manifest["runtime"] == "fastapi"
-    assert manifest["actions"] == list(ACTION_TYPES)
+    assert manifest["actions"] == list(tool_names())
     available = {t.id: t for t in list_tasks()}
     listed = {t["id"]: t for t in manifest["tasks"]}
     assert {f"task{i}" for i in range(1, 7)} <= set(listed)

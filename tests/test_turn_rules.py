@@ -10,7 +10,7 @@ import time
 import pytest
 
 from whipstudio_nb.models import ErrorObservation
-from whipstudio_nb.turns import FREE_ACTIONS, syntax_error_in
+from whipstudio_nb.turns import free_actions, syntax_error_in
 
 
 def _sigint_after(delay_s: float) -> dict[str, float]:
@@ -69,7 +69,7 @@ def test_a_working_copy_that_does_not_parse_is_not_submitted(env) -> None:
 def test_reading_the_working_copy_is_free(make_env, task1) -> None:
     env = make_env(max_turns=1)
     env.reset("task1")
-    assert FREE_ACTIONS == {"view_code", "inspect_diff"}
+    assert free_actions() == {"view_code", "inspect_diff"}
     for _ in range(3):
         assert env.step({"action_type": "view_code"}).observation.error is None
         diff = env.step({"action_type": "inspect_diff", "proposed_code": task1.solution_code})
@@ -102,15 +102,15 @@ def test_an_interrupted_call_ends_at_once_and_leaves_the_episode_as_it_was(env) 
 
 
 def test_the_syntax_check_reports_the_line_python_reports() -> None:
-    from whipstudio_nb.models import ActionAdapter
+    from whipstudio_nb.tools import action_adapter
 
-    action = ActionAdapter.validate_python(
+    action = action_adapter().validate_python(
         {"action_type": "execute_snippet", "code": "a = 1\nb = 2\nprin(a b)\n"}
     )
     found = syntax_error_in(action)
     assert found is not None and found.line == 3 and found.text == "prin(a b)"
     assert found.describe(line_offset=1, where="at ").startswith("SyntaxError at line 4: ")
-    ok = ActionAdapter.validate_python({"action_type": "execute_snippet", "code": "print(1)"})
+    ok = action_adapter().validate_python({"action_type": "execute_snippet", "code": "print(1)"})
     assert syntax_error_in(ok) is None
 
 

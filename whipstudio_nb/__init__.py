@@ -30,11 +30,11 @@ __all__ = [
 
 def grade(task_id: str, code: str, *, seed: int | None = None) -> GradeResult:
     """Grade ``code`` as a fix for ``task_id`` (its variant ``seed``) in a fresh sandbox."""
+    from .env import make_sandbox
     from .grading import grade_code
-    from .sandbox import Sandbox
 
     task = load_task(task_id, seed=seed)  # unknown ids raise before any kernel starts
-    sandbox = Sandbox(pool_size=1)
+    sandbox = make_sandbox(1)
     try:
         return grade_code(task, code, sandbox)
     finally:

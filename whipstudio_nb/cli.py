@@ -66,9 +66,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_validate_task(args: argparse.Namespace) -> int:
+    from .env import make_sandbox
     from .errors import TaskPackError
     from .grading.calibration import calibrate
-    from .sandbox import Sandbox
     from .tasks import load_task_dir
 
     try:
@@ -79,7 +79,7 @@ def cmd_validate_task(args: argparse.Namespace) -> int:
     print(f"PASS  schema: {task.info.id} '{task.info.name}' ({task.info.difficulty}, "
           f"{task.info.category or 'no category'})")  # fmt: skip
     seeds = args.seeds if args.seeds is not None else ([1, 2, 3] if task.variants else [])
-    sandbox = Sandbox(pool_size=2)
+    sandbox = make_sandbox(2)
     try:
         checks = calibrate(
             task, sandbox, seeds=seeds, on_check=lambda c: print(c.line(), flush=True)
@@ -109,7 +109,7 @@ def _version(dist: str) -> str:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from . import __version__
-    from .sandbox import Sandbox
+    from .env import make_sandbox
     from .sandbox.doctor import deployment_hint, sandbox_view
     from .sandbox.isolation import warning_for
     from .tasks import builtin_tasks_dir, find_task_dirs
@@ -120,7 +120,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"{dist:<14} {_version(dist)}")
     print(f"tasks          {len(find_task_dirs())} found (built-in packs: {builtin_tasks_dir()})")
     t0 = time.monotonic()
-    sandbox = Sandbox(pool_size=1)
+    sandbox = make_sandbox(1)
     try:
         with sandbox.kernel() as k:
             ready = time.monotonic() - t0

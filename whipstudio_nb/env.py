@@ -1,7 +1,9 @@
 """WhipEnv: the episode state machine behind every front end (notebook, CLI, server, agents).
 
-Agent mistakes never raise from ``step``: they come back as an observation with ``error`` set.
-Caller mistakes (an unknown task id) raise ``UnknownTaskError``, a ValueError.
+Agent mistakes never raise from ``step``: they come back as an observation with ``error`` (the
+human message) and ``error_code`` (stable, ``errors.ErrorCode``) set. Caller mistakes (an
+unknown task id) raise a ``WhipError`` (``UnknownTaskError``, a ValueError).
+Every action runs through its ``Tool`` spec in the registry (``tools``).
 """
 
 from __future__ import annotations
@@ -21,23 +23,14 @@ from .episode_file import (
     student_id_from_env,
     trail_entry,
 )
-from .errors import SandboxError
+from .errors import ErrorCode, SandboxError, format_validation_error
 from .grading import grade_code
 from .models import (
-    ACTION_MODELS,
-    ACTION_TYPES,
-    ActionAdapter,
     ErrorObservation,
-    ExecuteSnippetAction,
-    GetVariableStateAction,
     GradeResult,
-    InspectTensorAction,
     Observation,
-    RunTrainingProbeAction,
     State,
     StepResult,
-    SubmitFixAction,
-    SubmitFixObservation,
     TaskSpec,
     ToolCallRecord,
     ToolObservation,
@@ -46,41 +39,21 @@ from .sandbox import ProgressCallback, Sandbox, check_code
 from .sandbox.isolation import warning_for
 from .sandbox.policy import oversized_field
 from .tasks import load_task
-from .tools import tool_module
-from .tools._common import ToolContext
+from .tools import ToolContext, action_adapter, action_models, get_tool, kernel_preload, tool_names
 from .turns import costs_turn, syntax_error_in
 from .working_copy import WorkingCopy
 
-__all__ = ["WhipEnv", "format_validation_error"]
+__all__ = ["WhipEnv", "make_sandbox"]
 
-EPISODE_DONE_MSG = "Episode already complete. Call /reset to start a new episode."
-NO_EPISODE_MSG = "No episode in progress. Call /reset to start a new episode."
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per problem, naming the field and what was expected."""
-    parts = []
-    for err in exc.errors():
-        loc = [str(x) for x in err.get("loc", ()) if str(x) not in ACTION_TYPES]
-        field = ".".join(loc) or "action"
-        if err.get("type") == "missing":
-            parts.append(f"field '{field}' is required")
-        elif err.get("type") == "extra_forbidden":
-            parts.append(f"field '{field}' is not a valid field for this action")
-        else:
-            parts.append(f"field '{field}': {err.get('msg')}")
-    return "Invalid action: " + "; ".join(parts)
+# Front-end neutral wording: callers map error codes to their own words (HTTP, magics).
+EPISODE_DONE_MSG = "Episode already complete: reset to start a new episode."
+NO_EPISODE_MSG = "No episode in progress: reset to start a new episode."
 
 
-def _code_fields(action: Any) -> list[str]:
-    """The code an action would execute, for the import policy."""
-    if isinstance(action, (ExecuteSnippetAction, RunTrainingProbeAction)):
-        return [action.code]
-    if isinstance(action, InspectTensorAction):
-        return [action.setup_code, action.target_expression]
-    if isinstance(action, GetVariableStateAction):
-        return [action.setup_code, *action.expressions]
-    return []
+def make_sandbox(pool_size: int = 2, **kwargs: Any) -> Sandbox:
+    """A sandbox whose kernels come with the registered tools' in-kernel halves, the grading
+    harness and the data loader already imported."""
+    return Sandbox(pool_size=pool_size, preload=kernel_preload(), **kwargs)
 
 
 class WhipEnv:
@@ -109,7 +82,7 @@ class WhipEnv:
         self.tool_timeout_s = tool_timeout_s
         self.max_submissions = max_submissions
         self._owns_sandbox = sandbox is None
-        self.sandbox = sandbox or Sandbox(pool_size=pool_size)
+        self.sandbox = sandbox or make_sandbox(pool_size)
         self._lock = threading.RLock()
         self._task: TaskSpec | None = None
         self._copy: WorkingCopy | None = None
@@ -118,6 +91,7 @@ class WhipEnv:
         self.last_grade: GradeResult | None = None
         self._trail: list[TrailEntry] = []  # for export(): every step, as given and answered
         self._submitted_code: str | None = None
+        self._graded_now = False  # set by the submit tool during the current step
 
     # ------------------------------------------------------------------ episode API
 
@@ -154,7 +128,7 @@ class WhipEnv:
         with self._lock:
             res = self._step(action, on_progress=on_progress)
             if self._task is not None:
-                graded = res.observation.action_type == "submit_fix" and not res.observation.error
+                graded = self._graded_now and not res.observation.error
                 entry = trail_entry(action, res, self._submitted_code if graded else None)
                 append_trail(self._trail, entry)
             return res
@@ -204,23 +178,31 @@ class WhipEnv:
     def _step(self, action: Any, *, on_progress: ProgressCallback | None = None) -> StepResult:
         with self._lock:
             self._check_open()
+            self._graded_now = False
             st = self._state
             if self._task is None or self._copy is None:
-                return self._error(None, NO_EPISODE_MSG, done=True)
+                return self._error(None, NO_EPISODE_MSG, "no_episode", done=True)
             if st.episode_done:
-                return self._error(_action_type_of(action), EPISODE_DONE_MSG, done=True)
+                return self._error(
+                    _action_type_of(action), EPISODE_DONE_MSG, "episode_done", done=True
+                )
 
             too_big = oversized_field(action)
             if too_big:  # checked before parsing anything: costs no turn
-                return self._error(_action_type_of(action), too_big, done=False)
-            parsed, problem = _parse_action(action)
+                return self._error(_action_type_of(action), too_big, "too_large", done=False)
+            parsed, problem, problem_code = _parse_action(action)
             if parsed is not None:
-                violation = next(filter(None, map(check_code, _code_fields(parsed))), None)
+                tool = get_tool(parsed.action_type)
+                codes = [code for _, code, _ in tool.code_of(parsed)]
+                violation = next(filter(None, map(check_code, codes)), None)
                 if violation:  # rejected before running: costs no turn, ends nothing
-                    return self._error(parsed.action_type, violation, done=False)
+                    return self._error(
+                        parsed.action_type, violation, "security_violation", done=False
+                    )
                 bad = syntax_error_in(parsed, self._copy.code)
                 if bad:  # nothing can run: costs no turn either (the rules: turns.py)
-                    return self._error(parsed.action_type, bad.describe(), done=False)
+                    msg = bad.describe()
+                    return self._error(parsed.action_type, msg, "syntax_error", done=False)
 
             counts = parsed is None or costs_turn(parsed.action_type)
             st.turn += counts
@@ -231,23 +213,29 @@ class WhipEnv:
                 st.tool_call_history.append(
                     ToolCallRecord(turn=st.turn, action_type=_action_type_of(action), error=msg)
                 )
-                return self._error(_action_type_of(action), msg, done=True)
+                return self._error(_action_type_of(action), msg, "turn_limit", done=True)
             if parsed is None:
                 st.tool_call_history.append(
                     ToolCallRecord(turn=st.turn, action_type=_action_type_of(action), error=problem)
                 )
-                return self._error(_action_type_of(action), problem or "Invalid action", done=False)
+                return self._error(
+                    _action_type_of(action), problem or "Invalid action", problem_code, done=False
+                )
 
             try:
                 obs = self._run_tool(parsed, on_progress)
             except SandboxError as exc:  # infrastructure, not the agent: in-band, no turn used
                 st.turn -= counts
-                return self._error(parsed.action_type, f"Sandbox unavailable: {exc}", done=False)
+                return self._error(
+                    parsed.action_type, f"Sandbox unavailable: {exc}", exc.code, done=False
+                )
             except BaseException:  # interrupted (Ctrl-C, Stop): nothing recorded, no turn spent
                 st.turn -= counts
                 raise
-            reward = obs.reward if isinstance(parsed, SubmitFixAction) else 0.0
-            if isinstance(parsed, SubmitFixAction) and obs.error is None:
+            if obs.error and obs.error_code is None:
+                obs.error_code = "tool_error"
+            reward = obs.reward if self._graded_now else 0.0
+            if self._graded_now and obs.error is None:
                 st.submitted = True
                 st.submissions += 1
                 st.best_reward = max(st.best_reward, reward)
@@ -302,42 +290,36 @@ class WhipEnv:
         if self._closed:
             raise RuntimeError("this WhipEnv is closed")
 
-    def _error(self, action_type: str | None, message: str, *, done: bool) -> StepResult:
+    def _error(
+        self, action_type: str | None, message: str, code: ErrorCode, *, done: bool
+    ) -> StepResult:
         obs = ErrorObservation(
             action_type=action_type or "invalid",
             turn=self._state.turn,
             episode_done=done,
             error=message,
+            error_code=code,
         )
         return StepResult(observation=obs, reward=0.0, done=done)
 
+    def _graded(self, code: str, result: GradeResult) -> None:
+        """A tool graded a submission: its score is this step's reward."""
+        self.last_grade = result
+        self._submitted_code = code
+        self._graded_now = True
+
     def _run_tool(self, action: Any, on_progress: ProgressCallback | None) -> ToolObservation:
         assert self._task is not None and self._copy is not None
-        if isinstance(action, SubmitFixAction):
-            return self._submit(action, on_progress)
         ctx = ToolContext(
             sandbox=self.sandbox,
             timeout_s=self.tool_timeout_s,
             task=self._task,
             copy=self._copy,
             on_progress=on_progress,
+            on_graded=self._graded,
         )
-        obs: ToolObservation = tool_module(action.action_type).run(ctx, action)
+        obs: ToolObservation = get_tool(action.action_type).run(ctx, action)
         return obs
-
-    def _submit(
-        self, action: SubmitFixAction, on_progress: ProgressCallback | None
-    ) -> ToolObservation:
-        assert self._task is not None and self._copy is not None
-        code = action.fixed_code if action.fixed_code is not None else self._copy.code
-        result = grade_code(self._task, code, self.sandbox, on_progress)
-        self.last_grade = result
-        self._submitted_code = code
-        return SubmitFixObservation(
-            reward=result.score,
-            error_log=result.output,
-            grader_details=result.details,
-        )
 
 
 def _action_type_of(action: Any) -> str:
@@ -347,24 +329,22 @@ def _action_type_of(action: Any) -> str:
     return getattr(action, "action_type", "invalid")
 
 
-def _parse_action(action: Any) -> tuple[Any | None, str | None]:
-    """(parsed action, None) or (None, message naming the problem)."""
-    if isinstance(action, tuple(ACTION_MODELS.values())):
-        return action, None
+def _parse_action(action: Any) -> tuple[Any | None, str | None, ErrorCode]:
+    """(parsed action, None, _) or (None, message naming the problem, its code)."""
+    if isinstance(action, tuple(action_models().values())):
+        return action, None, "invalid_action"
+    valid = ", ".join(tool_names())
     if not isinstance(action, dict):
-        return (
-            None,
-            f"Invalid action: expected an object with 'action_type', got {type(action).__name__}",
-        )
+        kind = type(action).__name__
+        msg = f"Invalid action: expected an object with 'action_type', got {kind}"
+        return None, msg, "invalid_action"
     t = action.get("action_type")
     if t is None:
-        return (
-            None,
-            f"Invalid action: field 'action_type' is required. Valid: {', '.join(ACTION_TYPES)}",
-        )
-    if not isinstance(t, str) or t not in ACTION_MODELS:
-        return None, f"Unknown action_type: {t!r}. Valid: {', '.join(ACTION_TYPES)}"
+        msg = f"Invalid action: field 'action_type' is required. Valid: {valid}"
+        return None, msg, "invalid_action"
+    if not isinstance(t, str) or t not in action_models():
+        return None, f"Unknown action_type: {t!r}. Valid: {valid}", "unknown_action"
     try:
-        return ActionAdapter.validate_python(action), None
+        return action_adapter().validate_python(action), None, "invalid_action"
     except ValidationError as exc:
-        return None, format_validation_error(exc)
+        return None, format_validation_error(exc, skip=tool_names()), "invalid_action"

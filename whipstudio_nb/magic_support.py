@@ -132,18 +132,19 @@ def syntax_message(found: Any, cell: str | None) -> str:
     return f"{found.describe()} (no turn used)."
 
 
-def notebook_error(error: str, task_id: str, best: float) -> str | None:
-    """The API's end-of-episode messages, said the notebook way (with what to do next)."""
-    if error.startswith("Maximum turns"):
+def notebook_error(code: str | None, error: str, task_id: str, best: float) -> str | None:
+    """The API's end-of-episode errors (by their code), said the notebook way: with what to do
+    next."""
+    if code == "turn_limit":
         return (
             f"No turns left: {error.lower()}, so the episode is over (best {best:.2f}). "
             f"Start again with %whip_reset {task_id}."
         )
-    if error.startswith("Episode already complete"):
+    if code == "episode_done":
         return (
             f"This episode is over (best {best:.2f}): start a new one with %whip_reset {task_id}."
         )
-    if error.startswith("No episode in progress"):
+    if code == "no_episode":
         return NO_EPISODE
     return None
 

@@ -22,8 +22,15 @@ MAX_CACHED_VIEWS = 200
 MAX_OVERLAID_ATTEMPTS = 4
 WARMUP_TIMEOUT_S = 60.0
 # calls that run code in a sandbox kernel: they show progress and can be interrupted
-_SANDBOXED = ("execute_snippet", "inspect_tensor", "run_training_probe", "get_variable_state",
-              "submit_fix")  # fmt: skip
+
+
+def _sandboxed(kind: str) -> bool:
+    """Calls that run code in a sandbox kernel: they show progress and can be interrupted."""
+    from .tools import get_tool
+
+    return get_tool(kind).runs_code
+
+
 _FORMATTED = (
     ("whipstudio_nb.models", "Observation"),
     ("whipstudio_nb.models", "ToolObservation"),
@@ -191,14 +198,14 @@ class EpisodeSession:
         ``make_view`` builds the tool's own view (None: the default); ``cell`` is the cell the
         code came from, so a SyntaxError names the line the learner sees."""
         from . import widgets as w
-        from .models import ActionAdapter
+        from .tools import action_adapter
         from .turns import syntax_error_in
 
         env = self.env
         if env.task is None:
             return self._message(NO_EPISODE)
         try:
-            found = syntax_error_in(ActionAdapter.validate_python(action), env.working_code)
+            found = syntax_error_in(action_adapter().validate_python(action), env.working_code)
         except Exception:  # an invalid action: the environment says what is wrong with it
             found = None
         if found is not None:
@@ -207,14 +214,16 @@ class EpisodeSession:
         turn_before = env.state().turn
         started = time.monotonic()
         try:
-            res = self._run(env, action) if kind in _SANDBOXED else env.step(action)
+            res = self._run(env, action) if _sandboxed(kind) else env.step(action)
         except KeyboardInterrupt:
             elapsed = time.monotonic() - started
             return self._message(f"interrupted after {elapsed:.1f} s (no turn used)", "status")
         obs = res.observation
         view = make_view(obs) if make_view is not None else None
         state = env.state()
-        friendly = obs.error and notebook_error(obs.error, env.task.info.id, state.best_reward)
+        friendly = obs.error and notebook_error(
+            obs.error_code, obs.error, env.task.info.id, state.best_reward
+        )
         if friendly:
             view = w.Message(friendly)
         elif obs.error and view is None and state.turn == turn_before and not state.episode_done:

@@ -9,17 +9,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 from pydantic_core import to_jsonable_python
 
 __all__ = [
-    "ACTION_TYPES",
     "NON_FINITE_KEY",
     "UnencodableError",
-    "Action",
-    "ActionAdapter",
     "CodeObservation",
     "ErrorObservation",
     "ExecuteSnippetAction",
@@ -148,39 +145,6 @@ class ResetToOriginalAction(_ActionBase):
     action_type: Literal["reset_to_original"] = "reset_to_original"
 
 
-Action = Annotated[
-    ExecuteSnippetAction
-    | InspectTensorAction
-    | RunTrainingProbeAction
-    | GetVariableStateAction
-    | InspectDiffAction
-    | SubmitFixAction
-    | ViewCodeAction
-    | ReplaceLinesAction
-    | UndoEditAction
-    | ResetToOriginalAction,
-    Field(discriminator="action_type"),
-]
-ActionAdapter: TypeAdapter[Any] = TypeAdapter(Action)
-
-ACTION_MODELS: dict[str, type[_ActionBase]] = {
-    m.model_fields["action_type"].default: m
-    for m in (
-        ExecuteSnippetAction,
-        InspectTensorAction,
-        RunTrainingProbeAction,
-        GetVariableStateAction,
-        InspectDiffAction,
-        SubmitFixAction,
-        ViewCodeAction,
-        ReplaceLinesAction,
-        UndoEditAction,
-        ResetToOriginalAction,
-    )
-}
-ACTION_TYPES: tuple[str, ...] = tuple(ACTION_MODELS)
-
-
 # ---------------------------------------------------------------------- observations
 
 
@@ -209,6 +173,10 @@ class ToolObservation(BaseModel):
     episode_done: bool = False
     reward: float = 0.0
     error: str | None = None
+    error_code: str | None = Field(
+        default=None,
+        description="Stable code of `error` (whipstudio_nb.errors.ERROR_CODES), or null.",
+    )
     non_finite: dict[str, str] = Field(
         default_factory=dict,
         exclude_if=lambda v: not v,

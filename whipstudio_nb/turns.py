@@ -12,14 +12,21 @@ import ast
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FREE_ACTIONS", "CodeSyntaxError", "costs_turn", "syntax_error_in"]
+from .tools import get_tool, tools
 
-# reading the working copy: no sandbox, no change to the episode
-FREE_ACTIONS = frozenset({"view_code", "inspect_diff"})
+__all__ = ["CodeSyntaxError", "costs_turn", "free_actions", "syntax_error_in"]
+
+
+def free_actions() -> frozenset[str]:
+    """The tools that only read the working copy: no sandbox, no change to the episode."""
+    return frozenset(t.name for t in tools() if not t.costs_turn)
 
 
 def costs_turn(action_type: str) -> bool:
-    return action_type not in FREE_ACTIONS
+    try:
+        return get_tool(action_type).costs_turn
+    except KeyError:  # an unknown action still counts: it is the agent's mistake
+        return True
 
 
 @dataclass(frozen=True)
@@ -57,21 +64,11 @@ def syntax_error_in(action: Any, working_code: str | None = None) -> CodeSyntaxE
 
     ``submit_fix`` without ``fixed_code`` submits the working copy, so that is what is checked.
     """
-    kind = getattr(action, "action_type", "")
-    checks: list[tuple[str, str | None, str]] = []
-    if kind in ("execute_snippet", "run_training_probe"):
-        checks.append(("code", action.code, "exec"))
-    elif kind == "inspect_tensor":
-        checks += [("setup_code", action.setup_code, "exec"),
-                   ("target_expression", action.target_expression, "eval")]  # fmt: skip
-    elif kind == "get_variable_state":
-        checks.append(("setup_code", action.setup_code, "exec"))
-        checks += [(f"expressions[{i}]", e, "eval") for i, e in enumerate(action.expressions)]
-    elif kind == "submit_fix":
-        code = action.fixed_code if action.fixed_code is not None else working_code
-        checks.append(("fixed_code" if action.fixed_code is not None else "working copy", code,
-                       "exec"))  # fmt: skip
-    for field, code, mode in checks:
+    try:
+        tool = get_tool(getattr(action, "action_type", ""))
+    except KeyError:
+        return None
+    for field, code, mode in tool.code_of(action, working_code):
         found = _parse_problem(field, code, mode)
         if found:
             return found

@@ -10,7 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..models import ACTION_TYPES, ActionAdapter, SubmitFixAction
+from ..errors import format_validation_error
+from ..models import SubmitFixAction
+from ..tools import action_adapter, tool_names
 
 __all__ = [
     "InvalidAction",
@@ -21,7 +23,10 @@ __all__ = [
 ]
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
-_VALID = ", ".join(ACTION_TYPES)
+
+
+def _valid() -> str:
+    return ", ".join(tool_names())
 
 
 @dataclass
@@ -33,21 +38,6 @@ class InvalidAction:
     action_type: str = "invalid"
 
 
-def _format_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        loc = [str(x) for x in err.get("loc", ()) if str(x) not in ACTION_TYPES]
-        field = ".".join(loc) or "action"
-        kind = err.get("type")
-        if kind == "missing":
-            parts.append(f"field '{field}' is required")
-        elif kind == "extra_forbidden":
-            parts.append(f"field '{field}' is not a valid field for this action")
-        else:
-            parts.append(f"field '{field}': {err.get('msg')}")
-    return "Invalid action: " + "; ".join(parts)
-
-
 def validate_action(data: Any, raw: str = "") -> Any:
     """An action model from a decoded object, or an InvalidAction naming the problem."""
     if not isinstance(data, dict):
@@ -57,20 +47,20 @@ def validate_action(data: Any, raw: str = "") -> Any:
         )
     t = data.get("action_type")
     if t is None:
-        return InvalidAction(f"field 'action_type' is required. Valid: {_VALID}", raw)
-    if not isinstance(t, str) or t not in ACTION_TYPES:
-        return InvalidAction(f"field 'action_type': unknown value {t!r}. Valid: {_VALID}", raw)
+        return InvalidAction(f"field 'action_type' is required. Valid: {_valid()}", raw)
+    if not isinstance(t, str) or t not in tool_names():
+        return InvalidAction(f"field 'action_type': unknown value {t!r}. Valid: {_valid()}", raw)
     try:
-        return ActionAdapter.validate_python(data)
+        return action_adapter().validate_python(data)
     except ValidationError as exc:
-        return InvalidAction(_format_validation_error(exc), raw, t)
+        return InvalidAction(format_validation_error(exc, skip=tool_names(), limit=3), raw, t)
 
 
 def parse_tool_call(name: str, arguments: str | None) -> Any:
     """A function call (tool name = action_type, JSON arguments) as an action."""
     raw = f"{name}({arguments or ''})"
-    if name not in ACTION_TYPES:
-        return InvalidAction(f"unknown tool {name!r}. Valid: {_VALID}", raw)
+    if name not in tool_names():
+        return InvalidAction(f"unknown tool {name!r}. Valid: {_valid()}", raw)
     try:
         args = json.loads(arguments) if arguments and arguments.strip() else {}
     except json.JSONDecodeError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..models import ACTION_MODELS, ACTION_TYPES
+from ..tools import get_tool, tool_names
 
 __all__ = ["action_tools", "tool_parameters"]
 
@@ -31,7 +31,7 @@ def _simplify(schema: Any) -> Any:
 
 def tool_parameters(action_type: str) -> dict[str, Any]:
     """The JSON Schema of an action's arguments (``action_type`` itself is the tool's name)."""
-    schema = copy.deepcopy(ACTION_MODELS[action_type].model_json_schema())
+    schema = copy.deepcopy(get_tool(action_type).action.model_json_schema())
     schema["properties"].pop("action_type", None)
     required = [r for r in schema.get("required", []) if r != "action_type"]
     schema = _simplify(schema)
@@ -47,9 +47,8 @@ def tool_parameters(action_type: str) -> dict[str, Any]:
 def action_tools(action_types: tuple[str, ...] | list[str] | None = None) -> list[dict[str, Any]]:
     """OpenAI ``tools`` entries, named exactly as the action types, in the models' order."""
     tools = []
-    for name in action_types or ACTION_TYPES:
-        model = ACTION_MODELS[name]
-        description = " ".join((model.__doc__ or name).split())
+    for name in action_types or tool_names():
+        description = get_tool(name).summary
         tools.append(
             {
                 "type": "function",

@@ -205,9 +205,9 @@ def grade_submissions(
     subs = collect(Path(submissions_dir), assignment, roster)
     own = sandbox is None and any(s.problem is None for s in subs)
     if own:  # only when something can be graded
-        from ..sandbox import Sandbox
+        from ..env import make_sandbox
 
-        sandbox = Sandbox(pool_size=workers)
+        sandbox = make_sandbox(workers)
     rows: dict[int, GradeRow] = {}
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whip-grade") as pool:

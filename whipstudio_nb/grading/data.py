@@ -30,6 +30,7 @@ import numpy as np
 from ..models import TaskSpec
 
 __all__ = [
+    "DATA_SETUP",
     "DEMO_SEED",
     "data_payload",
     "demo_training_data",
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 DEMO_SEED = 0
+# Run in a kernel before a tool's or the harness's entry point, with ``data_payload``: installs
+# the training data that task scripts load with ``whip_data.load_training_data``.
+DATA_SETUP = "whipstudio_nb.grading.loader:install"
 _cache: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
 _SECRET = os.environ.get("WHIP_DATA_SECRET") or secrets.token_hex(16)
 

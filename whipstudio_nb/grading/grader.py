@@ -21,12 +21,12 @@ from ..models import GradeResult, TaskSpec
 from ..sandbox import ProgressCallback, Sandbox, check_code, dispatch_cell
 from ..series import thinned_steps
 from . import metrics
-from .data import data_payload, heldout_data, hidden_seed
+from .data import DATA_SETUP, data_payload, heldout_data, hidden_seed
 from .wire import decode_array, encode_array
 
 __all__ = ["grade_code", "load_pack_grader"]
 
-HARNESS = "whipstudio_nb.grading.harness"
+HARNESS = "whipstudio_nb.grading.harness:in_kernel"
 RUN_MARGIN_S = 3.0  # the kernel enforces the budget itself; the host's own timeout is a backstop
 EVAL_TIMEOUT_S = 5.0  # the trained model's calls on held-out inputs
 EVAL_MARGIN_S = 3.0
@@ -95,11 +95,14 @@ def grade_code(
         "val_inputs": cfg.get("val_inputs") if "no_leakage" in weights else None,
         "check_code": getattr(pack, "CHECK_CODE", None),
         "budget_s": budget,
-        "whip_data": data_payload(task, seed),
     }
+    payload = data_payload(task, seed)
+    setup = (DATA_SETUP, payload) if payload is not None else None
     with sandbox.kernel() as kernel:
         run = kernel.execute(
-            dispatch_cell(HARNESS, run_args), timeout=budget + RUN_MARGIN_S, on_progress=on_progress
+            dispatch_cell(HARNESS, run_args, setup),
+            timeout=budget + RUN_MARGIN_S,
+            on_progress=on_progress,
         )
         output = run.stdout + (("\n" if run.stdout and run.stderr else "") + run.stderr)
         status = [r for r in run.results if "status" in r or "internal_error" in r]

@@ -21,10 +21,25 @@ __all__ = ["load_training_data"]
 _PROVIDED: dict[str, Any] = {}  # set by the environment (kernel_lib.dispatch) before code runs
 
 
-def _install(payload: dict[str, Any]) -> None:
+def install(payload: dict[str, Any]) -> None:
     """Called by the environment inside a kernel, before any user code runs."""
+    kernel_setup()
     _PROVIDED.clear()
     _PROVIDED.update(payload)
+
+
+_install = install  # the name the top-level whip_data shim re-exports
+
+
+def kernel_setup() -> None:
+    """Preloaded into every sandbox kernel: make ``import whip_data`` work. The top-level shim
+    where it is on the path, otherwise this module under that name."""
+    if "whip_data" in sys.modules:
+        return
+    try:
+        import whip_data  # noqa: F401
+    except ImportError:
+        sys.modules["whip_data"] = sys.modules[__name__]
 
 
 def _decode(d: dict[str, Any]) -> Any:

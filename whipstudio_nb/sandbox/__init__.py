@@ -12,6 +12,8 @@ from .kernel import ExecResult, Launcher, ProgressCallback, SandboxKernel
 from .policy import ALLOWED_IMPORTS, check_code, violation_message
 from .pool import KernelPool
 
+Setup = tuple[str, Any]  # (entry point, its one argument), run before a call's entry point
+
 __all__ = [
     "ALLOWED_IMPORTS",
     "ExecResult",
@@ -26,11 +28,12 @@ __all__ = [
 ]
 
 
-def dispatch_cell(module: str, args: dict[str, Any]) -> str:
-    """The cell that runs one tool's in-kernel function with JSON arguments."""
+def dispatch_cell(entry: str, args: dict[str, Any], setup: Setup | None = None) -> str:
+    """The cell that runs an in-kernel entry point (``"module:function"``) with JSON
+    arguments, after ``setup`` (``(entry, payload)``) if given."""
     return (
         "import whipstudio_nb.sandbox.kernel_lib as _whip_kernel_lib\n"
-        f"_whip_kernel_lib.dispatch({module!r}, {json.dumps(args)!r})"
+        f"_whip_kernel_lib.dispatch({entry!r}, {json.dumps(args)!r}, {json.dumps(setup)!r})"
     )
 
 
@@ -39,8 +42,17 @@ class Sandbox:
 
     backend = "local"
 
-    def __init__(self, pool_size: int = 2, *, launcher: Launcher | None = None) -> None:
+    def __init__(
+        self,
+        pool_size: int = 2,
+        *,
+        launcher: Launcher | None = None,
+        preload: tuple[str, ...] | list[str] = (),
+    ) -> None:
+        """``preload``: modules every kernel imports while it warms up (the caller's in-kernel
+        entry points), so that no call pays for importing them."""
         self.pool = KernelPool(pool_size, launcher=launcher)
+        self.pool.launcher.preload = tuple(preload)
         self.pool.start()
 
     @property
@@ -64,13 +76,16 @@ class Sandbox:
 
     def call(
         self,
-        module: str,
+        entry: str,
         args: dict[str, Any],
         timeout: float,
         on_progress: ProgressCallback | None = None,
+        setup: Setup | None = None,
     ) -> ExecResult:
+        """Run ``entry(args)`` (``"module:function"``) in a fresh kernel, after ``setup``."""
         with self.kernel() as k:
-            return k.execute(dispatch_cell(module, args), timeout, on_progress=on_progress)
+            cell = dispatch_cell(entry, args, setup)
+            return k.execute(cell, timeout, on_progress=on_progress)
 
     def info(self) -> dict[str, Any]:
         return {

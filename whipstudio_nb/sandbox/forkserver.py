@@ -185,6 +185,7 @@ class ForkServerLauncher(Launcher):
         limits = json.loads(self.limits.to_env())
         limits["nproc_rlimit"] = self._cgroup is None
         env["WHIP_LIMITS"] = json.dumps(limits) if self.isolation != "none" else "{}"
+        env["WHIP_KERNEL_PRELOAD"] = json.dumps(list(self.preload))
         argv = [sys.executable, "-m", "whipstudio_nb.sandbox.forkserver", self.socket_path]
         if self.isolation == "strict":
             env["WHIP_PRIVATE_VIEWS"] = json.dumps({"pool": self._dir, "keep": self._keep})
@@ -664,7 +665,7 @@ def main() -> int:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
 
-    kernel_lib.warm_up()
+    kernel_lib.warm_up(json.loads(os.environ.pop("WHIP_KERNEL_PRELOAD", "[]") or "[]"))
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     limits = json.loads(os.environ.pop("WHIP_LIMITS", "{}") or "{}")
     server = _Server(path, limits)

@@ -69,6 +69,7 @@ class Launcher:
     isolation = "none"
     base_dir: str | None = None  # where kernels put their temporary directories
     connection_dir: str | None = None  # where connection files go (None: the kernel's tmpdir)
+    preload: tuple[str, ...] = ()  # modules every kernel imports while warming up
 
     def prepare(self) -> None:
         """Called before each kernel launch (a fork server starts itself here)."""

@@ -21,30 +21,18 @@ PROGRESS_MIME = "application/vnd.whipstudio.progress+json"
 PROGRESS_INTERVAL_S = 0.25
 REPR_LIMIT = 500
 
-# Tool modules whose ``in_kernel`` functions may be dispatched to.
-TOOL_MODULES = (
-    "whipstudio_nb.tools.execute_snippet",
-    "whipstudio_nb.tools.inspect_tensor",
-    "whipstudio_nb.tools.run_training_probe",
-    "whipstudio_nb.tools.get_variable_state",
-    "whipstudio_nb.grading.harness",
-)
-
-
-def warm_up() -> None:
-    """Import what every call needs, so the first call pays nothing."""
+def warm_up(preload: list[str] | tuple[str, ...] = ()) -> None:
+    """Import what every call needs, so the first call pays nothing: numpy, torch, and the
+    modules the host names in ``preload`` (its tools' in-kernel halves). A preloaded module's
+    ``kernel_setup()``, if it has one, runs once here."""
     import numpy  # noqa: F401
     import torch  # noqa: F401
 
-    for name in TOOL_MODULES:
-        importlib.import_module(name)
-    # The training-data loader task scripts import (``from whip_data import ...``): the
-    # top-level shim where it is on the path, otherwise the package's module under that name.
-    loader = importlib.import_module("whipstudio_nb.grading.loader")
-    try:
-        importlib.import_module("whip_data")
-    except ImportError:
-        sys.modules["whip_data"] = loader
+    for name in preload:
+        module = importlib.import_module(name)
+        setup = getattr(module, "kernel_setup", None)
+        if callable(setup):
+            setup()
     # One tiny training step: torch imports (and patches) some modules lazily on first use,
     # for example torch._dynamo rewrapping torch.manual_seed when an optimizer is created.
     # fork_rng: the user's code must find the random state untouched.
@@ -72,30 +60,28 @@ def emit_progress(payload: dict[str, Any]) -> None:
     publish_display_data({PROGRESS_MIME: json_safe(payload)})
 
 
-def dispatch(module: str, args_json: str) -> None:
-    """Entry point of every tool call: run ``module.in_kernel(args)`` and emit its result."""
-    if module not in TOOL_MODULES:
-        emit({"internal_error": f"unknown tool module {module}"})
-        return
+def resolve(entry: str) -> Any:
+    """The function an entry point ``"package.module:function"`` names."""
+    module, _, func = entry.partition(":")
+    if not module or not func.isidentifier():
+        raise ValueError(f"bad entry point {entry!r}: expected 'module:function'")
+    return getattr(importlib.import_module(module), func)
+
+
+def dispatch(entry: str, args_json: str, setup_json: str = "null") -> None:
+    """Entry point of every call: run ``setup`` (``[entry, payload]``, e.g. installing the
+    episode's training data) then ``entry(args)``, and emit the result. The host names both
+    entry points; this module knows no tool."""
     try:
-        args = json.loads(args_json)
-        install_training_data(args.pop("whip_data", None))
-        result = importlib.import_module(module).in_kernel(args)
+        setup = json.loads(setup_json)
+        if setup is not None:
+            resolve(setup[0])(setup[1])
+        result = resolve(entry)(json.loads(args_json))
     except BaseException as exc:  # a tool's own failure must still produce a result
         emit({"internal_error": "".join(traceback.format_exception(exc))[-4000:]})
         return
     flush_streams()
     emit(result)
-
-
-def install_training_data(payload: dict[str, Any] | None) -> None:
-    """Hand the episode's training data to ``whip_data.load_training_data`` (before any user
-    code runs in this kernel)."""
-    if payload is None:
-        return
-    from whipstudio_nb.grading import loader
-
-    loader._install(payload)
 
 
 def flush_streams() -> None:

@@ -17,11 +17,14 @@ from typing import Any
 from ..errors import SandboxError
 from .kernel import Launcher, SandboxKernel
 
-__all__ = ["KernelPool", "WARMUP_CODE"]
+__all__ = ["KernelPool", "warmup_code"]
 
-WARMUP_CODE = (
-    "import whipstudio_nb.sandbox.kernel_lib as _whip_kernel_lib\n_whip_kernel_lib.warm_up()"
-)
+
+def warmup_code(preload: tuple[str, ...]) -> str:
+    return (
+        "import whipstudio_nb.sandbox.kernel_lib as _whip_kernel_lib\n"
+        f"_whip_kernel_lib.warm_up({list(preload)!r})"
+    )
 
 _live_pools: weakref.WeakSet[KernelPool] = weakref.WeakSet()
 LAUNCHERS = ("forkserver", "direct")
@@ -164,7 +167,7 @@ class KernelPool:
 
     def _new_kernel(self) -> SandboxKernel:
         kernel = SandboxKernel(self.launcher, startup_timeout=self.warmup_timeout)
-        res = kernel.execute(WARMUP_CODE, timeout=self.warmup_timeout)
+        res = kernel.execute(warmup_code(self.launcher.preload), timeout=self.warmup_timeout)
         if res.error or res.timed_out or res.died:
             kernel.shutdown()
             detail = (

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import ACTION_MODELS
+from ..tools import action_models
 
 __all__ = [
     "ORIGINAL_ACTION_FIELDS",
@@ -56,7 +56,7 @@ def adapt_action(action: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     episode_id = eid if isinstance(eid, str) and eid else None
     if "action_type" not in out and "fixed_code" in out:
         out["action_type"] = "submit_fix"
-    model = ACTION_MODELS.get(out.get("action_type"))  # type: ignore[arg-type]
+    model = action_models().get(out.get("action_type"))  # type: ignore[arg-type]
     if model is not None:
         for name in ORIGINAL_ACTION_FIELDS - set(model.model_fields):
             out.pop(name, None)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 from .. import __version__
-from ..models import ACTION_TYPES
 from ..tasks import list_tasks
+from ..tools import tool_names
 
 __all__ = ["render_manifest"]
 
@@ -46,7 +46,7 @@ def render_manifest() -> str:
         "  observation: whipstudio_nb.models:ToolObservation",
         "  state: whipstudio_nb.models:State",
         "reward: {range: [0.0, 1.0], on: submit_fix}",
-        f"actions: [{', '.join(ACTION_TYPES)}]",
+        f"actions: [{', '.join(tool_names())}]",
         "tasks:",
     ]
     for t in list_tasks():

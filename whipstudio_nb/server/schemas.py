@@ -3,32 +3,17 @@ all generated from the pydantic models in ``whipstudio_nb.models``."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from ..models import (
-    ACTION_MODELS,
-    ActionAdapter,
-    CodeObservation,
-    ErrorObservation,
-    ExecuteSnippetObservation,
-    GetVariableStateObservation,
-    InspectDiffObservation,
-    InspectTensorObservation,
-    Observation,
-    RunTrainingProbeObservation,
-    State,
-    SubmitFixObservation,
-    ToolObservation,
-)
-from ..tools import TOOL_DESCRIPTIONS
+from ..models import ErrorObservation, Observation, State
+from ..tools import action_adapter, tools
 
 __all__ = [
     "CloseRequest",
     "GraderRequest",
-    "OBSERVATION_MODELS",
+    "observation_models",
     "ResetRequest",
     "StepRequest",
     "action_schema",
@@ -38,18 +23,9 @@ __all__ = [
     "tool_list",
 ]
 
-OBSERVATION_MODELS: dict[str, type[ToolObservation]] = {
-    "execute_snippet": ExecuteSnippetObservation,
-    "inspect_tensor": InspectTensorObservation,
-    "run_training_probe": RunTrainingProbeObservation,
-    "get_variable_state": GetVariableStateObservation,
-    "inspect_diff": InspectDiffObservation,
-    "submit_fix": SubmitFixObservation,
-    "view_code": CodeObservation,
-    "replace_lines": CodeObservation,
-    "undo_edit": CodeObservation,
-    "reset_to_original": CodeObservation,
-}
+def observation_models() -> dict[str, type[Any]]:
+    """Each tool's observation model, by tool name (from the registry)."""
+    return {t.name: t.observation for t in tools()}
 
 
 class ResetRequest(BaseModel):
@@ -119,39 +95,35 @@ class GraderRequest(BaseModel):
     seed: int | None = Field(default=None, ge=0, description="Grade against this task variant.")
 
 
-@cache
+# Not cached: a tool registered at run time shows up at once (the schemas are small).
 def action_schema() -> dict[str, Any]:
-    return dict(ActionAdapter.json_schema())
+    return dict(action_adapter().json_schema())
 
 
-@cache
 def observation_schema() -> dict[str, Any]:
-    models = (Observation, ErrorObservation, *dict.fromkeys(OBSERVATION_MODELS.values()))
+    models = (Observation, ErrorObservation, *dict.fromkeys(observation_models().values()))
     union: Any = models[0]
     for m in models[1:]:
         union = union | m
     return dict(TypeAdapter(union).json_schema())
 
 
-@cache
 def state_schema() -> dict[str, Any]:
     return State.model_json_schema()
 
 
-@cache
 def tool_list() -> list[dict[str, Any]]:
     return [
         {
-            "name": name,
-            "description": TOOL_DESCRIPTIONS.get(name, model.__doc__ or ""),
-            "action_schema": model.model_json_schema(),
-            "observation_schema": OBSERVATION_MODELS[name].model_json_schema(),
+            "name": t.name,
+            "description": t.summary,
+            "action_schema": t.action.model_json_schema(),
+            "observation_schema": t.observation.model_json_schema(),
         }
-        for name, model in ACTION_MODELS.items()
+        for t in tools()
     ]
 
 
-@cache
 def mcp_tools() -> list[dict[str, Any]]:
     """MCP tool specs: the action's fields (without its action_type) as the input schema."""
     tools = []

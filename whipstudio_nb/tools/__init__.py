@@ -1,39 +1,62 @@
-"""One module per tool: the code it runs in the sandbox (``in_kernel``) and how its result
-becomes an observation (``run``). ``TOOLS`` maps each action_type to its module."""
+"""The tools an agent calls, one module each, registered in one place (this file).
+
+A tool module defines its host half ``run(ctx, action)``, optionally an in-kernel half, and a
+``TOOL`` spec (``registry.Tool``). To add a tool: write the module, then add one line below.
+"""
 
 from __future__ import annotations
 
-from importlib import import_module
-from types import ModuleType
+from . import (
+    execute_snippet,
+    get_variable_state,
+    inspect_diff,
+    inspect_tensor,
+    line_edit,
+    run_training_probe,
+    submit_fix,
+)
+from ._common import ToolContext
+from .registry import (
+    Tool,
+    action_adapter,
+    action_models,
+    get_tool,
+    register,
+    registered,
+    tool_names,
+    tools,
+    unregister,
+)
 
-__all__ = ["TOOL_DESCRIPTIONS", "tool_module"]
+__all__ = [
+    "Tool",
+    "ToolContext",
+    "action_adapter",
+    "action_models",
+    "get_tool",
+    "kernel_preload",
+    "register",
+    "registered",
+    "tool_names",
+    "tools",
+    "unregister",
+]
 
-_MODULES = {
-    "execute_snippet": "execute_snippet",
-    "inspect_tensor": "inspect_tensor",
-    "run_training_probe": "run_training_probe",
-    "get_variable_state": "get_variable_state",
-    "inspect_diff": "inspect_diff",
-    "submit_fix": "submit_fix",
-    "view_code": "line_edit",
-    "replace_lines": "line_edit",
-    "undo_edit": "line_edit",
-    "reset_to_original": "line_edit",
-}
+# The registry, in the order the reference API lists the actions.
+register(execute_snippet.TOOL)
+register(inspect_tensor.TOOL)
+register(run_training_probe.TOOL)
+register(get_variable_state.TOOL)
+register(inspect_diff.TOOL)
+register(submit_fix.TOOL)
+for _tool in line_edit.TOOLS:  # view_code, replace_lines, undo_edit, reset_to_original
+    register(_tool)
 
-TOOL_DESCRIPTIONS = {
-    "execute_snippet": "Run a Python code snippet to test hypotheses.",
-    "inspect_tensor": "Inspect tensor shape, dtype, gradients, and statistics.",
-    "run_training_probe": "Run N training steps and observe loss curve and gradients.",
-    "get_variable_state": "Evaluate multiple expressions and return their state.",
-    "inspect_diff": "Compare proposed fix against original buggy code.",
-    "submit_fix": "Submit a final fix for grading.",
-    "view_code": "Show the working copy of the code with line numbers.",
-    "replace_lines": "Replace a 1-based inclusive range of lines of the working copy.",
-    "undo_edit": "Undo the last edit of the working copy.",
-    "reset_to_original": "Restore the working copy to the original buggy code.",
-}
+# Modules a sandbox kernel imports while warming up: the in-kernel halves, the grading harness
+# and the training-data loader (see Sandbox(preload=...)).
+_KERNEL_EXTRA = ("whipstudio_nb.grading.harness", "whipstudio_nb.grading.loader")
 
 
-def tool_module(action_type: str) -> ModuleType:
-    return import_module(f"{__name__}.{_MODULES[action_type]}")
+def kernel_preload() -> tuple[str, ...]:
+    modules = [t.kernel_entry.partition(":")[0] for t in tools() if t.kernel_entry]
+    return tuple(dict.fromkeys([*modules, *_KERNEL_EXTRA]))

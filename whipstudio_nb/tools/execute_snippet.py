@@ -6,6 +6,7 @@ from typing import Any
 
 from ..models import ExecuteSnippetAction, ExecuteSnippetObservation
 from ._common import ToolContext, call_kernel
+from .registry import Tool
 
 
 def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
@@ -16,7 +17,7 @@ def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(ctx: ToolContext, action: ExecuteSnippetAction) -> ExecuteSnippetObservation:
-    out = call_kernel(ctx, __name__, {"code": action.code})
+    out = call_kernel(ctx, TOOL, {"code": action.code})
     stderr = out.run.stderr
     if out.error:
         stderr = (stderr + "\n" if stderr else "") + out.error
@@ -29,3 +30,13 @@ def run(ctx: ToolContext, action: ExecuteSnippetAction) -> ExecuteSnippetObserva
         exit_code=exit_code if not out.run.timed_out else 1,
         timed_out=out.run.timed_out,
     )
+
+
+TOOL = Tool(
+    action=ExecuteSnippetAction,
+    observation=ExecuteSnippetObservation,
+    run=run,
+    kernel_entry=f"{__name__}:in_kernel",
+    code_fields=(("code", "exec"),),
+    view="snippet",
+)

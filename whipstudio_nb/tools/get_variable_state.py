@@ -7,6 +7,7 @@ from typing import Any
 
 from ..models import GetVariableStateAction, GetVariableStateObservation, VariableState
 from ._common import ToolContext, call_kernel
+from .registry import Tool
 
 
 def _shape_of(value: Any) -> list[int] | None:
@@ -60,7 +61,7 @@ def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
 
 def run(ctx: ToolContext, action: GetVariableStateAction) -> GetVariableStateObservation:
     out = call_kernel(
-        ctx, __name__, {"setup_code": action.setup_code, "expressions": action.expressions}
+        ctx, TOOL, {"setup_code": action.setup_code, "expressions": action.expressions}
     )
     results = {k: VariableState(**v) for k, v in out.result.get("results", {}).items()}
     return GetVariableStateObservation(
@@ -69,4 +70,15 @@ def run(ctx: ToolContext, action: GetVariableStateAction) -> GetVariableStateObs
         stderr=out.run.stderr,
         timed_out=out.run.timed_out,
         error=out.error or out.result.get("error"),
+        error_code=out.code or ("tool_error" if out.result.get("error") else None),
     )
+
+
+TOOL = Tool(
+    action=GetVariableStateAction,
+    observation=GetVariableStateObservation,
+    run=run,
+    kernel_entry=f"{__name__}:in_kernel",
+    code_fields=(("setup_code", "exec"), ("expressions", "eval")),
+    view="variables",
+)

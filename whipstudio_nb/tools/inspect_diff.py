@@ -7,6 +7,7 @@ import difflib
 
 from ..models import InspectDiffAction, InspectDiffObservation
 from ._common import ToolContext
+from .registry import Tool
 
 
 def unified_diff(original: str, proposed: str) -> tuple[str, int, int]:
@@ -29,3 +30,8 @@ def run(ctx: ToolContext, action: InspectDiffAction) -> InspectDiffObservation:
     return InspectDiffObservation(
         diff=diff, lines_changed=adds + dels, additions=adds, deletions=dels
     )
+
+
+# Free: it only reads the working copy.
+TOOL = Tool(action=InspectDiffAction, observation=InspectDiffObservation, run=run,
+            costs_turn=False, view="diff")

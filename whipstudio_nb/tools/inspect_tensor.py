@@ -6,6 +6,7 @@ from typing import Any
 
 from ..models import InspectTensorAction, InspectTensorObservation, TensorHistogram
 from ._common import ToolContext, call_kernel
+from .registry import Tool
 
 HIST_BINS = 10
 
@@ -74,7 +75,7 @@ def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
 def run(ctx: ToolContext, action: InspectTensorAction) -> InspectTensorObservation:
     out = call_kernel(
         ctx,
-        __name__,
+        TOOL,
         {"setup_code": action.setup_code, "target_expression": action.target_expression},
     )
     r = out.result
@@ -98,4 +99,15 @@ def run(ctx: ToolContext, action: InspectTensorAction) -> InspectTensorObservati
         stderr=out.run.stderr,
         timed_out=out.run.timed_out,
         error=out.error or r.get("error"),
+        error_code=out.code or ("tool_error" if r.get("error") else None),
     )
+
+
+TOOL = Tool(
+    action=InspectTensorAction,
+    observation=InspectTensorObservation,
+    run=run,
+    kernel_entry=f"{__name__}:in_kernel",
+    code_fields=(("setup_code", "exec"), ("target_expression", "eval")),
+    view="tensor",
+)

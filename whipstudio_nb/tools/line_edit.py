@@ -12,6 +12,7 @@ from ..models import (
 )
 from ..working_copy import EditError, number_lines
 from ._common import ToolContext
+from .registry import Tool
 
 Edit = ViewCodeAction | ReplaceLinesAction | UndoEditAction | ResetToOriginalAction
 
@@ -35,6 +36,7 @@ def run(ctx: ToolContext, action: Edit) -> CodeObservation:
             message = "Restored the original code."
     except EditError as exc:
         error = str(exc)
+    code = EditError.code if error else None
     return CodeObservation(
         action_type=action.action_type,
         code=wc.code,
@@ -44,4 +46,13 @@ def run(ctx: ToolContext, action: Edit) -> CodeObservation:
         message=message,
         changed_lines=changed,
         error=error,
+        error_code=code,
     )
+
+
+# view_code is free: it only reads the working copy.
+TOOLS = tuple(
+    Tool(action=model, observation=CodeObservation, run=run, view="code",
+         costs_turn=model is not ViewCodeAction)
+    for model in (ViewCodeAction, ReplaceLinesAction, UndoEditAction, ResetToOriginalAction)
+)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..models import RunTrainingProbeAction, RunTrainingProbeObservation
 from ._common import ToolContext, call_kernel
+from .registry import Tool
 
 
 def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def in_kernel(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(ctx: ToolContext, action: RunTrainingProbeAction) -> RunTrainingProbeObservation:
-    out = call_kernel(ctx, __name__, {"code": action.code, "steps": action.steps})
+    out = call_kernel(ctx, TOOL, {"code": action.code, "steps": action.steps})
     r = out.result
     losses = [float(x) for x in r.get("losses", [])]
     history = [{k: float(v) for k, v in h.items()} for h in r.get("grad_norm_history", [])]
@@ -58,4 +59,15 @@ def run(ctx: ToolContext, action: RunTrainingProbeAction) -> RunTrainingProbeObs
         stderr=stderr,
         timed_out=out.run.timed_out,
         error=out.error,
+        error_code=out.code,
     )
+
+
+TOOL = Tool(
+    action=RunTrainingProbeAction,
+    observation=RunTrainingProbeObservation,
+    run=run,
+    kernel_entry=f"{__name__}:in_kernel",
+    code_fields=(("code", "exec"),),
+    view="probe",
+)

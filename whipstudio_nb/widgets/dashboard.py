@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..turns import FREE_ACTIONS
+from ..turns import free_actions
 from ._base import GREY, RED, View, badge, esc, html_widget, pre, table
 from .report import SOLVED_AT, score_color
 
@@ -87,7 +87,7 @@ class EpisodeDashboard(View):
             flag = badge("error", RED)
         elif kind == "submit_fix":  # the score itself, coloured as in the grade report
             flag, summary = badge(f"score {reward:.3f}", score_color(reward)), ""
-        elif kind in FREE_ACTIONS:  # it shares the turn number of the call before it
+        elif kind in free_actions():  # it shares the turn number of the call before it
             flag = f'<span style="color: {GREY}">(free)</span>'
         else:
             flag = ""

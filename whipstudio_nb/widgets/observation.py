@@ -2,13 +2,65 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import dashboard, plots, report, tables, tensor
 from ._base import Stack, View
 
-__all__ = ["observation_view", "timeline"]
+__all__ = ["TOOL_VIEWS", "observation_view", "timeline"]
+
+
+def _snippet(o: Any, views: list[View]) -> list[View]:
+    return [*views, tables.SnippetOutput(o.stdout, o.stderr, o.exit_code, o.timed_out)]
+
+
+def _tensor(o: Any, views: list[View]) -> list[View]:
+    if o.shape is not None:
+        views.append(tensor.TensorInspector(o))
+    if o.stdout or o.stderr:
+        views.append(tables.SnippetOutput(o.stdout, o.stderr))
+    return views
+
+
+def _probe(o: Any, views: list[View]) -> list[View]:
+    views.append(plots.LossCurve(o.losses, title="Probe: training loss"))
+    views.append(plots.GradNorms(o.grad_norms, o.params_without_grad))
+    if o.stderr:
+        views.append(tables.SnippetOutput(o.stdout, o.stderr, 1))
+    return views
+
+
+def _grade(o: Any, views: list[View]) -> list[View]:
+    return [report.GradeReport(o.reward, o.grader_details, o.error_log, error=o.error)]
+
+
+def _code(o: Any, views: list[View]) -> list[View]:
+    view = tables.CodeView(o.code, "Working copy", note=o.message, highlight=o.changed_lines)
+    return [*views, view]
+
+
+# A tool's spec names its view (``Tool.view``); each builder gets the observation and the views
+# so far (its error message, if any) and returns the views to show. A tool whose view is not
+# here shows its error, if any.
+TOOL_VIEWS: dict[str, Callable[[Any, list[View]], list[View]]] = {
+    "snippet": _snippet,
+    "tensor": _tensor,
+    "probe": _probe,
+    "variables": lambda o, views: [*views, tables.VariableTable(o.results)],
+    "diff": lambda o, views: [*views, tables.CodeView(o.diff or "(no changes)", "Diff")],
+    "grade": _grade,
+    "code": _code,
+}
+
+
+def _tool_view(action_type: str) -> str | None:
+    from ..tools import get_tool
+
+    try:
+        return get_tool(action_type).view
+    except KeyError:
+        return None
 
 
 def observation_view(obj: Any) -> View:
@@ -27,28 +79,9 @@ def observation_view(obj: Any) -> View:
     views: list[View] = []
     if obj.error:
         views.append(tables.Message(obj.error))
-    if isinstance(obj, m.ExecuteSnippetObservation):
-        views.append(tables.SnippetOutput(obj.stdout, obj.stderr, obj.exit_code, obj.timed_out))
-    elif isinstance(obj, m.InspectTensorObservation):
-        if obj.shape is not None:
-            views.append(tensor.TensorInspector(obj))
-        if obj.stdout or obj.stderr:
-            views.append(tables.SnippetOutput(obj.stdout, obj.stderr))
-    elif isinstance(obj, m.RunTrainingProbeObservation):
-        views.append(plots.LossCurve(obj.losses, title="Probe: training loss"))
-        views.append(plots.GradNorms(obj.grad_norms, obj.params_without_grad))
-        if obj.stderr:
-            views.append(tables.SnippetOutput(obj.stdout, obj.stderr, 1))
-    elif isinstance(obj, m.GetVariableStateObservation):
-        views.append(tables.VariableTable(obj.results))
-    elif isinstance(obj, m.InspectDiffObservation):
-        views.append(tables.CodeView(obj.diff or "(no changes)", "Diff"))
-    elif isinstance(obj, m.SubmitFixObservation):
-        views = [report.GradeReport(obj.reward, obj.grader_details, obj.error_log, error=obj.error)]
-    elif isinstance(obj, m.CodeObservation):
-        views.append(
-            tables.CodeView(obj.code, "Working copy", note=obj.message, highlight=obj.changed_lines)
-        )
+    build = TOOL_VIEWS.get(_tool_view(obj.action_type) or "")
+    if build is not None:
+        views = build(obj, views)
     if len(views) == 1:
         return views[0]
     return Stack(views)
