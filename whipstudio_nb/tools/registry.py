@@ -58,7 +58,7 @@ class Tool:
     costs_turn: bool = True
     code_fields: tuple[tuple[str, CodeMode], ...] = ()
     working_copy_field: str | None = None
-    view: str = "message"
+    view: str = "fields"
     description: str = field(default="")
 
     @property

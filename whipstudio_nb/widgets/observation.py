@@ -40,9 +40,16 @@ def _code(o: Any, views: list[View]) -> list[View]:
     return [*views, view]
 
 
+def _fields(o: Any, views: list[View]) -> list[View]:
+    from ..models import ToolObservation
+
+    own = {k: getattr(o, k) for k in type(o).model_fields if k not in ToolObservation.model_fields}
+    return [*views, tables.FieldTable(own)] if own else views
+
+
 # A tool's spec names its view (``Tool.view``); each builder gets the observation and the views
 # so far (its error message, if any) and returns the views to show. A tool whose view is not
-# here shows its error, if any.
+# here shows its own fields (``fields``).
 TOOL_VIEWS: dict[str, Callable[[Any, list[View]], list[View]]] = {
     "snippet": _snippet,
     "tensor": _tensor,
@@ -51,6 +58,7 @@ TOOL_VIEWS: dict[str, Callable[[Any, list[View]], list[View]]] = {
     "diff": lambda o, views: [*views, tables.CodeView(o.diff or "(no changes)", "Diff")],
     "grade": _grade,
     "code": _code,
+    "fields": _fields,
 }
 
 
@@ -79,9 +87,7 @@ def observation_view(obj: Any) -> View:
     views: list[View] = []
     if obj.error:
         views.append(tables.Message(obj.error))
-    build = TOOL_VIEWS.get(_tool_view(obj.action_type) or "")
-    if build is not None:
-        views = build(obj, views)
+    views = TOOL_VIEWS.get(_tool_view(obj.action_type) or "", _fields)(obj, views)
     if len(views) == 1:
         return views[0]
     return Stack(views)

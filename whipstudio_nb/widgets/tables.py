@@ -8,7 +8,7 @@ from typing import Any
 
 from ._base import AMBER, CSS, GREEN, RED, View, badge, esc, pre, table, text_table
 
-__all__ = ["CodeView", "Message", "SnippetOutput", "TaskTable", "VariableTable"]
+__all__ = ["CodeView", "FieldTable", "Message", "SnippetOutput", "TaskTable", "VariableTable"]
 
 _CODE = (
     "margin: 4px 0; padding: 6px; background: #f7f7f7; overflow-x: auto;"
@@ -68,6 +68,24 @@ class VariableTable(View):
             ]
             rows.append([cells[i] for i in keep])
         return table(rows, [_VAR_COLS[i] for i in keep])
+
+
+class FieldTable(View):
+    """One row per field of an observation: the default view of a tool without its own."""
+
+    title = "fields"
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+    def text(self) -> str:
+        rows = [[k, _short(str(v), 80)] for k, v in self.fields.items()]
+        return text_table(rows, ["field", "value"])
+
+    def html(self) -> str:
+        rows = [[f"<code>{esc(k)}</code>", f"<code>{esc(_short(str(v), 400))}</code>"]
+                for k, v in self.fields.items()]  # fmt: skip
+        return table(rows, ["field", "value"])
 
 
 class TaskTable(list):  # type: ignore[type-arg]
