@@ -138,7 +138,7 @@ def test_tasks_outside_the_assignment_are_refused(tmp_path: Path) -> None:
 def test_magics_pinned_to_an_assignment_list_and_refuse(tmp_path: Path, monkeypatch) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from whipstudio_nb.magics import WhipMagics
+    from whipstudio_nb.notebook.magics import WhipMagics
 
     monkeypatch.chdir(tmp_path)
     write_assignment(tmp_path)

@@ -51,7 +51,7 @@ def test_live_loss_curve_redraws_one_display():
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
-    from whipstudio_nb.widgets import LiveLossCurve
+    from whipstudio_nb.notebook.widgets import LiveLossCurve
 
     InteractiveShell.instance()
     live = LiveLossCurve("Probe", interval_s=0.0, enabled=True)

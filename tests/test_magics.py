@@ -11,7 +11,6 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from whipstudio_nb import load_task
-from whipstudio_nb.magics import WhipMagics
 from whipstudio_nb.models import (
     CodeObservation,
     ErrorObservation,
@@ -24,7 +23,8 @@ from whipstudio_nb.models import (
     State,
     SubmitFixObservation,
 )
-from whipstudio_nb.widgets import Message, TaskTable
+from whipstudio_nb.notebook.magics import WhipMagics
+from whipstudio_nb.notebook.widgets import Message, TaskTable
 
 TASK2_SOLUTION = load_task("task2", seed=1).solution_code  # the variant the tests reset
 

@@ -18,9 +18,9 @@ from test_agent import SERVER_ERROR, FakeLLM, text, tool_call  # the scripted mo
 
 from whipstudio_nb import load_task
 from whipstudio_nb.agent import EpisodeResult
-from whipstudio_nb.magics import WhipMagics
 from whipstudio_nb.models import State
-from whipstudio_nb.widgets import Message
+from whipstudio_nb.notebook.magics import WhipMagics
+from whipstudio_nb.notebook.widgets import Message
 
 SOLUTION = load_task("task1").solution_code
 

@@ -16,9 +16,9 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from whipstudio_nb import load_task
-from whipstudio_nb.magics import WhipMagics
 from whipstudio_nb.models import State
-from whipstudio_nb.widgets import Message
+from whipstudio_nb.notebook.magics import WhipMagics
+from whipstudio_nb.notebook.widgets import Message
 
 NO_EPISODE = "Error: No episode yet: start an episode with %whip_reset TASK (%whip_tasks lists them)."
 TASK2 = load_task("task2", seed=1)

@@ -65,7 +65,7 @@ def test_a_tool_added_in_one_place_works_everywhere(sandbox: Any) -> None:
         assert "echoed" in listed["echo"]["observation_schema"]["properties"]
         assert "echo" in {t["name"] for t in mcp_tools()}
 
-        from whipstudio_nb.widgets.observation import observation_view
+        from whipstudio_nb.notebook.widgets.observation import observation_view
 
         view = observation_view(obs)  # no view of its own: a table of its fields
         assert "echoed" in view.text() and "hello" in view.text() and "<table" in view.html()

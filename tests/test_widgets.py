@@ -17,7 +17,7 @@ from whipstudio_nb.models import (
     ToolCallRecord,
     VariableState,
 )
-from whipstudio_nb.widgets import (
+from whipstudio_nb.notebook.widgets import (
     CodeView,
     DiffViewer,
     EpisodeDashboard,
@@ -34,7 +34,7 @@ from whipstudio_nb.widgets import (
     sparkline,
     summary_line,
 )
-from whipstudio_nb.widgets._base import AMBER, RED, styled
+from whipstudio_nb.notebook.widgets._base import AMBER, RED, styled
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -54,7 +54,7 @@ def nan_tensor_obs() -> InspectTensorObservation:
 
 def test_importing_widgets_does_not_import_ipywidgets_or_matplotlib() -> None:
     code = (
-        "import sys, whipstudio_nb.widgets\n"
+        "import sys, whipstudio_nb.notebook.widgets\n"
         "print([m for m in ('ipywidgets', 'matplotlib') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -297,8 +297,8 @@ def test_thinned_grading_losses_are_drawn_at_their_steps() -> None:
 
 def test_a_fix_that_hides_the_symptom_is_amber_and_says_what_is_missing() -> None:
     from whipstudio_nb import load_task
-    from whipstudio_nb.widgets._base import GREEN
-    from whipstudio_nb.widgets.report import component_targets
+    from whipstudio_nb.notebook.widgets._base import GREEN
+    from whipstudio_nb.notebook.widgets.report import component_targets
 
     details = {  # task2 with a lower learning rate: no NaN, but a weak model
         "components": {"heldout_metric": 0.9, "heldout_loss": 0.62, "loss_decrease": 1.0,
@@ -323,7 +323,7 @@ def test_a_fix_that_hides_the_symptom_is_amber_and_says_what_is_missing() -> Non
 
 def test_budget_line_counts_down_and_warns() -> None:
     from whipstudio_nb.models import State
-    from whipstudio_nb.widgets import BudgetStatus
+    from whipstudio_nb.notebook.widgets import BudgetStatus
 
     def line(**kw: object) -> BudgetStatus:
         return BudgetStatus(State(task_id="task2", max_turns=10, **kw), max_submissions=2)
@@ -341,7 +341,7 @@ def test_budget_line_counts_down_and_warns() -> None:
 
 
 def test_progress_line_shows_time_and_the_latest_loss() -> None:
-    from whipstudio_nb.widgets.progress import progress_line
+    from whipstudio_nb.notebook.widgets.progress import progress_line
 
     assert progress_line("submit fix", 3.24, 50).startswith(
         "submit fix: running, 3.2 s of at most 50 s · interrupt"
@@ -352,7 +352,7 @@ def test_progress_line_shows_time_and_the_latest_loss() -> None:
 
 def test_views_carry_no_widget_model_even_in_a_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     """A reopened notebook has no kernel to ask for a widget model: outputs must be static."""
-    import whipstudio_nb.widgets._base as base
+    import whipstudio_nb.notebook.widgets._base as base
 
     monkeypatch.setattr(base, "in_kernel", lambda: True)
     bundle = LossCurve([1.0, 0.5])._repr_mimebundle_()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import TaskPackError, UnknownTaskError, WhipError
 from .tasks import list_tasks, load_task
 
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
     from .env import WhipEnv
     from .models import GradeResult
 
-__version__ = "0.1.0"
 
 __all__ = [
     "TaskPackError",
@@ -43,14 +43,14 @@ def grade(task_id: str, code: str, *, seed: int | None = None) -> GradeResult:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext whipstudio_nb``: the magics; the sandbox warms up in the background."""
-    from .magics import load_ipython_extension as load
+    from .notebook.magics import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext whipstudio_nb``: shut the sandbox pool down, remove the magics."""
-    from .magics import unload_ipython_extension as unload
+    from .notebook.magics import unload_ipython_extension as unload
 
     unload(ipython)
 

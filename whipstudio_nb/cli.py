@@ -108,7 +108,7 @@ def _version(dist: str) -> str:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from . import __version__
+    from ._version import __version__
     from .env import make_sandbox
     from .sandbox.doctor import deployment_hint, sandbox_view
     from .sandbox.isolation import warning_for

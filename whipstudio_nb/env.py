@@ -144,7 +144,7 @@ class WhipEnv:
         code, working copy, score and components, turn-by-turn trail), written to ``path`` as
         strict JSON if given; ``load_episode`` reads it back. ``student_id`` defaults to
         ``$WHIP_STUDENT_ID`` or ``$JUPYTERHUB_USER``."""
-        from . import __version__
+        from ._version import __version__
 
         with self._lock:
             if self._task is None or self._copy is None:

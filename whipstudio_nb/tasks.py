@@ -39,6 +39,12 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _DIFFICULTIES = ("easy", "medium", "hard")
 
 
+# The pack format's grading vocabulary (grading.metrics computes them).
+METRICS = ("accuracy", "multilabel_f1", "r2")
+BUILTIN_COMPONENTS = (
+    "heldout_metric", "heldout_loss", "loss_decrease", "trained", "memory", "no_leakage",
+)
+
 def builtin_tasks_dir() -> Path:
     """The packs shipped with the package: inside the wheel, or the repo root when editable."""
     here = Path(__file__).resolve().parent
@@ -153,8 +159,6 @@ def load_task_dir(pack: str | os.PathLike[str]) -> TaskSpec:
 
 
 def _check_grading(grading: dict[str, Any], toml_path: Path, grader_source: str) -> None:
-    from .grading.metrics import BUILTIN_COMPONENTS, METRICS
-
     metric = grading.get("metric", "accuracy")
     _require(metric in METRICS, toml_path, "grading.metric",
              f"must be one of {', '.join(METRICS)} (got '{metric}')")  # fmt: skip

@@ -198,7 +198,7 @@ def _refused(
 
 
 def _package_version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

@@ -59,7 +59,7 @@ def hidden_seed(task: TaskSpec) -> int:
 
 
 def _pack(task: TaskSpec) -> Any:
-    from .grader import load_pack_grader
+    from .pack import load_pack_grader
 
     return load_pack_grader(task)
 

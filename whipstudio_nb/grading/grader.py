@@ -9,12 +9,9 @@ saw, is trusted.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import secrets
-import sys
 import time
-from types import ModuleType
 from typing import Any
 
 from ..models import GradeResult, TaskSpec
@@ -22,6 +19,7 @@ from ..sandbox import ProgressCallback, Sandbox, check_code, dispatch_cell
 from ..series import thinned_steps
 from . import metrics
 from .data import DATA_SETUP, data_payload, heldout_data, hidden_seed
+from .pack import load_pack_grader
 from .wire import decode_array, encode_array
 
 __all__ = ["grade_code", "load_pack_grader"]
@@ -32,32 +30,6 @@ EVAL_TIMEOUT_S = 5.0  # the trained model's calls on held-out inputs
 EVAL_MARGIN_S = 3.0
 MAX_LOSSES_IN_DETAILS = 200
 CRASH_CAP = 0.5  # a script that crashes part-way can show progress, but not pass
-
-_pack_cache: dict[tuple[str, float], ModuleType] = {}
-
-
-def load_pack_grader(task: TaskSpec) -> ModuleType:
-    """The pack's grader.py (host-side code: data generator, optional checks), cached. Modules
-    next to it can be imported from it (``import helpers``)."""
-    assert task.path is not None
-    path = task.path / "grader.py"
-    key = (str(path), path.stat().st_mtime)
-    if key not in _pack_cache:
-        spec = importlib.util.spec_from_file_location(f"whip_pack_grader_{task.info.id}", path)
-        if spec is None or spec.loader is None:
-            raise FileNotFoundError(path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.path.insert(0, str(task.path))
-        try:
-            spec.loader.exec_module(mod)
-        finally:
-            try:
-                sys.path.remove(str(task.path))
-            except ValueError:
-                pass
-        _pack_cache[key] = mod
-    return _pack_cache[key]
-
 
 def _result(score: float, details: dict[str, Any], output: str = "") -> GradeResult:
     return GradeResult(score=round(min(1.0, max(0.0, score)), 4), details=details, output=output)

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from ..tasks import BUILTIN_COMPONENTS, METRICS  # the pack format's names
+
 __all__ = [
     "BUILTIN_COMPONENTS",
     "DEFAULT_WEIGHTS",
@@ -51,10 +53,6 @@ DEFAULT_WEIGHTS = {
     "loss_decrease": 0.15,
     "trained": 0.15,
 }
-BUILTIN_COMPONENTS = (
-    "heldout_metric", "heldout_loss", "loss_decrease", "trained", "memory", "no_leakage",
-)  # fmt: skip
-METRICS = ("accuracy", "multilabel_f1", "r2")
 _HELDOUT = ("heldout_metric", "heldout_loss")
 GATE_FULL_AT = 0.25  # held-out metric component at which the other components pay in full
 # Held-out credit when the untrained model (trained parameters reset) already reaches this share

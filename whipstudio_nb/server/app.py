@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from .._version import __version__
 from ..env import EPISODE_DONE_MSG, NO_EPISODE_MSG
 from ..errors import SandboxError, UnknownTaskError
 from ..models import ErrorObservation, State, StepResult, to_strict_json

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from .. import __version__
+from .._version import __version__
 from ..tasks import list_tasks
 from ..tools import tool_names
 

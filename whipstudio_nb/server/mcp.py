@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from .. import __version__
+from .._version import __version__
 from .encoding import strict_text
 from .schemas import mcp_tools
 

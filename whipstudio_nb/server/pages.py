@@ -12,7 +12,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__
+from .._version import __version__
 from ..tasks import list_tasks
 from .encoding import StrictJSONResponse
 from .schemas import tool_list

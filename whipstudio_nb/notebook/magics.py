@@ -1,14 +1,14 @@
 """IPython magics: ``%load_ext whipstudio_nb``, then ``%whip_reset task1`` and friends.
 
 Every tool output ends with the budget line (turn, submissions left, best score); a mistake or
-an interrupt is one friendly line (see :mod:`whipstudio_nb.magic_support`).
+an interrupt is one friendly line (see :mod:`whipstudio_nb.notebook.magic_support`).
 
 One ``Magics`` subclass. Options are parsed by ``IPython.core.magic_arguments`` (so ``%magic?``
 shows real help), user defaults are traitlets with ``config=True``
 (``%config WhipMagics.timeout = 60``), and every magic returns its observation, so ``obs = _``
 works. Observations render through IPython's display formatters as the widgets in
-:mod:`whipstudio_nb.widgets`. Loading is fast: the sandbox pool (jupyter_client, torch in the
-kernels) starts in a background thread, and ``%unload_ext whipstudio_nb`` shuts it down.
+:mod:`whipstudio_nb.notebook.widgets`. Loading is fast: the sandbox pool (jupyter_client,
+torch in the kernels) starts in a background thread; ``%unload_ext whipstudio_nb`` shuts it down.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class WhipMagics(EpisodeSession, Magics):
     @_friendly
     def whip_tasks(self, line: str = "") -> Any:
         """A table of the tasks: id, name, difficulty, category, best score this session."""
-        from .tasks import list_tasks
+        from ..tasks import list_tasks
         from .widgets import TaskTable
 
         pin = self._pinned()
@@ -266,7 +266,7 @@ class WhipMagics(EpisodeSession, Magics):
         """Grade a fix: ``%%whip_submit`` submits the cell (the whole fixed script),
         ``%whip_submit`` the working copy. Shows the grade report with the training loss,
         earlier attempts overlaid."""
-        from .series import loss_series
+        from ..series import loss_series
         from .widgets import GradeReport
         from .widgets.report import component_targets
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..series import loss_series
+from ...series import loss_series
 from ._base import (
     AMBER,
     GREEN,

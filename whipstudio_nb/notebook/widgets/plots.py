@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..series import LossSeries
+from ...series import LossSeries
 from ._base import AMBER, GREY, RED, View, badge, esc, fig_png, fmt_num, png_img_tag, table
 
 __all__ = ["GradNorms", "LossCurve", "sparkline"]

@@ -1,7 +1,7 @@
 """What the magics say to a learner: one friendly line for every mistake, never a traceback.
 
-Kept apart from :mod:`whipstudio_nb.magics` (which wires the magics to the environment) so the
-wording lives in one place.
+Kept apart from :mod:`whipstudio_nb.notebook.magics` (which wires the magics to the
+environment) so the wording lives in one place.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def related_to(code: str, original: str, at_least: float = 0.5) -> bool:
 
 def observation_from_record(action_type: str, data: dict[str, Any]) -> Any:
     """An agent step's observation (stored as a dict) back as its model, for the dashboard."""
-    from . import models as m
+    from .. import models as m
 
     by_action: dict[str, type[Any]] = {
         "execute_snippet": m.ExecuteSnippetObservation,

@@ -1,6 +1,6 @@
 """The session behind the magics: the environment (warmed in the background), the views of
 observations, and one way to run a step (progress, interrupts, the budget line, friendly
-messages). :class:`whipstudio_nb.magics.WhipMagics` adds the magics on top."""
+messages). :class:`whipstudio_nb.notebook.magics.WhipMagics` adds the magics on top."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .magic_support import NO_EPISODE, notebook_error, syntax_message
 
 if TYPE_CHECKING:
-    from .env import WhipEnv
+    from ..env import WhipEnv
     from .widgets import TimelineEntry, View
     from .widgets.plots import Series
 
@@ -26,7 +26,7 @@ WARMUP_TIMEOUT_S = 60.0
 
 def _sandboxed(kind: str) -> bool:
     """Calls that run code in a sandbox kernel: they show progress and can be interrupted."""
-    from .tools import get_tool
+    from ..tools import get_tool
 
     return get_tool(kind).runs_code
 
@@ -76,7 +76,7 @@ class EpisodeSession:
             if self._env is not None:
                 return
             try:
-                from .env import WhipEnv
+                from ..env import WhipEnv
 
                 self._env = WhipEnv(tool_timeout_s=self.timeout, pool_size=self.pool_size)
                 self._env_error = None
@@ -108,12 +108,12 @@ class EpisodeSession:
         """The Assignment this session is pinned to (``assignment`` traitlet), or None."""
         if not self.assignment:  # type: ignore[attr-defined]
             return None
-        from .course.assignment import load_pinned
+        from ..course.assignment import load_pinned
 
         return load_pinned(self.assignment)  # type: ignore[attr-defined]
 
     def _student(self) -> str:
-        from .episode_file import student_id_from_env
+        from ..episode_file import student_id_from_env
 
         return self.student_id.strip() or student_id_from_env()  # type: ignore[attr-defined]
 
@@ -140,7 +140,7 @@ class EpisodeSession:
 
     def _report(self, exc: Exception) -> View:
         """A short message for an exception; the traceback is kept in ``last_traceback``."""
-        from .errors import WhipError
+        from ..errors import WhipError
 
         if isinstance(exc, (WhipError, ValueError)):
             return self._message(str(exc))
@@ -197,9 +197,9 @@ class EpisodeSession:
         interrupted (no turn used), else its observation with the budget line under its view.
         ``make_view`` builds the tool's own view (None: the default); ``cell`` is the cell the
         code came from, so a SyntaxError names the line the learner sees."""
+        from ..tools import action_adapter
+        from ..turns import syntax_error_in
         from . import widgets as w
-        from .tools import action_adapter
-        from .turns import syntax_error_in
 
         env = self.env
         if env.task is None:

@@ -41,7 +41,7 @@ def _code(o: Any, views: list[View]) -> list[View]:
 
 
 def _fields(o: Any, views: list[View]) -> list[View]:
-    from ..models import ToolObservation
+    from ...models import ToolObservation
 
     own = {k: getattr(o, k) for k in type(o).model_fields if k not in ToolObservation.model_fields}
     return [*views, tables.FieldTable(own)] if own else views
@@ -63,7 +63,7 @@ TOOL_VIEWS: dict[str, Callable[[Any, list[View]], list[View]]] = {
 
 
 def _tool_view(action_type: str) -> str | None:
-    from ..tools import get_tool
+    from ...tools import get_tool
 
     try:
         return get_tool(action_type).view
@@ -73,7 +73,7 @@ def _tool_view(action_type: str) -> str | None:
 
 def observation_view(obj: Any) -> View:
     """A view for an observation from ``reset``/``step``, or a ``State``."""
-    from .. import models as m
+    from ... import models as m
 
     if isinstance(obj, m.Observation):
         note = f"Note: {obj.error_log}" if obj.error_log else ""

@@ -17,8 +17,8 @@ def run_agent_magic(magics: Any, args: Any) -> Any:
     """The body of ``%whip_agent`` after its options are parsed; returns the cell's value."""
     from IPython.display import display
 
+    from ..agent import AgentConfig, LLMPolicy, StepRecord, run_episode
     from . import widgets as w
-    from .agent import AgentConfig, LLMPolicy, StepRecord, run_episode
 
     if args.max_turns is not None and args.max_turns < 1:
         return magics._message(f"--max-turns must be >= 1, got {args.max_turns}")

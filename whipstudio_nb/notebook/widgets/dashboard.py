@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..turns import free_actions
+from ...turns import free_actions
 from ._base import GREY, RED, View, badge, esc, html_widget, pre, table
 from .report import SOLVED_AT, score_color
 
