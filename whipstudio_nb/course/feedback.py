@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..episode_file import dump_strict_json
-from ..widgets._base import esc, fig_png, png_img_tag, table
+from ..notebook.widgets._base import esc, fig_png, png_img_tag, table
 from .assignment import Assignment
 from .grade import CSV_FIELDS, GradeRow
 
@@ -46,7 +46,7 @@ def feedback_page(student: str, rows: list[GradeRow], assignment: Assignment) ->
     """One student's page: a table of their tasks, then per task the grade report (with the
     training loss as a PNG) and the diff of their code against the buggy script."""
     from ..tasks import load_task
-    from ..widgets import DiffViewer, GradeReport
+    from ..notebook.widgets import DiffViewer, GradeReport
 
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = (
