@@ -45,8 +45,8 @@ def safe_name(student: str) -> str:
 def feedback_page(student: str, rows: list[GradeRow], assignment: Assignment) -> str:
     """One student's page: a table of their tasks, then per task the grade report (with the
     training loss as a PNG) and the diff of their code against the buggy script."""
-    from ..tasks import load_task
     from ..notebook.widgets import DiffViewer, GradeReport
+    from ..tasks import load_task
 
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = (
