@@ -112,7 +112,10 @@ def test_unearnable_weight_is_a_warning(tmp_path):
     sol = (p / "solution.py").read_text()
     (p / "solution.py").write_text(sol + "\n_model = model\ndef predict(x):\n    return _model(x).argmax(dim=1)\n")
     toml = p / "task.toml"
-    toml.write_text(toml.read_text().replace('model = "model"', 'model = "model"\npredict = "predict"'))
+    text = toml.read_text().replace('model = "model"', 'model = "model"\npredict = "predict"')
+    # a held-out loss weight that a class-index predict() can never earn
+    text = text.replace("heldout_metric = 0.7\n", "heldout_metric = 0.6\nheldout_loss = 0.1\n")
+    toml.write_text(text)
     out = validate(p, "--seeds")
     assert "WARN  weight 'heldout_loss' can be earned" in out.stdout
     assert "class indices" in out.stdout
