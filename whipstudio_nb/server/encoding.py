@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from ..models import StepResult, UnencodableError, dumps, to_strict_json
 
-__all__ = ["StrictJSONResponse", "error_response", "step_payload", "strict_text"]
+__all__ = ["StrictJSONResponse", "step_payload", "strict_text"]
 
 log = logging.getLogger("whipstudio_nb.server")
 
@@ -20,17 +20,6 @@ log = logging.getLogger("whipstudio_nb.server")
 class StrictJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         return dumps(content).encode("utf-8")
-
-
-def error_response(
-    status: int,
-    message: str,
-    headers: dict[str, str] | None = None,
-    body: dict[str, Any] | None = None,
-    **extra: Any,
-) -> StrictJSONResponse:
-    content = body if body is not None else {"error": message, **extra}
-    return StrictJSONResponse(content, status_code=status, headers=headers)
 
 
 def step_payload(result: StepResult, **extra: Any) -> dict[str, Any]:
@@ -47,6 +36,7 @@ def step_payload(result: StepResult, **extra: Any) -> dict[str, Any]:
             "episode_done": o.episode_done,
             "reward": o.reward,
             "error": f"The tool's result could not be encoded as JSON ({exc}); the turn counted.",
+            "error_code": "tool_error",
         }
     return {"observation": obs, "reward": result.reward, "done": result.done, **extra}
 

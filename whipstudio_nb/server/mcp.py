@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .. import __version__
+from ..errors import WhipError
 from .encoding import strict_text
 from .schemas import mcp_tools
 
@@ -30,10 +31,18 @@ SERVER_ERROR = -32000
 RATE_LIMITED = -32029
 
 
-class RateLimitedError(Exception):
+class RateLimitedError(WhipError):
+    """A limit inside a connection (WebSocket messages, MCP calls); ``wait_s`` until a retry."""
+
+    code = "rate_limited"
+
     def __init__(self, message: str, wait_s: float) -> None:
         self.wait_s = wait_s
         super().__init__(message)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"retry_after_s": round(self.wait_s, 1)}
 
 
 PROTOCOL_VERSION = "2025-06-18"

@@ -18,7 +18,7 @@ from .encoding import StrictJSONResponse
 from .schemas import tool_list
 
 if TYPE_CHECKING:
-    from .app import WhipServer
+    from .service import WhipServer
 
 __all__ = ["add_pages"]
 

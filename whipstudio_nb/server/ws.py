@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -35,10 +35,8 @@ from .mcp import (
 )
 from .mcp_sessions import WsMcpSessions
 from .schemas import ResetRequest
+from .service import WhipServer, default_task_id
 from .sessions import CapacityError, Session
-
-if TYPE_CHECKING:
-    from .app import WhipServer
 
 __all__ = ["WSErrorCode", "websocket_session"]
 
@@ -65,8 +63,6 @@ async def websocket_session(websocket: WebSocket, server: WhipServer, *, mcp: bo
     try:
         session = await run_in_threadpool(server.sessions.create, "ws")
         if mcp:
-            from .app import default_task_id
-
             await run_in_threadpool(server.reset_session, session, default_task_id(), None)
     except CapacityError as exc:
         err = _error(
@@ -155,8 +151,6 @@ async def _handle(
     try:
         if kind == "reset":
             req = ResetRequest.model_validate({k: v for k, v in data.items() if k != "episode_id"})
-            from .app import default_task_id
-
             task_id = req.task_id or default_task_id()
             load_task(task_id, seed=req.seed)
             out = await run_in_threadpool(server.reset_session, session, task_id, req.seed)
