@@ -19,11 +19,10 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..sandbox import Sandbox
-from . import routes_env, routes_info, routes_mcp
+from . import pages, routes_env, routes_info, routes_mcp
 from .config import ServerConfig
 from .errors import install_error_handlers
 from .guard import GuardMiddleware
-from .pages import add_pages
 from .service import DESCRIPTION, EPISODE_HEADER, WhipServer, default_task_id
 
 __all__ = ["EPISODE_HEADER", "WhipServer", "create_app", "default_task_id"]
@@ -46,7 +45,7 @@ def create_app(
     app.include_router(routes_env.router)
     app.include_router(routes_info.router)
     app.include_router(routes_mcp.router)
-    add_pages(app, server)  # the original's /baseline/health, /session/state and / page
+    app.include_router(pages.router)  # the original's /baseline/health, /session/state and /
     install_error_handlers(app)
     return app
 

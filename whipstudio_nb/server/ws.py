@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ..errors import UnknownTaskError
+from ..errors import WhipError
 from ..tasks import load_task
 from .compat import adapt_action, mcp_step_request
 from .encoding import step_payload, strict_text
@@ -52,8 +52,23 @@ class WSErrorCode:
     RATE_LIMITED = "RATE_LIMITED"
 
 
+# openenv-core's error code for a WhipError's code; any other is an EXECUTION_ERROR.
+WS_CODE_FOR = {
+    "capacity": WSErrorCode.CAPACITY_REACHED,
+    "unknown_task": WSErrorCode.VALIDATION_ERROR,
+    "rate_limited": WSErrorCode.RATE_LIMITED,
+}
+
+
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "data": {"message": message, "code": code, **extra}}
+
+
+def _whip_error(exc: WhipError) -> dict[str, Any]:
+    ws_code = WS_CODE_FOR.get(exc.code)
+    if ws_code is None:
+        return _error(WSErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}")
+    return _error(ws_code, str(exc))
 
 
 async def websocket_session(websocket: WebSocket, server: WhipServer, *, mcp: bool = False) -> None:
@@ -177,10 +192,8 @@ async def _handle(
             "Invalid message",
             errors=exc.errors(include_url=False, include_context=False, include_input=False),
         )
-    except CapacityError as exc:
-        return _error(WSErrorCode.CAPACITY_REACHED, str(exc))
-    except UnknownTaskError as exc:
-        return _error(WSErrorCode.VALIDATION_ERROR, str(exc))
+    except WhipError as exc:
+        return _whip_error(exc)
     except Exception as exc:
         return _error(WSErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}")
 
