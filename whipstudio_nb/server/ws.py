@@ -28,6 +28,7 @@ from .mcp import (
     INVALID_REQUEST,
     PARSE_ERROR,
     RATE_LIMITED,
+    CallTool,
     RateLimitedError,
     handle_mcp,
     mcp_as_observation,
@@ -68,7 +69,7 @@ def _whip_error(exc: WhipError) -> dict[str, Any]:
     ws_code = WS_CODE_FOR.get(exc.code)
     if ws_code is None:
         return _error(WSErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}")
-    return _error(ws_code, str(exc))
+    return _error(ws_code, str(exc), **dict(getattr(exc, "extra", None) or {}))
 
 
 async def websocket_session(websocket: WebSocket, server: WhipServer, *, mcp: bool = False) -> None:
@@ -147,45 +148,15 @@ async def _handle(
     if not isinstance(msg, dict):
         return _error(WSErrorCode.VALIDATION_ERROR, "Invalid message: expected a JSON object")
     kind = msg.get("type", "")
-    data = msg.get("data", {})
     if kind == "close":
         return None
-    bucket = {"step": "step", "reset": "reset", "mcp": "mcp"}.get(kind, "ws")
-    try:
-        server.check_rate(bucket, websocket.scope, f"WebSocket {bucket} messages")
-    except RateLimitedError as exc:
-        return _error(WSErrorCode.RATE_LIMITED, str(exc), retry_after_s=round(exc.wait_s, 1))
+    refusal = _refusal(msg, kind, server, websocket)
+    if refusal is not None:
+        return refusal
     if kind == "state":
         return {"type": "state", "data": await run_in_threadpool(server.state_of, session)}
-    if kind not in ("reset", "step", "mcp"):
-        return _error(WSErrorCode.UNKNOWN_TYPE, f"Unknown message type: {kind}")
-    if kind == "step" and "data" not in msg:
-        return _error(WSErrorCode.VALIDATION_ERROR, "Invalid message: field 'data' is required")
-    if not isinstance(data, dict):
-        return _error(WSErrorCode.VALIDATION_ERROR, "Invalid message: 'data' must be an object")
     try:
-        if kind == "reset":
-            req = ResetRequest.model_validate({k: v for k, v in data.items() if k != "episode_id"})
-            task_id = req.task_id or default_task_id()
-            load_task(task_id, seed=req.seed)
-            out = await run_in_threadpool(server.reset_session, session, task_id, req.seed)
-            out.pop("episode_id", None)
-            return {"type": "observation", "data": out}
-
-        async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
-            server.check_rate("step", websocket.scope, "MCP tools/call")
-            action, _ = adapt_action({**args, "action_type": name})
-            return step_payload(await run_in_threadpool(server.step_session, session, action))
-
-        if kind == "step":
-            rpc = mcp_step_request(data)  # openenv's MCPToolClient: MCP, not an action
-            if rpc is not None:
-                reply = await handle_mcp(rpc, call_tool, WsMcpSessions(session))
-                return {"type": "observation", "data": mcp_as_observation(rpc, reply)}
-            action, _ = adapt_action(data)  # this connection's episode, whatever id it names
-            result = await run_in_threadpool(server.step_session, session, action)
-            return {"type": "observation", "data": step_payload(result)}
-        return {"type": "mcp", "data": await handle_mcp(data, call_tool, WsMcpSessions(session))}
+        return await _run(kind, msg.get("data", {}), session, server, websocket)
     except ValidationError as exc:
         return _error(
             WSErrorCode.VALIDATION_ERROR,
@@ -196,6 +167,60 @@ async def _handle(
         return _whip_error(exc)
     except Exception as exc:
         return _error(WSErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}")
+
+
+def _refusal(
+    msg: dict[str, Any], kind: Any, server: WhipServer, websocket: WebSocket
+) -> dict[str, Any] | None:
+    """The error for a message over its rate limit, of an unknown type or with bad data."""
+    bucket = {"step": "step", "reset": "reset", "mcp": "mcp"}.get(kind, "ws")
+    try:
+        server.check_rate(bucket, websocket.scope, f"WebSocket {bucket} messages")
+    except RateLimitedError as exc:
+        return _whip_error(exc)
+    if kind == "state":
+        return None
+    if kind not in ("reset", "step", "mcp"):
+        return _error(WSErrorCode.UNKNOWN_TYPE, f"Unknown message type: {kind}")
+    if kind == "step" and "data" not in msg:
+        return _error(WSErrorCode.VALIDATION_ERROR, "Invalid message: field 'data' is required")
+    if not isinstance(msg.get("data", {}), dict):
+        return _error(WSErrorCode.VALIDATION_ERROR, "Invalid message: 'data' must be an object")
+    return None
+
+
+async def _run(
+    kind: str, data: dict[str, Any], session: Session, server: WhipServer, websocket: WebSocket
+) -> dict[str, Any]:
+    """A reset, step or mcp message in the connection's episode."""
+    if kind == "reset":
+        req = ResetRequest.model_validate({k: v for k, v in data.items() if k != "episode_id"})
+        task_id = req.task_id or default_task_id()
+        load_task(task_id, seed=req.seed)
+        out = await run_in_threadpool(server.reset_session, session, task_id, req.seed)
+        out.pop("episode_id", None)
+        return {"type": "observation", "data": out}
+    call_tool = _tool_caller(session, server, websocket)
+    if kind == "step":
+        rpc = mcp_step_request(data)  # openenv's MCPToolClient: MCP, not an action
+        if rpc is not None:
+            reply = await handle_mcp(rpc, call_tool, WsMcpSessions(session))
+            return {"type": "observation", "data": mcp_as_observation(rpc, reply)}
+        action, _ = adapt_action(data)  # this connection's episode, whatever id it names
+        result = await run_in_threadpool(server.step_session, session, action)
+        return {"type": "observation", "data": step_payload(result)}
+    return {"type": "mcp", "data": await handle_mcp(data, call_tool, WsMcpSessions(session))}
+
+
+def _tool_caller(session: Session, server: WhipServer, websocket: WebSocket) -> CallTool:
+    """MCP tools/call in the connection's episode (whatever session id the call names)."""
+
+    async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
+        server.check_rate("step", websocket.scope, "MCP tools/call")
+        action, _ = adapt_action({**args, "action_type": name})
+        return step_payload(await run_in_threadpool(server.step_session, session, action))
+
+    return call_tool
 
 
 async def _handle_rpc(
@@ -210,11 +235,6 @@ async def _handle_rpc(
     try:
         server.check_rate("mcp", websocket.scope, "WebSocket MCP messages")
     except RateLimitedError as exc:
-        return rpc_error(RATE_LIMITED, str(exc), None, {"retry_after_s": round(exc.wait_s, 1)})
-
-    async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
-        server.check_rate("step", websocket.scope, "MCP tools/call")
-        action, _ = adapt_action({**args, "action_type": name})
-        return step_payload(await run_in_threadpool(server.step_session, session, action))
-
+        return rpc_error(RATE_LIMITED, str(exc), None, exc.extra)
+    call_tool = _tool_caller(session, server, websocket)
     return await handle_mcp(msg, call_tool, WsMcpSessions(session))
