@@ -185,7 +185,10 @@ def test_error_shapes(client: httpx.Client) -> None:
     avail = ", ".join(t.id for t in list_tasks())
     r = client.post("/reset", json={"task_id": "task99"})
     assert r.status_code == 404
-    assert r.json() == {"error": f"Unknown task_id: task99. Available: {avail}"}
+    assert r.json() == {
+        "error": f"Unknown task_id: task99. Available: {avail}",
+        "code": "unknown_task",
+    }
 
     r = client.post("/reset", content=b'{"task_id": ', headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"].startswith("Malformed JSON body")

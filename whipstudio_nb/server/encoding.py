@@ -12,7 +12,13 @@ from fastapi.responses import JSONResponse
 
 from ..models import StepResult, UnencodableError, dumps, to_strict_json
 
-__all__ = ["StrictJSONResponse", "error_response", "step_payload", "strict_text"]
+__all__ = [
+    "REFERENCE_MESSAGES",
+    "StrictJSONResponse",
+    "in_reference_words",
+    "step_payload",
+    "strict_text",
+]
 
 log = logging.getLogger("whipstudio_nb.server")
 
@@ -22,15 +28,22 @@ class StrictJSONResponse(JSONResponse):
         return dumps(content).encode("utf-8")
 
 
-def error_response(
-    status: int,
-    message: str,
-    headers: dict[str, str] | None = None,
-    body: dict[str, Any] | None = None,
-    **extra: Any,
-) -> StrictJSONResponse:
-    content = body if body is not None else {"error": message, **extra}
-    return StrictJSONResponse(content, status_code=status, headers=headers)
+# The WhipStudio API reference's words for the env's refusals (the core's own wording is
+# front-end neutral): what existing clients print and match.
+REFERENCE_MESSAGES: dict[str, str] = {
+    "episode_done": "Episode already complete. Call /reset to start a new episode.",
+    "no_episode": "No episode in progress. Call /reset to start a new episode.",
+}
+
+
+def in_reference_words(dumped: dict[str, Any]) -> dict[str, Any]:
+    """``dumped`` with its error said as the reference says it, where the reference has words
+    for its code."""
+    code = dumped.get("error_code")
+    words = REFERENCE_MESSAGES.get(code) if isinstance(code, str) else None
+    if words is not None:
+        dumped["error"] = words
+    return dumped
 
 
 def step_payload(result: StepResult, **extra: Any) -> dict[str, Any]:
@@ -47,7 +60,9 @@ def step_payload(result: StepResult, **extra: Any) -> dict[str, Any]:
             "episode_done": o.episode_done,
             "reward": o.reward,
             "error": f"The tool's result could not be encoded as JSON ({exc}); the turn counted.",
+            "error_code": "tool_error",
         }
+    obs = in_reference_words(obs)
     return {"observation": obs, "reward": result.reward, "done": result.done, **extra}
 
 

@@ -22,12 +22,13 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import WhipError
 from .config import ServerConfig, is_loopback
-from .encoding import error_response
+from .errors import error_response
 from .ratelimit import RateLimiter
 
 if TYPE_CHECKING:
-    from .app import WhipServer
+    from .service import WhipServer
 
 __all__ = [
     "GuardMiddleware",
@@ -39,9 +40,15 @@ __all__ = [
 ]
 
 
-class JSONLimitError(ValueError):
-    def __init__(self, status: int, message: str) -> None:
+class JSONLimitError(WhipError, ValueError):
+    """A JSON value over a limit. ``status``: 422 for a string or key too long (``code``
+    too_large), 400 for nesting too deep or a non-JSON constant (invalid_action)."""
+
+    code = "invalid_action"
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
         self.status = status
+        self.code = code or ("too_large" if status == 422 else "invalid_action")
         super().__init__(message)
 
 
@@ -143,7 +150,7 @@ class GuardMiddleware:
                 return
             extra: dict[str, Any] = {}
             if status == 429 and headers:
-                extra["retry_after_s"] = int(headers["Retry-After"])
+                extra.update(code="rate_limited", retry_after_s=int(headers["Retry-After"]))
             await error_response(status, message, headers=headers, **extra)(scope, receive, send)
             return
         if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
@@ -203,7 +210,9 @@ class GuardMiddleware:
     async def _with_checked_body(self, scope: Scope, receive: Receive, send: Send) -> None:
         cap = self.config.max_body_bytes
         too_big = error_response(
-            413, f"Request body too large: the limit is {cap} bytes ({cap / 1048576:g} MiB)"
+            413,
+            f"Request body too large: the limit is {cap} bytes ({cap / 1048576:g} MiB)",
+            code="too_large",
         )
         declared = _header(scope, b"content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > cap:
@@ -234,7 +243,7 @@ class GuardMiddleware:
                            "error": {"code": -32600, "message": str(exc)}}  # fmt: skip
                     await error_response(exc.status, "", body=rpc)(scope, receive, send)
                 else:
-                    await error_response(exc.status, str(exc))(scope, receive, send)
+                    await error_response(exc.status, str(exc), code=exc.code)(scope, receive, send)
                 return
             except ValueError:
                 pass  # malformed JSON: the route answers in its own format

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .._version import __version__
+from ..errors import WhipError
 from .encoding import strict_text
 from .schemas import mcp_tools
 
@@ -30,10 +31,18 @@ SERVER_ERROR = -32000
 RATE_LIMITED = -32029
 
 
-class RateLimitedError(Exception):
+class RateLimitedError(WhipError):
+    """A limit inside a connection (WebSocket messages, MCP calls); ``wait_s`` until a retry."""
+
+    code = "rate_limited"
+
     def __init__(self, message: str, wait_s: float) -> None:
         self.wait_s = wait_s
         super().__init__(message)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"retry_after_s": round(self.wait_s, 1)}
 
 
 PROTOCOL_VERSION = "2025-06-18"
@@ -98,36 +107,40 @@ async def handle_mcp(
     if method == "tools/list":
         return _ok({"tools": mcp_tools()}, rid)
     if method == "tools/call":
-        name = params.get("name")
-        arguments = params.get("arguments") or {}
-        session = params.get("session_id") or params.get("episode_id")
-        if not isinstance(name, str) or not name:
-            return rpc_error(INVALID_PARAMS, "Missing 'name' in params", rid)
-        if name not in {t["name"] for t in mcp_tools()}:
-            return rpc_error(INVALID_PARAMS, f"Tool not found: {name}", rid)
-        if not isinstance(arguments, dict):
-            return rpc_error(INVALID_PARAMS, "'arguments' must be an object", rid)
-        if session is not None and not isinstance(session, str):
-            return rpc_error(INVALID_PARAMS, "'session_id' must be a string", rid)
-        try:
-            result = await call_tool(name, arguments, session)
-        except LookupError as exc:
-            return rpc_error(INVALID_PARAMS, str(exc.args[0] if exc.args else exc), rid)
-        except RateLimitedError as exc:
-            return rpc_error(RATE_LIMITED, str(exc), rid, {"retry_after_s": round(exc.wait_s, 1)})
-        except Exception as exc:  # a sandbox failure: report it, never crash the endpoint
-            return rpc_error(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", rid)
-        obs = result.get("observation", {})
-        return _ok(
-            {
-                "content": [{"type": "text", "text": strict_text(result)}],
-                "structuredContent": result,
-                "data": result,  # what openenv's MCPToolClient.call_tool returns
-                "isError": bool(obs.get("error")),
-            },
-            rid,
-        )
+        return await _tools_call(params, rid, call_tool)
     return rpc_error(METHOD_NOT_FOUND, f"Method not found: {method}", rid)
+
+
+async def _tools_call(params: dict[str, Any], rid: Any, call_tool: CallTool) -> dict[str, Any]:
+    name = params.get("name")
+    arguments = params.get("arguments") or {}
+    session = params.get("session_id") or params.get("episode_id")
+    if not isinstance(name, str) or not name:
+        return rpc_error(INVALID_PARAMS, "Missing 'name' in params", rid)
+    if name not in {t["name"] for t in mcp_tools()}:
+        return rpc_error(INVALID_PARAMS, f"Tool not found: {name}", rid)
+    if not isinstance(arguments, dict):
+        return rpc_error(INVALID_PARAMS, "'arguments' must be an object", rid)
+    if session is not None and not isinstance(session, str):
+        return rpc_error(INVALID_PARAMS, "'session_id' must be a string", rid)
+    try:
+        result = await call_tool(name, arguments, session)
+    except LookupError as exc:
+        return rpc_error(INVALID_PARAMS, str(exc.args[0] if exc.args else exc), rid)
+    except RateLimitedError as exc:
+        return rpc_error(RATE_LIMITED, str(exc), rid, exc.extra)
+    except Exception as exc:  # a sandbox failure: report it, never crash the endpoint
+        return rpc_error(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", rid)
+    obs = result.get("observation", {})
+    return _ok(
+        {
+            "content": [{"type": "text", "text": strict_text(result)}],
+            "structuredContent": result,
+            "data": result,  # what openenv's MCPToolClient.call_tool returns
+            "isError": bool(obs.get("error")),
+        },
+        rid,
+    )
 
 
 async def _session_method(
@@ -139,12 +152,11 @@ async def _session_method(
         try:
             return _ok({"session_id": await sessions.create(params)}, rid)
         except CapacityError as exc:
-            data = {"active_sessions": exc.active_sessions, "max_sessions": exc.max_sessions}
-            return rpc_error(SERVER_ERROR, str(exc), rid, data)
+            return rpc_error(SERVER_ERROR, str(exc), rid, exc.extra)
         except LookupError as exc:  # an unknown task id
             return rpc_error(INVALID_PARAMS, str(exc.args[0] if exc.args else exc), rid)
         except RateLimitedError as exc:
-            return rpc_error(RATE_LIMITED, str(exc), rid, {"retry_after_s": round(exc.wait_s, 1)})
+            return rpc_error(RATE_LIMITED, str(exc), rid, exc.extra)
     sid = params.get("session_id")
     if not isinstance(sid, str) or not sid:
         return rpc_error(INVALID_PARAMS, "Invalid params - 'session_id' is required", rid)

@@ -4,23 +4,20 @@ over a WebSocket it is the connection's own episode, which only closing the sock
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from ..errors import UnknownTaskError
 from ..tasks import load_task
+from .service import WhipServer, default_task_id
 from .sessions import Session, UnknownSessionError
-
-if TYPE_CHECKING:
-    from .app import WhipServer
 
 __all__ = ["HttpMcpSessions", "WsMcpSessions"]
 
 
 def _task_of(params: dict[str, Any]) -> tuple[str, int | None]:
-    from .app import default_task_id
     from .compat import resolve_task_name
 
     task = params.get("task_id") or params.get("task_name")

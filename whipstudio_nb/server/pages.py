@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import html
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -16,11 +16,12 @@ from .._version import __version__
 from ..tasks import list_tasks
 from .encoding import StrictJSONResponse
 from .schemas import tool_list
+from .service import WhipServer, get_server
 
-if TYPE_CHECKING:
-    from .app import WhipServer
+__all__ = ["router"]
 
-__all__ = ["add_pages"]
+router = APIRouter()
+Server = Annotated[WhipServer, Depends(get_server)]
 
 
 def _baseline_health() -> dict[str, Any]:
@@ -67,26 +68,27 @@ with <code>POST /step</code>, or connect an OpenEnv client to <code>/ws</code>.<
 </body></html>"""
 
 
-def add_pages(app: FastAPI, server: WhipServer) -> None:
-    @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(await run_in_threadpool(_page, server))
+@router.get("/", include_in_schema=False)
+async def index(server: Server) -> HTMLResponse:
+    return HTMLResponse(await run_in_threadpool(_page, server))
 
-    @app.get("/baseline/health", tags=["Baseline"], summary="Is the baseline agent configured?")
-    async def baseline_health() -> StrictJSONResponse:
-        return StrictJSONResponse(await run_in_threadpool(_baseline_health))
 
-    @app.get("/session/state", tags=["Episode"], summary="An episode's state (original shape)")
-    async def session_state(
-        request: Request, episode_id: str | None = Query(default=None, max_length=255)
-    ) -> StrictJSONResponse:
-        session = server.sessions.find(episode_id or None, server.owner(request.scope))
-        data = await run_in_threadpool(server.state_of, session)
-        max_turns = data.get("max_turns") or 0
-        # the original's names alongside ours
-        data.update(
-            step=data["turn"],
-            done=data["episode_done"],
-            turns_remaining=max(0, max_turns - data["turn"]),
-        )
-        return StrictJSONResponse(data)
+@router.get("/baseline/health", tags=["Baseline"], summary="Is the baseline agent configured?")
+async def baseline_health() -> StrictJSONResponse:
+    return StrictJSONResponse(await run_in_threadpool(_baseline_health))
+
+
+@router.get("/session/state", tags=["Episode"], summary="An episode's state (original shape)")
+async def session_state(
+    request: Request, server: Server, episode_id: str | None = Query(default=None, max_length=255)
+) -> StrictJSONResponse:
+    session = server.find_session(request.scope, episode_id or None)
+    data = await run_in_threadpool(server.state_of, session)
+    max_turns = data.get("max_turns") or 0
+    # the original's names alongside ours
+    data.update(
+        step=data["turn"],
+        done=data["episode_done"],
+        turns_remaining=max(0, max_turns - data["turn"]),
+    )
+    return StrictJSONResponse(data)

@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..env import WhipEnv
-from ..errors import SandboxError
+from ..errors import SandboxError, WhipError
 from ..sandbox import Sandbox
 
 __all__ = [
@@ -30,7 +31,11 @@ __all__ = [
 ]
 
 
-class CapacityError(Exception):
+class CapacityError(WhipError):
+    """Every session slot is in use (HTTP 503 with Retry-After)."""
+
+    code = "capacity"
+
     def __init__(self, active: int, maximum: int) -> None:
         self.active_sessions = active
         self.max_sessions = maximum
@@ -39,8 +44,17 @@ class CapacityError(Exception):
             "episode (POST /close), or reuse your episode_id in /reset."
         )
 
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Fields an error body carries beside the message."""
+        return {"active_sessions": self.active_sessions, "max_sessions": self.max_sessions}
 
-class ShuttingDownError(RuntimeError):
+
+class ShuttingDownError(WhipError, RuntimeError):
+    """The server is closing: no new session, no sandbox."""
+
+    code = "shutting_down"
+
     def __init__(self) -> None:
         super().__init__("The server is shutting down")
 
@@ -49,7 +63,11 @@ def new_episode_id() -> str:
     return secrets.token_hex(16)  # 128 bits
 
 
-class UnknownSessionError(KeyError):
+class UnknownSessionError(WhipError, KeyError):
+    """An episode_id this server never issued, or one that expired or was closed."""
+
+    code = "unknown_session"
+
     def __init__(self, episode_id: str, idle_timeout_s: float) -> None:
         self.episode_id = episode_id
         self.message = (
@@ -60,6 +78,10 @@ class UnknownSessionError(KeyError):
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"episode_id": self.episode_id}
 
 
 @dataclass
@@ -222,6 +244,13 @@ class SessionManager:
             sid = self._defaults.get(owner)
             s = self._sessions.get(sid) if sid is not None else None
         return s if s is not None and s.env is not None else None
+
+    def for_reset(self, session_id: str | None, owner: str) -> Session:
+        """The session a /reset starts its episode in: the named one (only ever an id this
+        server issued: a client never mints one), else a new one, ``owner``'s new default."""
+        if session_id:
+            return self.get(session_id)
+        return self.create("http", owner=owner, as_default=True)
 
     @contextmanager
     def use(self, session: Session) -> Iterator[WhipEnv]:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ..errors import UnknownTaskError
+from ..errors import WhipError
 from ..tasks import load_task
 from .compat import adapt_action, mcp_step_request
 from .encoding import step_payload, strict_text
@@ -28,6 +28,7 @@ from .mcp import (
     INVALID_REQUEST,
     PARSE_ERROR,
     RATE_LIMITED,
+    CallTool,
     RateLimitedError,
     handle_mcp,
     mcp_as_observation,
@@ -35,10 +36,8 @@ from .mcp import (
 )
 from .mcp_sessions import WsMcpSessions
 from .schemas import ResetRequest
+from .service import WhipServer, default_task_id
 from .sessions import CapacityError, Session
-
-if TYPE_CHECKING:
-    from .app import WhipServer
 
 __all__ = ["WSErrorCode", "websocket_session"]
 
@@ -54,8 +53,23 @@ class WSErrorCode:
     RATE_LIMITED = "RATE_LIMITED"
 
 
+# openenv-core's error code for a WhipError's code; any other is an EXECUTION_ERROR.
+WS_CODE_FOR = {
+    "capacity": WSErrorCode.CAPACITY_REACHED,
+    "unknown_task": WSErrorCode.VALIDATION_ERROR,
+    "rate_limited": WSErrorCode.RATE_LIMITED,
+}
+
+
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "data": {"message": message, "code": code, **extra}}
+
+
+def _whip_error(exc: WhipError) -> dict[str, Any]:
+    ws_code = WS_CODE_FOR.get(exc.code)
+    if ws_code is None:
+        return _error(WSErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}")
+    return _error(ws_code, str(exc), **dict(getattr(exc, "extra", None) or {}))
 
 
 async def websocket_session(websocket: WebSocket, server: WhipServer, *, mcp: bool = False) -> None:
@@ -65,8 +79,6 @@ async def websocket_session(websocket: WebSocket, server: WhipServer, *, mcp: bo
     try:
         session = await run_in_threadpool(server.sessions.create, "ws")
         if mcp:
-            from .app import default_task_id
-
             await run_in_threadpool(server.reset_session, session, default_task_id(), None)
     except CapacityError as exc:
         err = _error(
@@ -136,59 +148,79 @@ async def _handle(
     if not isinstance(msg, dict):
         return _error(WSErrorCode.VALIDATION_ERROR, "Invalid message: expected a JSON object")
     kind = msg.get("type", "")
-    data = msg.get("data", {})
     if kind == "close":
         return None
-    bucket = {"step": "step", "reset": "reset", "mcp": "mcp"}.get(kind, "ws")
-    try:
-        server.check_rate(bucket, websocket.scope, f"WebSocket {bucket} messages")
-    except RateLimitedError as exc:
-        return _error(WSErrorCode.RATE_LIMITED, str(exc), retry_after_s=round(exc.wait_s, 1))
+    refusal = _refusal(msg, kind, server, websocket)
+    if refusal is not None:
+        return refusal
     if kind == "state":
         return {"type": "state", "data": await run_in_threadpool(server.state_of, session)}
-    if kind not in ("reset", "step", "mcp"):
-        return _error(WSErrorCode.UNKNOWN_TYPE, f"Unknown message type: {kind}")
-    if kind == "step" and "data" not in msg:
-        return _error(WSErrorCode.VALIDATION_ERROR, "Invalid message: field 'data' is required")
-    if not isinstance(data, dict):
-        return _error(WSErrorCode.VALIDATION_ERROR, "Invalid message: 'data' must be an object")
     try:
-        if kind == "reset":
-            req = ResetRequest.model_validate({k: v for k, v in data.items() if k != "episode_id"})
-            from .app import default_task_id
-
-            task_id = req.task_id or default_task_id()
-            load_task(task_id, seed=req.seed)
-            out = await run_in_threadpool(server.reset_session, session, task_id, req.seed)
-            out.pop("episode_id", None)
-            return {"type": "observation", "data": out}
-
-        async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
-            server.check_rate("step", websocket.scope, "MCP tools/call")
-            action, _ = adapt_action({**args, "action_type": name})
-            return step_payload(await run_in_threadpool(server.step_session, session, action))
-
-        if kind == "step":
-            rpc = mcp_step_request(data)  # openenv's MCPToolClient: MCP, not an action
-            if rpc is not None:
-                reply = await handle_mcp(rpc, call_tool, WsMcpSessions(session))
-                return {"type": "observation", "data": mcp_as_observation(rpc, reply)}
-            action, _ = adapt_action(data)  # this connection's episode, whatever id it names
-            result = await run_in_threadpool(server.step_session, session, action)
-            return {"type": "observation", "data": step_payload(result)}
-        return {"type": "mcp", "data": await handle_mcp(data, call_tool, WsMcpSessions(session))}
+        return await _run(kind, msg.get("data", {}), session, server, websocket)
     except ValidationError as exc:
         return _error(
             WSErrorCode.VALIDATION_ERROR,
             "Invalid message",
             errors=exc.errors(include_url=False, include_context=False, include_input=False),
         )
-    except CapacityError as exc:
-        return _error(WSErrorCode.CAPACITY_REACHED, str(exc))
-    except UnknownTaskError as exc:
-        return _error(WSErrorCode.VALIDATION_ERROR, str(exc))
+    except WhipError as exc:
+        return _whip_error(exc)
     except Exception as exc:
         return _error(WSErrorCode.EXECUTION_ERROR, f"{type(exc).__name__}: {exc}")
+
+
+def _refusal(
+    msg: dict[str, Any], kind: Any, server: WhipServer, websocket: WebSocket
+) -> dict[str, Any] | None:
+    """The error for a message over its rate limit, of an unknown type or with bad data."""
+    bucket = {"step": "step", "reset": "reset", "mcp": "mcp"}.get(kind, "ws")
+    try:
+        server.check_rate(bucket, websocket.scope, f"WebSocket {bucket} messages")
+    except RateLimitedError as exc:
+        return _whip_error(exc)
+    if kind == "state":
+        return None
+    if kind not in ("reset", "step", "mcp"):
+        return _error(WSErrorCode.UNKNOWN_TYPE, f"Unknown message type: {kind}")
+    if kind == "step" and "data" not in msg:
+        return _error(WSErrorCode.VALIDATION_ERROR, "Invalid message: field 'data' is required")
+    if not isinstance(msg.get("data", {}), dict):
+        return _error(WSErrorCode.VALIDATION_ERROR, "Invalid message: 'data' must be an object")
+    return None
+
+
+async def _run(
+    kind: str, data: dict[str, Any], session: Session, server: WhipServer, websocket: WebSocket
+) -> dict[str, Any]:
+    """A reset, step or mcp message in the connection's episode."""
+    if kind == "reset":
+        req = ResetRequest.model_validate({k: v for k, v in data.items() if k != "episode_id"})
+        task_id = req.task_id or default_task_id()
+        load_task(task_id, seed=req.seed)
+        out = await run_in_threadpool(server.reset_session, session, task_id, req.seed)
+        out.pop("episode_id", None)
+        return {"type": "observation", "data": out}
+    call_tool = _tool_caller(session, server, websocket)
+    if kind == "step":
+        rpc = mcp_step_request(data)  # openenv's MCPToolClient: MCP, not an action
+        if rpc is not None:
+            reply = await handle_mcp(rpc, call_tool, WsMcpSessions(session))
+            return {"type": "observation", "data": mcp_as_observation(rpc, reply)}
+        action, _ = adapt_action(data)  # this connection's episode, whatever id it names
+        result = await run_in_threadpool(server.step_session, session, action)
+        return {"type": "observation", "data": step_payload(result)}
+    return {"type": "mcp", "data": await handle_mcp(data, call_tool, WsMcpSessions(session))}
+
+
+def _tool_caller(session: Session, server: WhipServer, websocket: WebSocket) -> CallTool:
+    """MCP tools/call in the connection's episode (whatever session id the call names)."""
+
+    async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
+        server.check_rate("step", websocket.scope, "MCP tools/call")
+        action, _ = adapt_action({**args, "action_type": name})
+        return step_payload(await run_in_threadpool(server.step_session, session, action))
+
+    return call_tool
 
 
 async def _handle_rpc(
@@ -203,11 +235,6 @@ async def _handle_rpc(
     try:
         server.check_rate("mcp", websocket.scope, "WebSocket MCP messages")
     except RateLimitedError as exc:
-        return rpc_error(RATE_LIMITED, str(exc), None, {"retry_after_s": round(exc.wait_s, 1)})
-
-    async def call_tool(name: str, args: dict[str, Any], sid: str | None) -> dict[str, Any]:
-        server.check_rate("step", websocket.scope, "MCP tools/call")
-        action, _ = adapt_action({**args, "action_type": name})
-        return step_payload(await run_in_threadpool(server.step_session, session, action))
-
+        return rpc_error(RATE_LIMITED, str(exc), None, exc.extra)
+    call_tool = _tool_caller(session, server, websocket)
     return await handle_mcp(msg, call_tool, WsMcpSessions(session))
