@@ -125,7 +125,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         with sandbox.kernel() as k:
             ready = time.monotonic() - t0
             res = k.execute("import torch; print(torch.__version__)", timeout=30)
-            view = sandbox_view(k, sandbox.isolation)
+            view = sandbox_view(k, sandbox.isolation, sandbox.config)
         info = sandbox.info()
     finally:
         sandbox.close()

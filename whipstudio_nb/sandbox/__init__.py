@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..config import SandboxConfig
 from ..errors import SandboxError
 from .kernel import ExecResult, Launcher, ProgressCallback, SandboxKernel
 from .policy import ALLOWED_IMPORTS, check_code, violation_message
@@ -19,6 +20,7 @@ __all__ = [
     "SandboxError",
     "Launcher",
     "Sandbox",
+    "SandboxConfig",
     "SandboxKernel",
     "check_code",
     "dispatch_cell",
@@ -39,8 +41,23 @@ class Sandbox:
 
     backend = "local"
 
-    def __init__(self, pool_size: int = 2, *, launcher: Launcher | None = None) -> None:
-        self.pool = KernelPool(pool_size, launcher=launcher)
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        *,
+        pool_size: int | None = None,
+        launcher: Launcher | None = None,
+    ) -> None:
+        """``config`` defaults to ``SandboxConfig.from_env()`` (the ``WHIP_*`` variables, read
+        now; a bad or impossible value raises ``ConfigError``). ``pool_size`` overrides the
+        config's; a ``launcher`` object replaces the one the config names (its isolation is
+        then the launcher's own)."""
+        if config is None:
+            config = SandboxConfig.from_env(pool_size=pool_size)
+        else:
+            config = config.with_overrides(pool_size=pool_size)
+        self.config = config
+        self.pool = KernelPool(config.pool_size, launcher=launcher, config=config)
         self.pool.start()
 
     @property
@@ -78,6 +95,7 @@ class Sandbox:
             "launcher": self.pool.launcher.name,
             "isolation": self.isolation,
             "pool": self.pool.stats(),
+            "config": self.config.summary(),
         }
 
     def close(self) -> None:
