@@ -187,6 +187,11 @@ def test_sandbox_takes_a_config_and_the_old_keywords_override_it():
         assert info["config"]["launcher"] == "direct"
     finally:
         sb.close()
+    sb = Sandbox(0)  # the old positional pool size still works
+    try:
+        assert sb.config.pool_size == 0
+    finally:
+        sb.close()
     sb = Sandbox(config=SandboxConfig(isolation="none"), pool_size=0, launcher=Launcher())
     try:
         assert sb.info()["launcher"] == "direct"  # an explicit launcher object wins

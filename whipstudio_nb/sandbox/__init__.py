@@ -52,6 +52,8 @@ class Sandbox:
         now; a bad or impossible value raises ``ConfigError``). ``pool_size`` overrides the
         config's; a ``launcher`` object replaces the one the config names (its isolation is
         then the launcher's own)."""
+        if isinstance(config, int) and not isinstance(config, bool):
+            config, pool_size = None, config  # the old positional ``Sandbox(pool_size)``
         if config is None:
             config = SandboxConfig.from_env(pool_size=pool_size)
         else:
