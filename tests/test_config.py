@@ -199,6 +199,11 @@ def test_sandbox_takes_a_config_and_the_old_keywords_override_it():
         sb.close()
 
 
+def test_a_launcher_weaker_than_the_asked_isolation_is_refused():
+    with pytest.raises(ConfigError, match="'basic' .* isolates at 'none'"):
+        Sandbox(SandboxConfig(isolation="basic"), pool_size=0, launcher=Launcher())
+
+
 def test_pool_size_from_the_environment(monkeypatch):
     monkeypatch.setenv("WHIP_POOL_SIZE", "0")
     monkeypatch.setenv("WHIP_LAUNCHER", "direct")

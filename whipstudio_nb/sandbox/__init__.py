@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..config import SandboxConfig
-from ..errors import SandboxError
+from ..errors import ConfigError, SandboxError
 from .kernel import ExecResult, Launcher, ProgressCallback, SandboxKernel
 from .policy import ALLOWED_IMPORTS, check_code, violation_message
 from .pool import KernelPool
@@ -36,6 +36,21 @@ def dispatch_cell(module: str, args: dict[str, Any]) -> str:
     )
 
 
+_STRENGTH = {"none": 0, "basic": 1, "strict": 2}
+
+
+def _check_launcher(config: SandboxConfig, launcher: Launcher | None) -> None:
+    """A launcher object weaker than the isolation the config asks for is refused: asking for
+    strict must never silently give less."""
+    if launcher is None or config.isolation == "auto":
+        return
+    if _STRENGTH.get(launcher.isolation, 0) < _STRENGTH[config.isolation]:
+        raise ConfigError(
+            f"isolation {config.isolation!r} (WHIP_ISOLATION) was asked for, but the launcher "
+            f"given ({launcher.name}) isolates at {launcher.isolation!r}"
+        )
+
+
 class Sandbox:
     """The tools' and grader's door to the kernels: one fresh kernel per call."""
 
@@ -58,6 +73,7 @@ class Sandbox:
             config = SandboxConfig.from_env(pool_size=pool_size)
         else:
             config = config.with_overrides(pool_size=pool_size)
+        _check_launcher(config, launcher)
         self.config = config
         self.pool = KernelPool(config.pool_size, launcher=launcher, config=config)
         self.pool.start()
