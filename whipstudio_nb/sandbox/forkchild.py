@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["become_kernel", "prctl"]
 
+# prctl options that tie lifetimes together (see forkserver.py): die with the parent, keep
+# escaped descendants as our own children, and keep our memory unreadable by a kernel.
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
