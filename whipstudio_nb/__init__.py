@@ -8,7 +8,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import TaskPackError, UnknownTaskError, WhipError
+from .config import SandboxConfig
+from .errors import (
+    ERROR_CODES,
+    ConfigError,
+    EditError,
+    SandboxError,
+    TaskPackError,
+    UnknownTaskError,
+    WhipError,
+)
 from .tasks import list_tasks, load_task
 
 if TYPE_CHECKING:
@@ -17,6 +26,11 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "ERROR_CODES",
+    "ConfigError",
+    "EditError",
+    "SandboxConfig",
+    "SandboxError",
     "TaskPackError",
     "UnknownTaskError",
     "WhipEnv",
@@ -28,13 +42,16 @@ __all__ = [
 ]
 
 
-def grade(task_id: str, code: str, *, seed: int | None = None) -> GradeResult:
-    """Grade ``code`` as a fix for ``task_id`` (its variant ``seed``) in a fresh sandbox."""
+def grade(
+    task_id: str, code: str, *, seed: int | None = None, config: SandboxConfig | None = None
+) -> GradeResult:
+    """Grade ``code`` as a fix for ``task_id`` (its variant ``seed``) in a fresh sandbox
+    (``config``, default ``SandboxConfig.from_env()``)."""
     from .env import make_sandbox
     from .grading import grade_code
 
     task = load_task(task_id, seed=seed)  # unknown ids raise before any kernel starts
-    sandbox = make_sandbox(1)
+    sandbox = make_sandbox(1, config=config)
     try:
         return grade_code(task, code, sandbox)
     finally:

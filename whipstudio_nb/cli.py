@@ -9,8 +9,12 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import WhipError
+
+if TYPE_CHECKING:
+    from .config import SandboxConfig
 
 __all__ = ["main"]
 
@@ -48,7 +52,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
             return 2
         code = path.read_text(encoding="utf-8")
     print(f"Grading {args.file} as a fix for {args.task}...", file=sys.stderr)
-    result = grade(args.task, code, seed=args.seed)
+    result = grade(args.task, code, seed=args.seed, config=_sandbox_config(args))
     if args.json:
         print(result.model_dump_json(indent=2))
         return 0
@@ -79,7 +83,7 @@ def cmd_validate_task(args: argparse.Namespace) -> int:
     print(f"PASS  schema: {task.info.id} '{task.info.name}' ({task.info.difficulty}, "
           f"{task.info.category or 'no category'})")  # fmt: skip
     seeds = args.seeds if args.seeds is not None else ([1, 2, 3] if task.variants else [])
-    sandbox = make_sandbox(2)
+    sandbox = make_sandbox(2, config=_sandbox_config(args))
     try:
         checks = calibrate(
             task, sandbox, seeds=seeds, on_check=lambda c: print(c.line(), flush=True)
@@ -120,12 +124,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"{dist:<14} {_version(dist)}")
     print(f"tasks          {len(find_task_dirs())} found (built-in packs: {builtin_tasks_dir()})")
     t0 = time.monotonic()
-    sandbox = make_sandbox(1)
+    sandbox = make_sandbox(1, config=_sandbox_config(args))
     try:
         with sandbox.kernel() as k:
             ready = time.monotonic() - t0
             res = k.execute("import torch; print(torch.__version__)", timeout=30)
-            view = sandbox_view(k, sandbox.isolation)
+            view = sandbox_view(k, sandbox.isolation, sandbox.config)
         info = sandbox.info()
     finally:
         sandbox.close()
@@ -176,7 +180,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 limits[name] = limit
         config = ServerConfig(
             host=args.host, port=args.port, token=args.token, max_sessions=args.max_sessions,
-            idle_timeout_s=args.idle_timeout, pool_size=args.pool_size, rate_limits=limits,
+            idle_timeout_s=args.idle_timeout, sandbox=_sandbox_config(args), rate_limits=limits,
             allow_origins=args.allow_origin or [], forwarded_allow_ips=args.forwarded_allow_ips,
             max_body_bytes=args.max_body, header_timeout_s=args.header_timeout,
             limit_concurrency=args.limit_concurrency,
@@ -202,6 +206,30 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _sandbox_options(s: argparse.ArgumentParser) -> None:
+    """The SandboxConfig flags; each overrides its WHIP_* variable."""
+    from typing import get_args
+
+    from .config import IsolationLevel, LauncherName
+
+    s.add_argument("--isolation", choices=get_args(IsolationLevel), default=None,
+                   help="sandbox isolation (default $WHIP_ISOLATION or auto)")  # fmt: skip
+    s.add_argument("--launcher", choices=get_args(LauncherName), default=None,
+                   help="how kernels start (default $WHIP_LAUNCHER or auto)")  # fmt: skip
+
+
+def _sandbox_config(args: argparse.Namespace) -> SandboxConfig:
+    """The WHIP_* variables, overridden by the flags given (a bad value: ConfigError)."""
+    from .config import SandboxConfig
+
+    return SandboxConfig.from_env(
+        isolation=getattr(args, "isolation", None),
+        launcher=getattr(args, "launcher", None),
+        pool_size=getattr(args, "pool_size", None),
+        tool_timeout_s=getattr(args, "tool_timeout", None),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="whip", description="WhipStudio: an ML-debugging gym.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -215,11 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", help="path of the fixed script, or - for standard input")
     s.add_argument("--json", action="store_true", help="print the full GradeResult as JSON")
     s.add_argument("--seed", type=int, default=None, help="grade against this task variant")
+    _sandbox_options(s)
     s.set_defaults(func=cmd_grade)
 
     s = sub.add_parser("validate-task", help="check a task pack: schema, scores, cheats, timing")
     s.add_argument("path", help="the pack directory (holding task.toml)")
     s.add_argument("--seeds", type=int, nargs="*", help="variant seeds to check (default 1 2 3)")
+    _sandbox_options(s)
     s.set_defaults(func=cmd_validate_task)
 
     s = sub.add_parser("demo", help="play a short scripted debugging episode")
@@ -242,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_baseline)
 
     s = sub.add_parser("doctor", help="check versions, the sandbox and the kernel pool")
+    _sandbox_options(s)
     s.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("serve", help="serve the HTTP/WebSocket API (reference REST + OpenEnv)")
@@ -253,7 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cap on concurrent episodes (default 16)")  # fmt: skip
     s.add_argument("--idle-timeout", type=float, default=900.0, metavar="S",
                    help="close episodes idle for S seconds (default 900)")  # fmt: skip
-    s.add_argument("--pool-size", type=int, default=2, metavar="N", help="warm kernels (default 2)")
+    s.add_argument("--pool-size", type=int, default=None, metavar="N",
+                   help="warm kernels (default $WHIP_POOL_SIZE or 2)")
+    s.add_argument("--tool-timeout", type=float, default=None, metavar="S",
+                   help="seconds a tool call may run (default $WHIP_TOOL_TIMEOUT_S or 30)")
     s.add_argument("--rate-limit", action="append", metavar="NAME=N/S",
                    help="override a per-client limit, e.g. step=120/60 or reset=off "
                    "(names: baseline, baseline_task, step, reset, grader, mcp, ws)")  # fmt: skip
@@ -273,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop connections that send no complete request head in S s")  # fmt: skip
     s.add_argument("--limit-concurrency", type=_positive_int, default=512, metavar="N",
                    help="connections at once before answering 503 (default 512)")  # fmt: skip
+    _sandbox_options(s)
     s.set_defaults(func=cmd_serve)
 
     from .course.cli import add_course_parser  # course mode: a layer of its own

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .config import SandboxConfig
 from .episode_file import (
     EpisodeRecord,
     TrailEntry,
@@ -23,7 +24,7 @@ from .episode_file import (
     student_id_from_env,
     trail_entry,
 )
-from .errors import ErrorCode, SandboxError, format_validation_error
+from .errors import ConfigError, ErrorCode, SandboxError, format_validation_error
 from .grading import grade_code
 from .models import (
     ErrorObservation,
@@ -50,39 +51,52 @@ EPISODE_DONE_MSG = "Episode already complete: reset to start a new episode."
 NO_EPISODE_MSG = "No episode in progress: reset to start a new episode."
 
 
-def make_sandbox(pool_size: int = 2, **kwargs: Any) -> Sandbox:
-    """A sandbox whose kernels come with the registered tools' in-kernel halves, the grading
-    harness and the data loader already imported."""
-    return Sandbox(pool_size=pool_size, preload=kernel_preload(), **kwargs)
+def make_sandbox(
+    pool_size: int | None = None, *, config: SandboxConfig | None = None, **kwargs: Any
+) -> Sandbox:
+    """A sandbox (``config``, default ``SandboxConfig.from_env()``) whose kernels come with the
+    registered tools' in-kernel halves, the grading harness and the data loader imported."""
+    return Sandbox(config, pool_size=pool_size, preload=kernel_preload(), **kwargs)
 
 
 class WhipEnv:
     """One debugging episode at a time, over a warm pool of sandbox kernels.
 
     ``max_turns`` defaults to the task's; ``max_submissions`` (default 1) is how many
-    ``submit_fix`` calls an episode allows before it ends.
+    ``submit_fix`` calls an episode allows before it ends. The sandbox comes from ``config``
+    (default: ``SandboxConfig.from_env()``, the ``WHIP_*`` variables), with ``pool_size`` and
+    ``tool_timeout_s`` overriding it; or pass a ready ``sandbox`` (then not ``config``).
     """
 
     def __init__(
         self,
         *,
         max_turns: int | None = None,
-        tool_timeout_s: float = 30.0,
+        tool_timeout_s: float | None = None,
         max_submissions: int = 1,
-        pool_size: int = 2,
+        pool_size: int | None = None,
         sandbox: Sandbox | None = None,
+        config: SandboxConfig | None = None,
     ) -> None:
         if max_turns is not None and max_turns < 1:
             raise ValueError("max_turns must be >= 1")
         if max_submissions < 1:
             raise ValueError("max_submissions must be >= 1")
-        if tool_timeout_s <= 0:
-            raise ValueError("tool_timeout_s must be > 0")
+        if sandbox is not None and config is not None:
+            raise ConfigError("pass either sandbox= or config=, not both (a sandbox has one)")
+        if sandbox is None:
+            config = (config or SandboxConfig.from_env()).with_overrides(
+                pool_size=pool_size, tool_timeout_s=tool_timeout_s
+            )
+        else:
+            config = getattr(sandbox, "config", None) or SandboxConfig()
+            config = config.with_overrides(tool_timeout_s=tool_timeout_s)
+        self.config = config
         self.max_turns_override = max_turns
-        self.tool_timeout_s = tool_timeout_s
+        self.tool_timeout_s = config.tool_timeout_s
         self.max_submissions = max_submissions
         self._owns_sandbox = sandbox is None
-        self.sandbox = sandbox or make_sandbox(pool_size)
+        self.sandbox = sandbox or make_sandbox(config=config)
         self._lock = threading.RLock()
         self._task: TaskSpec | None = None
         self._copy: WorkingCopy | None = None
@@ -187,7 +201,7 @@ class WhipEnv:
                     _action_type_of(action), EPISODE_DONE_MSG, "episode_done", done=True
                 )
 
-            too_big = oversized_field(action)
+            too_big = oversized_field(action, limit=self.config.max_code_bytes)
             if too_big:  # checked before parsing anything: costs no turn
                 return self._error(_action_type_of(action), too_big, "too_large", done=False)
             parsed, problem, problem_code = _parse_action(action)
@@ -226,9 +240,8 @@ class WhipEnv:
                 obs = self._run_tool(parsed, on_progress)
             except SandboxError as exc:  # infrastructure, not the agent: in-band, no turn used
                 st.turn -= counts
-                return self._error(
-                    parsed.action_type, f"Sandbox unavailable: {exc}", exc.code, done=False
-                )
+                message = f"Sandbox unavailable: {exc}"
+                return self._error(parsed.action_type, message, "sandbox_unavailable", done=False)
             except BaseException:  # interrupted (Ctrl-C, Stop): nothing recorded, no turn spent
                 st.turn -= counts
                 raise

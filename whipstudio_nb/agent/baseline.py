@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ..config import SUCCESS_THRESHOLD
 from ..errors import WhipError
 from .config import DEFAULT_MODEL_NAME, AgentConfig, AgentConfigError
 from .episode import EpisodeResult, StepRecord, run_episode
@@ -98,7 +99,7 @@ def _failed_result(task_id: str, cfg: AgentConfig | None, use_tools: bool, error
         max_turns=(cfg.max_steps if cfg else None) or _task_turns(task_id),
         stop_reason="error",
         error=error,
-        success_threshold=cfg.success_threshold if cfg else 0.9,
+        success_threshold=cfg.success_threshold if cfg else SUCCESS_THRESHOLD,
     )
 
 

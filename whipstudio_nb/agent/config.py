@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlparse
 
+from ..config import SUCCESS_THRESHOLD
 from ..errors import WhipError
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
 DEFAULT_API_BASE_URL = "https://router.huggingface.co/v1"
 DEFAULT_MODEL_NAME = "openai/gpt-oss-20b"
 LOCAL_API_KEY = "lm-studio"  # what the reference sends when no token is set
-DEFAULT_SUCCESS_THRESHOLD = 0.9
+DEFAULT_SUCCESS_THRESHOLD = SUCCESS_THRESHOLD
 
 
 class AgentConfigError(WhipError, ValueError):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..config import SUCCESS_THRESHOLD
 from ..models import (
     ErrorObservation,
     SubmitFixAction,
@@ -104,7 +105,7 @@ class EpisodeResult(BaseModel):
     steps: list[StepRecord] = Field(default_factory=list)
     score: float = 0.0
     success: bool = False
-    success_threshold: float = 0.9
+    success_threshold: float = SUCCESS_THRESHOLD
     stop_reason: str = "done"
     error: str | None = None
     fixed_code: str | None = None

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..config import SUCCESS_THRESHOLD
 from ..errors import WhipError
 
 if sys.version_info >= (3, 11):
@@ -67,7 +68,7 @@ class Assignment(BaseModel):
     max_submissions: int = Field(default=3, ge=1)
     hints: int | Literal["all"] = "all"
     deadline: datetime | None = None
-    solved_at: float = Field(default=0.9, gt=0.0, le=1.0)
+    solved_at: float = Field(default=SUCCESS_THRESHOLD, gt=0.0, le=1.0)
     path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("tasks")

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ..config import SUCCESS_THRESHOLD
 from ..models import GradeResult, TaskSpec
 from ..sandbox import Sandbox
 from .cheats import ADDS_NOTHING, CHEAT_MAX, cheat_codes
@@ -16,7 +17,7 @@ from .grader import grade_code, load_pack_grader
 __all__ = ["CHEAT_MAX", "Check", "calibrate", "cheat_codes"]
 
 BUGGY_MAX = 0.25
-SOLUTION_MIN = 0.9
+SOLUTION_MIN = SUCCESS_THRESHOLD  # the reference fix must solve its own task
 PARTIAL_MARGIN = 0.1
 REPEAT_TOLERANCE = 0.01
 GRADING_TIME_TARGET_S = 5.0

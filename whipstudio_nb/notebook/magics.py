@@ -13,12 +13,13 @@ torch in the kernels) starts in a background thread; ``%unload_ext whipstudio_nb
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Float, Integer, Unicode
+from traitlets import Bool, Enum, Float, Integer, Unicode
 
+from ..config import DEFAULT_TOOL_TIMEOUT_S, IsolationLevel, LauncherName
 from .magic_support import NO_EPISODE, related_to
 from .magic_support import friendly as _friendly
 from .magics_core import EpisodeSession
@@ -43,9 +44,20 @@ def _cell(cell: str | None) -> str:
 class WhipMagics(EpisodeSession, Magics):
     """WhipStudio debugging magics. Configure with ``%config WhipMagics.<name> = value``."""
 
-    timeout = Float(30.0, help="Seconds a tool call may run before its kernel is killed.").tag(
-        config=True
-    )
+    timeout = Float(
+        DEFAULT_TOOL_TIMEOUT_S, help="Seconds a tool call may run before its kernel is killed."
+    ).tag(config=True)
+    isolation = Enum(
+        ["", *get_args(IsolationLevel)],
+        "",
+        help="Sandbox isolation: auto, strict, basic or none ('' uses $WHIP_ISOLATION, else "
+        "auto). Takes effect when the pool (re)starts.",
+    ).tag(config=True)
+    launcher = Enum(
+        ["", *get_args(LauncherName)],
+        "",
+        help="How sandbox kernels start: forkserver, direct or auto ('' uses $WHIP_LAUNCHER).",
+    ).tag(config=True)
     pool_size = Integer(
         2, help="Warm sandbox kernels kept ready (takes effect when the pool (re)starts)."
     ).tag(config=True)

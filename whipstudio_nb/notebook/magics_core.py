@@ -76,9 +76,16 @@ class EpisodeSession:
             if self._env is not None:
                 return
             try:
+                from ..config import SandboxConfig
                 from ..env import WhipEnv
 
-                self._env = WhipEnv(tool_timeout_s=self.timeout, pool_size=self.pool_size)
+                config = SandboxConfig.from_env(
+                    isolation=getattr(self, "isolation", "") or None,
+                    launcher=getattr(self, "launcher", "") or None,
+                    pool_size=self.pool_size,
+                    tool_timeout_s=self.timeout,
+                )
+                self._env = WhipEnv(config=config)
                 self._env_error = None
             except Exception as exc:  # reported on first use
                 self._env_error = exc

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import SandboxError
+from ..config import SandboxConfig
+from ..errors import ConfigError, SandboxError
 from .kernel import ExecResult, Launcher, ProgressCallback, SandboxKernel
 from .policy import ALLOWED_IMPORTS, check_code, violation_message
 from .pool import KernelPool
@@ -21,6 +22,7 @@ __all__ = [
     "SandboxError",
     "Launcher",
     "Sandbox",
+    "SandboxConfig",
     "SandboxKernel",
     "check_code",
     "dispatch_cell",
@@ -37,6 +39,21 @@ def dispatch_cell(entry: str, args: dict[str, Any], setup: Setup | None = None) 
     )
 
 
+_STRENGTH = {"none": 0, "basic": 1, "strict": 2}
+
+
+def _check_launcher(config: SandboxConfig, launcher: Launcher | None) -> None:
+    """A launcher object weaker than the isolation the config asks for is refused: asking for
+    strict must never silently give less."""
+    if launcher is None or config.isolation == "auto":
+        return
+    if _STRENGTH.get(launcher.isolation, 0) < _STRENGTH[config.isolation]:
+        raise ConfigError(
+            f"isolation {config.isolation!r} (WHIP_ISOLATION) was asked for, but the launcher "
+            f"given ({launcher.name}) isolates at {launcher.isolation!r}"
+        )
+
+
 class Sandbox:
     """The tools' and grader's door to the kernels: one fresh kernel per call."""
 
@@ -44,14 +61,26 @@ class Sandbox:
 
     def __init__(
         self,
-        pool_size: int = 2,
+        config: SandboxConfig | None = None,
         *,
+        pool_size: int | None = None,
         launcher: Launcher | None = None,
         preload: tuple[str, ...] | list[str] = (),
     ) -> None:
-        """``preload``: modules every kernel imports while it warms up (the caller's in-kernel
-        entry points), so that no call pays for importing them."""
-        self.pool = KernelPool(pool_size, launcher=launcher)
+        """``config`` defaults to ``SandboxConfig.from_env()`` (the ``WHIP_*`` variables, read
+        now; a bad or impossible value raises ``ConfigError``). ``pool_size`` overrides the
+        config's; a ``launcher`` object replaces the one the config names (its isolation is
+        then the launcher's own). ``preload``: modules every kernel imports while it warms up
+        (the caller's in-kernel entry points), so that no call pays for importing them."""
+        if isinstance(config, int) and not isinstance(config, bool):
+            config, pool_size = None, config  # the old positional ``Sandbox(pool_size)``
+        if config is None:
+            config = SandboxConfig.from_env(pool_size=pool_size)
+        else:
+            config = config.with_overrides(pool_size=pool_size)
+        _check_launcher(config, launcher)
+        self.config = config
+        self.pool = KernelPool(config.pool_size, launcher=launcher, config=config)
         self.pool.launcher.preload = tuple(preload)
         self.pool.start()
 
@@ -93,6 +122,7 @@ class Sandbox:
             "launcher": self.pool.launcher.name,
             "isolation": self.isolation,
             "pool": self.pool.stats(),
+            "config": self.config.summary(),
         }
 
     def close(self) -> None:

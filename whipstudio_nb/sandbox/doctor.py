@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any
 
+from ..config import SandboxConfig
 from .isolation import Limits, bwrap_problem, sandbox_identity
 
 __all__ = ["deployment_hint", "sandbox_view"]
@@ -28,15 +29,19 @@ print(json.dumps({
 """
 
 
-def sandbox_view(kernel: Any, isolation: str) -> list[str]:
-    """Lines describing the sandbox as seen from inside ``kernel``."""
+def sandbox_view(kernel: Any, isolation: str, config: SandboxConfig | None = None) -> list[str]:
+    """Lines describing the sandbox as seen from inside ``kernel`` (``config``: the sandbox's,
+    default the ``WHIP_*`` variables now)."""
+    config = config if config is not None else SandboxConfig.from_env()
     res = kernel.execute(_PROBE, timeout=30)
     try:
         view = json.loads(res.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return [f"  could not read the sandbox view: {res.stderr[-300:] or res.error}"]
-    ident = sandbox_identity() if isolation == "strict" else None
-    host_user = f"uid {ident[0]} (nobody)" if ident else f"uid {os.geteuid()} (the host user)"
+    ident = sandbox_identity(config.sandbox_user) if isolation == "strict" else None
+    host_user = f"uid {os.geteuid()} (the host user)"
+    if ident is not None:
+        host_user = f"uid {ident[0]} ({config.sandbox_user})"
     lines = [
         f"  runs as       {host_user} on the host; uid {view['uid']} inside",
         f"  capabilities  {view['caps']} (0 = none)",
@@ -44,7 +49,7 @@ def sandbox_view(kernel: Any, isolation: str) -> list[str]:
         f"(no_new_privs={view['no_new_privs']})",
         f"  own PID view  {'yes' if view['pid'] <= 2 else 'no'} (kernel is pid {view['pid']})",
     ]
-    limits = Limits()
+    limits = Limits.from_config(config)
     lines.append(
         f"  limits        memory {limits.address_space_mb} MiB, cpu {limits.cpu_time_s} s, "
         f"processes {limits.processes}, scratch tmpfs {limits.scratch_mb} MiB "

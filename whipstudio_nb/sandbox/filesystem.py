@@ -43,10 +43,11 @@ class Mount:
         return [f"--{self.kind}", self.dest]
 
 
+# whipstudio_nb/ (from this file: importing the package itself would go up the layers)
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 def python_roots() -> list[tuple[str, str]]:
     """Directories the interpreter and this package need, as (path, why), outside /usr."""
-    import whipstudio_nb
-
     paths = sysconfig.get_paths()
     wanted = [
         (sys.base_prefix, "the interpreter: binary, standard library, libpython"),
@@ -55,7 +56,7 @@ def python_roots() -> list[tuple[str, str]]:
         (paths["stdlib"], "the standard library"),
         (paths["platstdlib"], "the standard library's C modules"),
         *((p, "site-packages: torch, numpy, ipykernel...") for p in site.getsitepackages()),
-        (os.path.dirname(os.path.abspath(whipstudio_nb.__file__)), "this package's code"),
+        (PACKAGE_DIR, "this package's code"),
     ]
     roots: list[tuple[str, str]] = []
     for path, why in wanted:

@@ -10,8 +10,9 @@
   It cannot stop network access, reading files the user can read, or writing where the user can.
 - ``none``: explicitly disabled, for trusted local use: scrubbed environment and cleanup only.
 
-``WHIP_ISOLATION`` picks one (``auto`` = strict if possible, else basic); asking for ``strict``
-where it is impossible raises ``SandboxError`` rather than silently running with less.
+``SandboxConfig.isolation`` (``WHIP_ISOLATION``) picks one (``auto`` = strict if possible, else
+basic); asking for ``strict`` where it is impossible raises ``SandboxError`` rather than
+silently running with less, and with the ``direct`` launcher it is a ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import SandboxError
+from ..config import SandboxConfig
+from ..errors import ConfigError, SandboxError
 from .filesystem import Mount
 
 __all__ = [
@@ -43,37 +45,33 @@ __all__ = [
 LEVELS = ("strict", "basic", "none")
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SandboxError(f"{name} must be a whole number (got {raw!r})") from None
-    if value <= 0:
-        raise SandboxError(f"{name} must be positive (got {raw!r})")
-    return value
-
-
 @dataclass(frozen=True)
 class Limits:
     """Per-kernel resource limits (rlimits, scratch space, results kept by the host) and a
-    per-pool process cap. Defaults come from the environment when a pool is built, not at
-    import: ``WHIP_MEMORY_LIMIT_MB``, ``WHIP_CPU_LIMIT_S``, ``WHIP_MAX_PROCS``,
-    ``WHIP_SCRATCH_MB`` (tmpfs for /tmp, /dev/shm and the work dir together),
-    ``WHIP_MAX_RESULTS`` and ``WHIP_MAX_RESULT_BYTES``."""
+    per-pool process cap, as the fork server applies them. Built from a ``SandboxConfig``
+    (``Limits.from_config``), which is where the ``WHIP_*`` variables are read."""
 
-    address_space_mb: int = field(default_factory=lambda: _env_int("WHIP_MEMORY_LIMIT_MB", 4096))
-    cpu_time_s: int = field(default_factory=lambda: _env_int("WHIP_CPU_LIMIT_S", 600))
+    address_space_mb: int = 4096
+    cpu_time_s: int = 600
     file_size_mb: int = 512
     open_files: int = 1024
-    processes: int = field(default_factory=lambda: _env_int("WHIP_MAX_PROCS", 512))
-    scratch_mb: int = field(default_factory=lambda: _env_int("WHIP_SCRATCH_MB", 512))
-    max_results: int = field(default_factory=lambda: _env_int("WHIP_MAX_RESULTS", 16))
-    max_result_bytes: int = field(
-        default_factory=lambda: _env_int("WHIP_MAX_RESULT_BYTES", 4 * 2**20)
-    )
+    processes: int = 512
+    scratch_mb: int = 512
+    max_results: int = 16
+    max_result_bytes: int = 4 * 2**20
+
+    @classmethod
+    def from_config(cls, config: SandboxConfig) -> Limits:
+        return cls(
+            address_space_mb=config.memory_limit_mb,
+            cpu_time_s=config.cpu_limit_s,
+            file_size_mb=config.file_size_mb,
+            open_files=config.open_files,
+            processes=config.max_procs,
+            scratch_mb=config.scratch_mb,
+            max_results=config.max_results,
+            max_result_bytes=config.max_result_bytes,
+        )
 
     def to_env(self) -> str:
         import json
@@ -83,14 +81,15 @@ class Limits:
 
 # Under a root host, the sandbox runs as this unprivileged user (``nobody``): uid 0 inside a
 # user namespace created by root would be uid 0 outside, able to read every root-only file.
-def sandbox_identity() -> tuple[int, int] | None:
-    """(uid, gid) to run the sandbox as, or None when the host user is already unprivileged."""
+def sandbox_identity(user: str | None = None) -> tuple[int, int] | None:
+    """(uid, gid) to run the sandbox as, or None when the host user is already unprivileged.
+    ``user`` defaults to ``WHIP_SANDBOX_USER`` (``nobody``), read now."""
     if os.geteuid() != 0:
         return None
     import pwd
 
     try:
-        entry = pwd.getpwnam(os.environ.get("WHIP_SANDBOX_USER", "nobody"))
+        entry = pwd.getpwnam(user or SandboxConfig.from_env().sandbox_user)
         return entry.pw_uid, entry.pw_gid
     except KeyError:
         return 65534, 65534
@@ -99,9 +98,9 @@ def sandbox_identity() -> tuple[int, int] | None:
 _DROPUID = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_dropuid.py")
 
 
-def unprivileged_prefix(binds: list[tuple[str, str]]) -> list[str]:
+def unprivileged_prefix(binds: list[tuple[str, str]], user: str | None = None) -> list[str]:
     """The command that turns a root host into the sandbox user before bwrap ([] otherwise)."""
-    ident = sandbox_identity()
+    ident = sandbox_identity(user)
     if ident is None:
         return []
     import json
@@ -142,12 +141,16 @@ def bwrap_problem() -> str | None:
 
 
 def resolve_level(requested: str | None = None) -> str:
-    """The isolation level to use: ``requested`` or ``WHIP_ISOLATION`` (default ``auto``)."""
-    level = (requested or os.environ.get("WHIP_ISOLATION") or "auto").strip().lower()
+    """The isolation level to use for ``requested`` (a level or ``auto``; default
+    ``WHIP_ISOLATION``, read now): ``auto`` is strict where bubblewrap works, else basic.
+    ``strict`` where it is impossible raises ``SandboxError`` (the host cannot do it)."""
+    if requested is None:
+        requested = SandboxConfig.from_env().isolation
+    level = requested.strip().lower()
     if level == "auto":
         return "strict" if bwrap_problem() is None else "basic"
     if level not in LEVELS:
-        raise SandboxError(
+        raise ConfigError(
             f"WHIP_ISOLATION must be one of auto, {', '.join(LEVELS)} (got {level!r})"
         )
     if level == "strict" and (problem := bwrap_problem()) is not None:
@@ -200,12 +203,19 @@ def bwrap_argv(plan: list[Mount], *, env: dict[str, str], staged: dict[str, str]
     return [*argv, "--"]
 
 
-def hidden_paths() -> list[str]:
-    """Directories the sandbox must not see: every task-pack directory in use."""
-    from ..tasks import _search_dirs
+def hidden_paths(config: SandboxConfig | None = None) -> list[str]:
+    """Directories the sandbox must not see: every task-pack directory in use. That is the
+    packs shipped with the package (its ``tasks/``, or the checkout's for an editable install),
+    the config's ``tasks_path`` and ``extra_masked_dirs``, and ``WHIP_TASKS_PATH`` as it is now:
+    a pack path set after the config was read is masked too (masking more costs nothing).
+    Computed here rather than asked of ``tasks``: the sandbox layer does not import it."""
+    from .filesystem import PACKAGE_DIR
 
-    paths = {str(Path(p).resolve()) for p in _search_dirs()}
-    return sorted(paths)
+    package = Path(PACKAGE_DIR).resolve()
+    dirs = [package / "tasks", package.parent / "tasks"]
+    now = SandboxConfig.from_env()
+    dirs += [Path(p) for p in (*(config.masked_dirs if config else ()), *now.masked_dirs)]
+    return sorted({str(p.resolve()) for p in dirs})
 
 
 class PidsCgroup:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import SandboxConfig
 from ..errors import SandboxError
 
 __all__ = [
@@ -71,6 +72,10 @@ class Launcher:
     connection_dir: str | None = None  # where connection files go (None: the kernel's tmpdir)
     preload: tuple[str, ...] = ()  # modules every kernel imports while warming up
 
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        # A direct launch applies no limits, but the host still caps what a call may return.
+        self.config = config if config is not None else SandboxConfig.from_env()
+
     def prepare(self) -> None:
         """Called before each kernel launch (a fork server starts itself here)."""
 
@@ -83,10 +88,8 @@ class Launcher:
     @property
     def result_caps(self) -> tuple[int, int]:
         """How many result messages a call may leave with the host, and how big each may be."""
-        limits = getattr(self, "limits", None)
-        if limits is None:
-            return 16, 4 * 2**20
-        return limits.max_results, limits.max_result_bytes
+        config = getattr(self, "config", None) or SandboxConfig()
+        return config.max_results, config.max_result_bytes
 
     def close(self) -> None:
         """Release whatever the launcher keeps running (nothing, for direct launches)."""
@@ -164,8 +167,8 @@ def _wait_for_ready(kc: Any, km: Any, timeout: float) -> None:
                     reply = kc.get_shell_msg(timeout=0)
                     replied = reply["parent_header"].get("msg_id") in sent
         if not km.is_alive():
-            raise RuntimeError("Kernel died before replying to kernel_info")
-    raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+            raise SandboxError("Kernel died before replying to kernel_info")
+    raise SandboxError(f"Kernel didn't respond in {timeout:g} seconds")
 
 
 def _drain(channel: Any) -> None:

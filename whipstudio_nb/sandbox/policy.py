@@ -8,8 +8,9 @@ that imports something outside the list, directly or through the usual dynamic b
 from __future__ import annotations
 
 import ast
-import os
 from typing import Any
+
+from ..config import SandboxConfig
 
 __all__ = [
     "ALLOWED_IMPORTS",
@@ -40,19 +41,20 @@ def violation_message(module: str) -> str:
     )
 
 
-def max_field_bytes() -> int:
-    """The size limit of code and of every string an action carries (``WHIP_MAX_CODE_BYTES``,
-    256 KiB by default): checked before anything parses it, so its cost on the host is bounded."""
-    try:
-        return max(1, int(os.environ.get("WHIP_MAX_CODE_BYTES", "262144")))
-    except ValueError:
-        return 262144
+def max_field_bytes(config: SandboxConfig | None = None) -> int:
+    """The size limit of code and of every string an action carries (``config.max_code_bytes``;
+    without a config ``WHIP_MAX_CODE_BYTES``, read now, 256 KiB by default): checked before
+    anything parses it, so its cost on the host is bounded. A bad value raises ``ConfigError``."""
+    if config is None:
+        config = SandboxConfig.from_env()
+    return config.max_code_bytes
 
 
-def oversized_field(action: Any, _depth: int = 0) -> str | None:
-    """The message for the first string in a raw action over the limit (or a structure nested
-    too deeply to be an action), else None."""
-    limit = max_field_bytes()
+def oversized_field(action: Any, _depth: int = 0, *, limit: int | None = None) -> str | None:
+    """The message for the first string in a raw action over the limit (``limit``, default
+    ``max_field_bytes()``), or a structure nested too deeply to be an action, else None."""
+    if limit is None:
+        limit = max_field_bytes()
     if _depth > 8:
         return "Invalid action: nested too deeply"
     if isinstance(action, str):
@@ -65,7 +67,7 @@ def oversized_field(action: Any, _depth: int = 0) -> str | None:
     values = action.values() if isinstance(action, dict) else action
     if isinstance(action, (dict, list, tuple)):
         for value in values:
-            if (found := oversized_field(value, _depth + 1)) is not None:
+            if (found := oversized_field(value, _depth + 1, limit=limit)) is not None:
                 return found
     return None
 
@@ -75,14 +77,16 @@ def _allowed(module: str) -> bool:
     return top in ALLOWED_IMPORTS or top in ENVIRONMENT_IMPORTS
 
 
-def check_code(code: str, *, mode: str = "exec") -> str | None:
-    """Return the violation message for ``code``, or None if it passes.
+def check_code(code: str, *, mode: str = "exec", max_bytes: int | None = None) -> str | None:
+    """Return the violation message for ``code``, or None if it passes. Code over
+    ``max_bytes`` (default ``max_field_bytes()``) is refused before it is parsed.
 
     Code that does not parse passes: it cannot import anything, and running it reports the
     SyntaxError the way Python would.
     """
-    if len(code) > max_field_bytes():
-        return oversized_field(code)
+    limit = max_field_bytes() if max_bytes is None else max_bytes
+    if len(code) > limit:
+        return oversized_field(code, limit=limit)
     try:
         tree = ast.parse(code, mode=mode)
         return _check_tree(tree)
@@ -128,5 +132,7 @@ def _check_dynamic(call: ast.Call) -> str | None:
         return None
     source = call.args[0]
     if isinstance(source, ast.Constant) and isinstance(source.value, str):
-        return check_code(source.value, mode="exec" if func != "eval" else "eval")
+        # the literal is part of code whose size was already checked
+        mode = "exec" if func != "eval" else "eval"
+        return check_code(source.value, mode=mode, max_bytes=len(source.value))
     return violation_message(f"<dynamic {func}>")

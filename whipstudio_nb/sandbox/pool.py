@@ -7,14 +7,14 @@ so a call pays milliseconds instead of a kernel start plus ``import torch``.
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 import time
 import weakref
 from collections import deque
 from typing import Any
 
-from ..errors import SandboxError
+from ..config import SandboxConfig
+from ..errors import ConfigError, SandboxError
 from .kernel import Launcher, SandboxKernel
 
 __all__ = ["KernelPool", "warmup_code"]
@@ -30,17 +30,16 @@ _live_pools: weakref.WeakSet[KernelPool] = weakref.WeakSet()
 LAUNCHERS = ("forkserver", "direct")
 
 
-def default_launcher() -> Launcher:
-    """The fork server on POSIX (kernels in milliseconds); ``WHIP_LAUNCHER=direct`` starts each
+def default_launcher(config: SandboxConfig | None = None) -> Launcher:
+    """The launcher ``config`` names (default: ``SandboxConfig.from_env()``, read now). The fork
+    server on POSIX (kernels in milliseconds); ``direct`` (``WHIP_LAUNCHER=direct``) starts each
     kernel as its own ``python -m ipykernel_launcher`` process instead (seconds per kernel)."""
-    choice = os.environ.get("WHIP_LAUNCHER", "forkserver" if os.name == "posix" else "direct")
-    if choice not in LAUNCHERS:
-        raise ValueError(f"WHIP_LAUNCHER must be one of {', '.join(LAUNCHERS)} (got {choice!r})")
-    if choice == "forkserver":
+    config = config if config is not None else SandboxConfig.from_env()
+    if config.resolved_launcher == "forkserver":
         from .forkserver import ForkServerLauncher
 
-        return ForkServerLauncher()
-    return Launcher()
+        return ForkServerLauncher(config=config)
+    return Launcher(config)
 
 
 @atexit.register
@@ -52,16 +51,21 @@ def _close_all_pools() -> None:
 class KernelPool:
     def __init__(
         self,
-        size: int = 2,
+        size: int | None = None,
         *,
         launcher: Launcher | None = None,
+        config: SandboxConfig | None = None,
         warmup_timeout: float = 120.0,
         max_parallel_starts: int = 2,
     ) -> None:
-        if size < 0:
-            raise ValueError("pool size must be >= 0")
-        self.size = size
-        self.launcher = launcher if launcher is not None else default_launcher()
+        """``size`` (default ``config.pool_size``) kernels kept warm; ``launcher`` (default:
+        the one ``config`` names) starts them. ``config`` defaults to the ``WHIP_*`` variables."""
+        if size is not None and size < 0:
+            raise ConfigError(f"pool size must be >= 0 (got {size})")
+        config = config if config is not None else SandboxConfig.from_env()
+        self.config = config.with_overrides(pool_size=size)
+        self.size = self.config.pool_size
+        self.launcher = launcher if launcher is not None else default_launcher(self.config)
         self.warmup_timeout = warmup_timeout
         self._ready: deque[SandboxKernel] = deque()
         self._in_use: set[SandboxKernel] = set()

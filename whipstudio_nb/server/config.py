@@ -7,6 +7,8 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
+from ..config import SandboxConfig
+
 __all__ = [
     "DEFAULT_RATE_LIMITS",
     "TOKEN_ENV_VAR",
@@ -44,14 +46,6 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
-
-
-def _sandbox_string_limit() -> int:
-    """The longest string field accepted by default: the sandbox's own limit on the code and
-    strings one action carries (WHIP_MAX_CODE_BYTES, 256 KiB unless set)."""
-    from ..sandbox.policy import max_field_bytes
-
-    return max_field_bytes()
 
 
 def parse_rate_limit(text: str) -> tuple[str, RateLimit | None]:
@@ -106,14 +100,19 @@ class ServerConfig:
     token: str | None = None
     max_sessions: int = 16
     idle_timeout_s: float = 900.0
-    pool_size: int = 2
-    tool_timeout_s: float = 30.0
+    # The sandbox's configuration (None: SandboxConfig.from_env(), the WHIP_* variables);
+    # pool_size and tool_timeout_s, when set, override it. After init they hold what is used.
+    sandbox: SandboxConfig | None = None
+    pool_size: int | None = None
+    tool_timeout_s: float | None = None
     max_turns: int | None = None
     rate_limits: dict[str, RateLimit] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     # Browser pages allowed to open a WebSocket besides loopback ones (scheme://host[:port]).
     allow_origins: list[str] = field(default_factory=list)
     max_body_bytes: int = MAX_BODY_BYTES
-    max_string_chars: int = field(default_factory=_sandbox_string_limit)
+    # The longest string field accepted (None: the sandbox's own limit on the code and strings
+    # one action carries, max_code_bytes: WHIP_MAX_CODE_BYTES, 256 KiB unless set).
+    max_string_chars: int | None = None
     max_json_depth: int = MAX_JSON_DEPTH
     # Proxies whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips); None: nobody's.
     forwarded_allow_ips: str | None = None
@@ -122,13 +121,20 @@ class ServerConfig:
     limit_concurrency: int = 512  # connections + tasks at once; beyond that, 503
 
     def __post_init__(self) -> None:
+        self.sandbox = (self.sandbox or SandboxConfig.from_env()).with_overrides(
+            pool_size=self.pool_size, tool_timeout_s=self.tool_timeout_s
+        )
+        self.pool_size = self.sandbox.pool_size
+        self.tool_timeout_s = self.sandbox.tool_timeout_s
+        if self.max_string_chars is None:
+            self.max_string_chars = self.sandbox.max_code_bytes
         if self.token is None:
             self.token = os.environ.get(TOKEN_ENV_VAR) or None
         if self.max_sessions < 1:
             raise ValueError("max_sessions must be >= 1")
         if self.idle_timeout_s <= 0:
             raise ValueError("idle_timeout_s must be > 0")
-        if min(self.max_body_bytes, self.max_string_chars, self.max_json_depth) < 1:
+        if min(self.max_body_bytes, self.max_string_chars, self.max_json_depth) < 1:  # type: ignore[type-var]
             raise ValueError("request limits must be >= 1")
         if self.header_timeout_s <= 0:
             raise ValueError("header_timeout_s must be > 0")

@@ -55,14 +55,15 @@ class JSONLimitError(WhipError, ValueError):
 def json_limit_problem(value: Any, config: ServerConfig) -> JSONLimitError | None:
     """The first limit a decoded JSON value breaks: nesting depth or a string's length."""
     todo: list[tuple[Any, int, str]] = [(value, 1, "")]
+    limit = config.max_string_chars or 0  # set by ServerConfig.__post_init__
     while todo:
         v, depth, where = todo.pop()
         if isinstance(v, str):
-            if len(v) > config.max_string_chars:
+            if len(v) > limit:
                 field = f" (field '{where.lstrip('.')}')" if where else ""
                 return JSONLimitError(
                     422,
-                    f"Invalid request: a string is longer than {config.max_string_chars} "
+                    f"Invalid request: a string is longer than {limit} "
                     f"characters{field}",
                 )
             continue
@@ -73,7 +74,7 @@ def json_limit_problem(value: Any, config: ServerConfig) -> JSONLimitError | Non
                 )
             if isinstance(v, dict):
                 for k, x in v.items():
-                    if len(k) > config.max_string_chars:
+                    if len(k) > limit:
                         return JSONLimitError(422, "Invalid request: a key is too long")
                     todo.append((x, depth + 1, f"{where}.{k}"))
             else:

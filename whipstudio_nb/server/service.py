@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.requests import HTTPConnection
 
+from ..env import make_sandbox
 from ..models import State, StepResult, to_strict_json
 from ..sandbox import Sandbox
 from ..tasks import find_task_dirs
@@ -46,7 +47,7 @@ class WhipServer:
         self.sessions = SessionManager(
             max_sessions=config.max_sessions,
             idle_timeout_s=config.idle_timeout_s,
-            sandbox_factory=sandbox_factory or (lambda: Sandbox(pool_size=config.pool_size)),
+            sandbox_factory=sandbox_factory or (lambda: make_sandbox(config=config.sandbox)),
             env_kwargs=env_kwargs,
         )
         self.limiter = RateLimiter(config.rate_limits)

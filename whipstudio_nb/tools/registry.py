@@ -142,5 +142,5 @@ def action_adapter() -> TypeAdapter[Any]:
     if _adapter is None:
         members = tuple(t.action for t in _TOOLS.values())
         union = Union[members] if len(members) > 1 else members[0]  # noqa: UP007
-        _adapter = TypeAdapter(Annotated[union, Field(discriminator="action_type")])
+        _adapter = TypeAdapter(Annotated[union, Field(discriminator="action_type")])  # type: ignore[arg-type]
     return _adapter

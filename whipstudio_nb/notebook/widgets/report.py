@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ...config import SUCCESS_THRESHOLD
 from ...series import loss_series
 from ._base import (
     AMBER,
@@ -26,7 +27,7 @@ __all__ = ["GradeReport", "component_status"]
 
 PASS_AT = 0.8  # a component at or above this passes; below 0.3 it fails; in between is partial
 FAIL_BELOW = 0.3
-SOLVED_AT = 0.9  # a score this high solves the task (the agents' default success threshold)
+SOLVED_AT = SUCCESS_THRESHOLD  # a score this high solves the task
 
 _MEASURED = {
     "heldout_metric": ("val_f1", "val_r2", "val_acc"),

@@ -1,0 +1,246 @@
+"""What a child of the fork server does to become one sandbox kernel (it never returns).
+
+The fork server (zygote.py) forks one child per kernel request; the child drops everything of
+the server it must not keep (listening socket, other kernels' connections, signal handlers),
+applies the resource limits, and, under strict isolation, builds its private world and forks
+the kernel itself, which it then supervises (see private_view.py). Then it turns into an
+ipykernel ``IPKernelApp`` on the connection info the host's shim sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import resource
+import signal
+import socket
+from typing import TYPE_CHECKING, Any
+
+from .private_view import (
+    CLONE_NEWPID,
+    drop_capabilities,
+    enter_private_view,
+    make_read_only,
+    mount_proc,
+    unshare,
+)
+
+if TYPE_CHECKING:
+    from .zygote import ZygoteServer
+
+__all__ = ["become_kernel", "prctl"]
+
+# prctl options that tie lifetimes together (see forkserver.py): die with the parent, keep
+# escaped descendants as our own children, and keep our memory unreadable by a kernel.
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
+
+
+def prctl(option: int, value: int) -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def become_kernel(
+    request: dict[str, Any], conn: socket.socket, server: ZygoteServer, connection_fd: int | None
+) -> None:
+    """In the forked child: turn into an IPython kernel for the request. Never returns.
+
+    Under strict isolation this child is PID 1 of a new PID namespace: it builds the kernel's
+    private world, then forks the kernel itself and supervises it (see private_view.py)."""
+    code = 1
+    log = os.dup(2)  # the server's log, for failures before the kernel runs (closed then)
+    try:
+        connection = None
+        if connection_fd is not None:
+            with os.fdopen(connection_fd, "rb") as pipe:
+                connection = json.loads(pipe.read())
+        server.sel.close()
+        server.listener.close()
+        os.close(0)
+        for other in server.children.values():
+            other.close()
+        os.close(server.wake_r)
+        os.close(server.wake_w)
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.setsid()
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the server
+        prctl(PR_SET_CHILD_SUBREAPER, 1)  # keep escaped descendants as our own
+        _apply_limits(server.limits)
+        ready: tuple[int, int] | None = None
+        if server.private_views:
+            # This process builds the kernel's private world and supervises it; the kernel is
+            # its child, PID 1 of a PID namespace of its own.
+            unshare(CLONE_NEWPID)
+            own = os.path.dirname(request["cwd"])  # the kernel's directory: work/ is in it
+            view = server.private_views
+            enter_private_view(own, view["pool"], int(server.limits["scratch_mb"]), view["keep"])
+            ready = _supervise_kernel(own, log)  # returns in the kernel only
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the supervisor
+            mount_proc()
+            # No capability and the filter before anything is imported or run.
+            drop_capabilities()
+            server.kernel_filter.load()
+        prctl(PR_SET_DUMPABLE, 0 if ready is None else 1)
+        conn.close()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.chdir(request["cwd"])
+        env = dict(request["env"])
+        env.pop("JPY_PARENT_PID", None)  # our parent is the server; lifetime is handled here
+        os.environ.clear()
+        os.environ.update(env)
+        _reseed()
+        app = _kernel_app(connection)
+        app.initialize(["-f", request["connection_file"], *request.get("kernel_args", [])])
+        if ready is not None:  # sockets are bound: the supervisor makes our directory read-only
+            os.write(ready[1], b"1")
+            os.read(ready[0], 1)
+        os.close(log)
+        log = -1
+        app.start()
+        code = 0
+    except BaseException:
+        code = 1
+        if log >= 0:
+            import traceback
+
+            with contextlib.suppress(OSError):
+                os.write(log, f"kernel {os.getpid()} failed to start:\n".encode())
+                os.write(log, traceback.format_exc().encode())
+    finally:
+        os._exit(code)
+
+
+def _supervise_kernel(own_dir: str, log: int) -> tuple[int, int]:
+    """Fork the kernel. In the kernel, return the pipe ends of the "sockets bound" handshake;
+    here (still privileged, running no user code) wait for that, make the kernel's own
+    directory read-only (no write ever reaches the host's disk), forward signals and exit with
+    the kernel's status. The kernel is PID 1 of its namespace: when it ends, so does every
+    process it started."""
+    to_sup_r, to_sup_w = os.pipe()
+    to_kernel_r, to_kernel_w = os.pipe()
+    kernel = os.fork()
+    if kernel == 0:
+        os.close(to_sup_r)
+        os.close(to_kernel_w)
+        return to_kernel_r, to_sup_w
+    code = 1
+    try:
+        os.close(to_sup_w)
+        os.close(to_kernel_r)
+        prctl(PR_SET_DUMPABLE, 0)  # the kernel may not read a privileged process's memory
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda signum, frame: os.kill(kernel, signum))
+        try:
+            if os.read(to_sup_r, 1):
+                make_read_only(own_dir)
+                os.write(to_kernel_w, b"1")
+        except OSError as exc:  # fail closed: a kernel that could write here never runs code
+            with contextlib.suppress(OSError):
+                os.write(log, f"kernel supervisor: {exc}\n".encode())
+                os.kill(kernel, signal.SIGKILL)
+        os.close(log)
+        while True:
+            try:
+                _, status = os.waitpid(kernel, 0)
+                break
+            except InterruptedError:
+                continue
+        code = os.waitstatus_to_exitcode(status)
+        code = code if code >= 0 else 128 - code
+    finally:
+        os._exit(code)
+
+
+def _kernel_app(connection: dict[str, Any] | None) -> Any:
+    """The IPKernelApp for this kernel. With ``connection`` (what the host's connection file
+    holds, sent by the shim) the app takes its ports and key from memory and never writes a
+    connection file: the signing key stays off every disk that sandboxed code can read."""
+    from ipykernel.kernelapp import IPKernelApp
+
+    if connection is None:
+        return IPKernelApp.instance()
+    info = dict(connection)
+
+    # (no leading underscore: traitlets turns the class name into command-line options)
+    class InMemoryConnectionApp(IPKernelApp):  # type: ignore[misc]
+        def init_connection_file(self) -> None:
+            self.load_connection_info(info)  # type: ignore[arg-type]
+
+        def write_connection_file(self, **kwargs: Any) -> None:
+            pass
+
+        def parse_command_line(self, argv: Any = None) -> None:
+            # Our own arguments are all "-f FILE" and "--Class.trait=value": applying them
+            # directly skips building an argparse parser for every configurable (~60 ms).
+            config = _simple_config(list(argv or []))
+            if config is None:
+                super().parse_command_line(argv)
+            else:
+                self.update_config(config)
+
+    return InMemoryConnectionApp.instance()
+
+
+def _simple_config(argv: list[str]) -> Any:
+    """A traitlets Config for ``-f FILE --A.b=c ...``, or None for anything else."""
+    from traitlets.config import Config
+
+    config = Config()
+    args = iter(argv)
+    for arg in args:
+        if arg == "-f":
+            config.IPKernelApp.connection_file = next(args, "")
+        elif arg.startswith("--") and "=" in arg and arg.count(".", 0, arg.index("=")) == 1:
+            key, value = arg[2:].split("=", 1)
+            cls, trait = key.split(".")
+            parsed: Any = {"True": True, "False": False}.get(value, value)
+            setattr(getattr(config, cls), trait, parsed)
+        else:
+            return None
+    return config
+
+
+def _apply_limits(limits: dict[str, int]) -> None:
+    """rlimits for this kernel and everything it starts."""
+    if not limits:  # isolation "none"
+        return
+    mb = 2**20
+    wanted = {
+        resource.RLIMIT_AS: limits["address_space_mb"] * mb,
+        resource.RLIMIT_CPU: limits["cpu_time_s"],
+        resource.RLIMIT_FSIZE: limits["file_size_mb"] * mb,
+        resource.RLIMIT_NOFILE: limits["open_files"],
+        resource.RLIMIT_CORE: 0,
+    }
+    # RLIMIT_NPROC counts every process of the user on the whole host (all sandboxes run as the
+    # same user): only where no per-pool cgroup caps the processes instead.
+    if limits.get("nproc_rlimit", True):
+        wanted[resource.RLIMIT_NPROC] = limits["processes"]
+    for res, value in wanted.items():
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(res, (value, value))
+
+
+def _reseed() -> None:
+    """A forked child inherits its parent's random state; give it fresh entropy, as a new
+    process has (Python, numpy and torch all seed themselves that way)."""
+    import random
+
+    random.seed()
+    with contextlib.suppress(Exception):
+        import numpy as np
+
+        np.random.seed()
+    with contextlib.suppress(Exception):
+        import torch
+
+        torch.seed()
