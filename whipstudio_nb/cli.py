@@ -80,8 +80,10 @@ def cmd_validate_task(args: argparse.Namespace) -> int:
     except TaskPackError as exc:
         print(f"FAIL  schema: {exc}")
         return 1
-    print(f"PASS  schema: {task.info.id} '{task.info.name}' ({task.info.difficulty}, "
-          f"{task.info.category or 'no category'})")  # fmt: skip
+    print(
+        f"PASS  schema: {task.info.id} '{task.info.name}' ({task.info.difficulty}, "
+        f"{task.info.category or 'no category'})"
+    )
     seeds = args.seeds if args.seeds is not None else ([1, 2, 3] if task.variants else [])
     sandbox = make_sandbox(2, config=_sandbox_config(args))
     try:
@@ -91,8 +93,10 @@ def cmd_validate_task(args: argparse.Namespace) -> int:
     finally:
         sandbox.close()
     failed = [c for c in checks if not c.ok and not c.warning]
-    print(f"\n{task.info.id}: {len(checks) - len(failed)}/{len(checks)} checks passed"
-          + (f", {len(failed)} failed" if failed else ""))  # fmt: skip
+    print(
+        f"\n{task.info.id}: {len(checks) - len(failed)}/{len(checks)} checks passed"
+        + (f", {len(failed)} failed" if failed else "")
+    )
     return 1 if failed else 0
 
 
@@ -143,8 +147,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if hint := deployment_hint():
         print(f"  to get strict: {hint}")
     print("\n".join(view))
-    print(f"pool           first kernel ready in {ready:.2f} s; test call "
-          f"{'ok' if ok else 'FAILED'} (torch {res.stdout.strip() or '?'})")  # fmt: skip
+    print(
+        f"pool           first kernel ready in {ready:.2f} s; test call "
+        f"{'ok' if ok else 'FAILED'} (torch {res.stdout.strip() or '?'})"
+    )
     print(f"pool state     {json.dumps(info['pool'])}")
     return 0 if ok else 1
 
@@ -179,13 +185,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             else:
                 limits[name] = limit
         config = ServerConfig(
-            host=args.host, port=args.port, token=args.token, max_sessions=args.max_sessions,
-            idle_timeout_s=args.idle_timeout, sandbox=_sandbox_config(args), rate_limits=limits,
-            allow_origins=args.allow_origin or [], forwarded_allow_ips=args.forwarded_allow_ips,
-            max_body_bytes=args.max_body, header_timeout_s=args.header_timeout,
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            max_sessions=args.max_sessions,
+            idle_timeout_s=args.idle_timeout,
+            sandbox=_sandbox_config(args),
+            rate_limits=limits,
+            allow_origins=args.allow_origin or [],
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            max_body_bytes=args.max_body,
+            header_timeout_s=args.header_timeout,
             limit_concurrency=args.limit_concurrency,
             **({"max_string_chars": args.max_string} if args.max_string else {}),
-        )  # fmt: skip
+        )
     except ValueError as exc:
         _err(str(exc))
         return 2
@@ -212,10 +225,18 @@ def _sandbox_options(s: argparse.ArgumentParser) -> None:
 
     from .config import IsolationLevel, LauncherName
 
-    s.add_argument("--isolation", choices=get_args(IsolationLevel), default=None,
-                   help="sandbox isolation (default $WHIP_ISOLATION or auto)")  # fmt: skip
-    s.add_argument("--launcher", choices=get_args(LauncherName), default=None,
-                   help="how kernels start (default $WHIP_LAUNCHER or auto)")  # fmt: skip
+    s.add_argument(
+        "--isolation",
+        choices=get_args(IsolationLevel),
+        default=None,
+        help="sandbox isolation (default $WHIP_ISOLATION or auto)",
+    )
+    s.add_argument(
+        "--launcher",
+        choices=get_args(LauncherName),
+        default=None,
+        help="how kernels start (default $WHIP_LAUNCHER or auto)",
+    )
 
 
 def _sandbox_config(args: argparse.Namespace) -> SandboxConfig:
@@ -261,8 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the LLM agent over tasks (OpenAI-compatible endpoint: API_BASE_URL, "
         "MODEL_NAME, HF_TOKEN or API_KEY)",
     )
-    s.add_argument("--task", dest="tasks", action="append", metavar="ID",
-                   help="a task to run (repeatable; default: task1..task6)")  # fmt: skip
+    s.add_argument(
+        "--task",
+        dest="tasks",
+        action="append",
+        metavar="ID",
+        help="a task to run (repeatable; default: task1..task6)",
+    )
     s.add_argument("--model", help="model name (default: $MODEL_NAME)")
     s.add_argument("--api-base-url", help="endpoint URL (default: $API_BASE_URL)")
     s.add_argument("--no-tools", action="store_true", help="no tools: the model answers with a fix")
@@ -278,35 +304,88 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve the HTTP/WebSocket API (reference REST + OpenEnv)")
     s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    s.add_argument("--token", default=None,
-                   help="require 'Authorization: Bearer T' (or $WHIP_SERVER_TOKEN)")  # fmt: skip
-    s.add_argument("--max-sessions", type=_positive_int, default=16, metavar="N",
-                   help="cap on concurrent episodes (default 16)")  # fmt: skip
-    s.add_argument("--idle-timeout", type=float, default=900.0, metavar="S",
-                   help="close episodes idle for S seconds (default 900)")  # fmt: skip
-    s.add_argument("--pool-size", type=int, default=None, metavar="N",
-                   help="warm kernels (default $WHIP_POOL_SIZE or 2)")
-    s.add_argument("--tool-timeout", type=float, default=None, metavar="S",
-                   help="seconds a tool call may run (default $WHIP_TOOL_TIMEOUT_S or 30)")
-    s.add_argument("--rate-limit", action="append", metavar="NAME=N/S",
-                   help="override a per-client limit, e.g. step=120/60 or reset=off "
-                   "(names: baseline, baseline_task, step, reset, grader, mcp, ws)")  # fmt: skip
+    s.add_argument(
+        "--token", default=None, help="require 'Authorization: Bearer T' (or $WHIP_SERVER_TOKEN)"
+    )
+    s.add_argument(
+        "--max-sessions",
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="cap on concurrent episodes (default 16)",
+    )
+    s.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="close episodes idle for S seconds (default 900)",
+    )
+    s.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="warm kernels (default $WHIP_POOL_SIZE or 2)",
+    )
+    s.add_argument(
+        "--tool-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a tool call may run (default $WHIP_TOOL_TIMEOUT_S or 30)",
+    )
+    s.add_argument(
+        "--rate-limit",
+        action="append",
+        metavar="NAME=N/S",
+        help="override a per-client limit, e.g. step=120/60 or reset=off "
+        "(names: baseline, baseline_task, step, reset, grader, mcp, ws)",
+    )
     s.add_argument("--no-rate-limit", action="store_true", help="disable every rate limit")
-    s.add_argument("--allow-origin", action="append", metavar="URL",
-                   help="a web page origin (scheme://host[:port]) allowed to open /ws, besides "
-                   "loopback ones (repeatable)")  # fmt: skip
-    s.add_argument("--forwarded-allow-ips", metavar="IPS", default=None,
-                   help="believe X-Forwarded-For only from these proxies (uvicorn's option; "
-                   "default: from nobody)")  # fmt: skip
-    s.add_argument("--max-body", type=_positive_int, default=1024 * 1024, metavar="BYTES",
-                   help="largest request body or WebSocket message (default 1 MiB)")  # fmt: skip
-    s.add_argument("--max-string", type=_positive_int, default=None, metavar="CHARS",
-                   help="longest string field, e.g. code (default: the sandbox's limit, "
-                   "$WHIP_MAX_CODE_BYTES or 262144)")  # fmt: skip
-    s.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
-                   help="drop connections that send no complete request head in S s")  # fmt: skip
-    s.add_argument("--limit-concurrency", type=_positive_int, default=512, metavar="N",
-                   help="connections at once before answering 503 (default 512)")  # fmt: skip
+    s.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="URL",
+        help="a web page origin (scheme://host[:port]) allowed to open /ws, besides "
+        "loopback ones (repeatable)",
+    )
+    s.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        default=None,
+        help="believe X-Forwarded-For only from these proxies (uvicorn's option; "
+        "default: from nobody)",
+    )
+    s.add_argument(
+        "--max-body",
+        type=_positive_int,
+        default=1024 * 1024,
+        metavar="BYTES",
+        help="largest request body or WebSocket message (default 1 MiB)",
+    )
+    s.add_argument(
+        "--max-string",
+        type=_positive_int,
+        default=None,
+        metavar="CHARS",
+        help="longest string field, e.g. code (default: the sandbox's limit, "
+        "$WHIP_MAX_CODE_BYTES or 262144)",
+    )
+    s.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="drop connections that send no complete request head in S s",
+    )
+    s.add_argument(
+        "--limit-concurrency",
+        type=_positive_int,
+        default=512,
+        metavar="N",
+        help="connections at once before answering 503 (default 512)",
+    )
     _sandbox_options(s)
     s.set_defaults(func=cmd_serve)
 

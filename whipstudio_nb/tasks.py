@@ -42,8 +42,14 @@ _DIFFICULTIES = ("easy", "medium", "hard")
 # The pack format's grading vocabulary (grading.metrics computes them).
 METRICS = ("accuracy", "multilabel_f1", "r2")
 BUILTIN_COMPONENTS = (
-    "heldout_metric", "heldout_loss", "loss_decrease", "trained", "memory", "no_leakage",
+    "heldout_metric",
+    "heldout_loss",
+    "loss_decrease",
+    "trained",
+    "memory",
+    "no_leakage",
 )
+
 
 def builtin_tasks_dir() -> Path:
     """The packs shipped with the package: inside the wheel, or the repo root when editable."""
@@ -99,26 +105,50 @@ def load_task_dir(pack: str | os.PathLike[str]) -> TaskSpec:
         raise TaskPackError(f"{toml_path}: invalid TOML: {exc}") from exc
 
     for field in ("id", "name", "difficulty", "description"):
-        _require(isinstance(meta.get(field), str) and meta[field].strip() != "", toml_path,
-                 field, "is required and must be a non-empty string")  # fmt: skip
-    _require(meta["id"] == pack.name, toml_path, "id",
-             f"must match the directory name '{pack.name}' (got '{meta['id']}')")  # fmt: skip
-    _require(meta["difficulty"] in _DIFFICULTIES, toml_path, "difficulty",
-             f"must be one of {', '.join(_DIFFICULTIES)} (got '{meta['difficulty']}')")  # fmt: skip
+        _require(
+            isinstance(meta.get(field), str) and meta[field].strip() != "",
+            toml_path,
+            field,
+            "is required and must be a non-empty string",
+        )
+    _require(
+        meta["id"] == pack.name,
+        toml_path,
+        "id",
+        f"must match the directory name '{pack.name}' (got '{meta['id']}')",
+    )
+    _require(
+        meta["difficulty"] in _DIFFICULTIES,
+        toml_path,
+        "difficulty",
+        f"must be one of {', '.join(_DIFFICULTIES)} (got '{meta['difficulty']}')",
+    )
     max_turns = meta.get("max_turns", 10)
-    _require(isinstance(max_turns, int) and max_turns >= 1, toml_path, "max_turns",
-             "must be an integer >= 1")  # fmt: skip
+    _require(
+        isinstance(max_turns, int) and max_turns >= 1,
+        toml_path,
+        "max_turns",
+        "must be an integer >= 1",
+    )
     budget = meta.get("time_budget_s", 20)
-    _require(isinstance(budget, (int, float)) and budget > 0, toml_path, "time_budget_s",
-             "must be a positive number")  # fmt: skip
+    _require(
+        isinstance(budget, (int, float)) and budget > 0,
+        toml_path,
+        "time_budget_s",
+        "must be a positive number",
+    )
     grading = meta.get("grading", {})
     _require(isinstance(grading, dict), toml_path, "grading", "must be a table")
     _check_grading(grading, toml_path, (pack / "grader.py").read_text(encoding="utf-8"))
     variants = meta.get("variants", {})
     _require(isinstance(variants, dict), toml_path, "variants", "must be a table")
     for name, values in variants.items():
-        _require(isinstance(values, list) and len(values) > 0, toml_path, f"variants.{name}",
-                 "must be a non-empty list of values")  # fmt: skip
+        _require(
+            isinstance(values, list) and len(values) > 0,
+            toml_path,
+            f"variants.{name}",
+            "must be a non-empty list of values",
+        )
 
     hints_path = pack / "hints.md"
     hints = _parse_hints(hints_path.read_text(encoding="utf-8")) if hints_path.is_file() else []
@@ -137,8 +167,12 @@ def load_task_dir(pack: str | os.PathLike[str]) -> TaskSpec:
         sources["partial"] = (pack / "partial.py").read_text(encoding="utf-8")
     for name, text in sources.items():
         for used in _PLACEHOLDER.findall(text):
-            _require(used in variants, pack / f"{name}.py", f"{{{{{used}}}}}",
-                     f"is used but not declared under [variants] in {toml_path.name}")  # fmt: skip
+            _require(
+                used in variants,
+                pack / f"{name}.py",
+                f"{{{{{used}}}}}",
+                f"is used but not declared under [variants] in {toml_path.name}",
+            )
     spec = TaskSpec(
         info=info,
         buggy_code=sources["buggy"],
@@ -160,23 +194,42 @@ def load_task_dir(pack: str | os.PathLike[str]) -> TaskSpec:
 
 def _check_grading(grading: dict[str, Any], toml_path: Path, grader_source: str) -> None:
     metric = grading.get("metric", "accuracy")
-    _require(metric in METRICS, toml_path, "grading.metric",
-             f"must be one of {', '.join(METRICS)} (got '{metric}')")  # fmt: skip
+    _require(
+        metric in METRICS,
+        toml_path,
+        "grading.metric",
+        f"must be one of {', '.join(METRICS)} (got '{metric}')",
+    )
     weights = grading.get("weights", {})
     _require(isinstance(weights, dict), toml_path, "grading.weights", "must be a table")
     custom = _defines(grader_source, "score")
-    _require(_defines(grader_source, "heldout"),
-             toml_path.with_name("grader.py"), "heldout",
-             "must be defined: def heldout(seed, params) (README: task packs)")  # fmt: skip
+    _require(
+        _defines(grader_source, "heldout"),
+        toml_path.with_name("grader.py"),
+        "heldout",
+        "must be defined: def heldout(seed, params) (README: task packs)",
+    )
     for name, w in weights.items():
-        _require(isinstance(w, (int, float)) and w >= 0, toml_path, f"grading.weights.{name}",
-                 "must be a number >= 0")  # fmt: skip
-        _require(name in BUILTIN_COMPONENTS or custom, toml_path, f"grading.weights.{name}",
-                 f"is not a built-in component ({', '.join(BUILTIN_COMPONENTS)}) and grader.py "
-                 "defines no score() to provide it")  # fmt: skip
+        _require(
+            isinstance(w, (int, float)) and w >= 0,
+            toml_path,
+            f"grading.weights.{name}",
+            "must be a number >= 0",
+        )
+        _require(
+            name in BUILTIN_COMPONENTS or custom,
+            toml_path,
+            f"grading.weights.{name}",
+            f"is not a built-in component ({', '.join(BUILTIN_COMPONENTS)}) and grader.py "
+            "defines no score() to provide it",
+        )
     if "no_leakage" in weights:
-        _require(isinstance(grading.get("val_inputs"), str), toml_path, "grading.val_inputs",
-                 "must name the validation inputs when no_leakage is weighted")  # fmt: skip
+        _require(
+            isinstance(grading.get("val_inputs"), str),
+            toml_path,
+            "grading.val_inputs",
+            "must name the validation inputs when no_leakage is weighted",
+        )
 
 
 def _defines(source: str, name: str) -> bool:

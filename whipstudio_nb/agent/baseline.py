@@ -185,9 +185,10 @@ def _task_dict(result: EpisodeResult, cfg_model: str | None, use_tools: bool) ->
             "observation": s.observation,
         }
         for s in result.steps
-        if s.action is not None and s.observation.get("turn") is not None
+        if s.action is not None
+        and s.observation.get("turn") is not None
         and not str(s.error or "").startswith("REPEAT_STOP")
-    ]  # fmt: skip
+    ]
     out: dict[str, Any] = {
         "task_id": result.task_id,
         "score": result.score,

@@ -154,8 +154,11 @@ class EpisodeResult(BaseModel):
             raise ValueError(f"{path}: unsupported trajectory format {fmt!r}")
         for key in ("type", "n_steps"):
             header.pop(key, None)
-        steps = [StepRecord.model_validate({k: v for k, v in r.items() if k != "type"})
-                 for r in records[1:] if r.get("type") == "step"]  # fmt: skip
+        steps = [
+            StepRecord.model_validate({k: v for k, v in r.items() if k != "type"})
+            for r in records[1:]
+            if r.get("type") == "step"
+        ]
         return cls.model_validate({**header, "steps": steps})
 
 
@@ -304,8 +307,17 @@ def run_episode(
                     f"REPEAT_STOP: the same {choice.action_type} action was chosen "
                     f"{MAX_REPEATS} times in a row"
                 )
-                _refused(record, env, n, choice.action_type, msg, True, timing,
-                         action=_dump(choice), thought=thought)  # fmt: skip
+                _refused(
+                    record,
+                    env,
+                    n,
+                    choice.action_type,
+                    msg,
+                    True,
+                    timing,
+                    action=_dump(choice),
+                    thought=thought,
+                )
                 stop_reason = "repeat"
                 break
             submitted = None

@@ -51,8 +51,10 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if bar is not None:
         print(bar.finish(sum(r.graded for r in rows)), file=sys.stderr)
     print(summary_text(rows, assignment))
-    print(f"\nWrote {written[0]}, {written[2]} and {len(written) - 3} feedback pages in "
-          f"{Path(args.out) / 'feedback'}")  # fmt: skip
+    print(
+        f"\nWrote {written[0]}, {written[2]} and {len(written) - 3} feedback pages in "
+        f"{Path(args.out) / 'feedback'}"
+    )
     return 0
 
 

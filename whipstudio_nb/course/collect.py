@@ -90,9 +90,14 @@ def _read(path: Path, student: str | None) -> Submission:
     """One file as a submission (its task read from the episode, or from the script's name)."""
     if path.suffix == ".py":
         if student is None:
-            return Submission("?", _task_from_name(path), "invalid", path,
-                              problem="a script outside a student directory: whose is it? "
-                              "Put it at <student>/<task>.py")  # fmt: skip
+            return Submission(
+                "?",
+                _task_from_name(path),
+                "invalid",
+                path,
+                problem="a script outside a student directory: whose is it? "
+                "Put it at <student>/<task>.py",
+            )
         return Submission(student, path.stem, "script", path)
     try:
         record = load_episode(path)
@@ -101,9 +106,14 @@ def _read(path: Path, student: str | None) -> Submission:
         return Submission(student or "?", guess, "invalid", path, problem=str(exc))
     who = student if student is not None else record.student_id.strip()
     if not who:
-        return Submission("?", record.task_id, "invalid", path, record,
-                          problem="the episode names no student and is not in a student "
-                          "directory")  # fmt: skip
+        return Submission(
+            "?",
+            record.task_id,
+            "invalid",
+            path,
+            record,
+            problem="the episode names no student and is not in a student directory",
+        )
     return Submission(who, record.task_id, "episode", path, record)
 
 

@@ -128,8 +128,10 @@ def summary_text(rows: list[GradeRow], assignment: Assignment) -> str:
             continue
         mean = "-" if s.mean is None else f"{s.mean:.3f}"
         median = "-" if s.median is None else f"{s.median:.3f}"
-        lines.append(f"{s.task:<10} {s.graded:>3}/{s.total:<3} {s.solved:>7} {mean:>6} "
-                     f"{median:>7}  {s.failing_text()}")  # fmt: skip
+        lines.append(
+            f"{s.task:<10} {s.graded:>3}/{s.total:<3} {s.solved:>7} {mean:>6} "
+            f"{median:>7}  {s.failing_text()}"
+        )
     flagged = [r for r in rows if r.tampered]
     if flagged:
         lines.append("tampered: " + ", ".join(f"{r.student}/{r.task}" for r in flagged))
@@ -143,34 +145,68 @@ def summary_page(rows: list[GradeRow], assignment: Assignment) -> str:
     parts = [f"<h1>{esc(assignment.name)}: class summary</h1>"]
     stats = []
     for s in summarize(rows, assignment):
-        stats.append([
-            esc(s.task), f"{s.graded}/{s.total}", str(s.solved),
-            "-" if s.mean is None else f"{s.mean:.3f}",
-            "-" if s.median is None else f"{s.median:.3f}",
-            esc(s.failing_text()), str(s.tampered),
-        ])  # fmt: skip
-    parts.append(table(stats, ["task", "graded", "solved", "mean", "median",
-                               "most common failing component", "tampered"]))  # fmt: skip
+        stats.append(
+            [
+                esc(s.task),
+                f"{s.graded}/{s.total}",
+                str(s.solved),
+                "-" if s.mean is None else f"{s.mean:.3f}",
+                "-" if s.median is None else f"{s.median:.3f}",
+                esc(s.failing_text()),
+                str(s.tampered),
+            ]
+        )
+    parts.append(
+        table(
+            stats,
+            [
+                "task",
+                "graded",
+                "solved",
+                "mean",
+                "median",
+                "most common failing component",
+                "tampered",
+            ],
+        )
+    )
     parts.append("<h2>Score histograms</h2><div>")
     for s in summarize(rows, assignment):
         if s.scores:
             parts.append(png_img_tag(s.histogram_png(), f"{s.task} score histogram"))
     parts.append("</div><h2>Every row</h2>")
     body = [
-        [esc(r.student), esc(r.task), f"{r.score:.3f}", "yes" if r.solved else "",
-         "TAMPERED" if r.tampered else "", "late" if r.late else "", esc("; ".join(r.reasons))]
+        [
+            esc(r.student),
+            esc(r.task),
+            f"{r.score:.3f}",
+            "yes" if r.solved else "",
+            "TAMPERED" if r.tampered else "",
+            "late" if r.late else "",
+            esc("; ".join(r.reasons)),
+        ]
         for r in rows
-    ]  # fmt: skip
+    ]
     parts.append(table(body, ["student", "task", "score", "solved", "tampered", "late", "reason"]))
     return _page(f"{assignment.name}: summary", "".join(parts))
 
 
 def _row_json(r: GradeRow) -> dict[str, Any]:
     out: dict[str, Any] = dict(r.csv_row())
-    out.update(score=r.score, solved=r.solved, tampered=r.tampered, late=r.late,
-               turns=r.turns, submissions=r.submissions, seed=r.seed,
-               recorded_score=r.recorded_score, components=r.components, reasons=r.reasons,
-               graded=r.graded, details=r.result.details if r.result else None)  # fmt: skip
+    out.update(
+        score=r.score,
+        solved=r.solved,
+        tampered=r.tampered,
+        late=r.late,
+        turns=r.turns,
+        submissions=r.submissions,
+        seed=r.seed,
+        recorded_score=r.recorded_score,
+        components=r.components,
+        reasons=r.reasons,
+        graded=r.graded,
+        details=r.result.details if r.result else None,
+    )
     out.pop("reason")
     return out
 
@@ -207,9 +243,11 @@ def write_outputs(
         writer.writeheader()
         writer.writerows(r.csv_row() for r in rows)
     json_path = out / "grades.json"
-    json_path.write_text(dump_strict_json({"assignment": assignment.name,
-                                           "rows": [_row_json(r) for r in rows]}) + "\n",
-                         encoding="utf-8")  # fmt: skip
+    json_path.write_text(
+        dump_strict_json({"assignment": assignment.name, "rows": [_row_json(r) for r in rows]})
+        + "\n",
+        encoding="utf-8",
+    )
     summary = out / "summary.html"
     summary.write_text(summary_page(rows, assignment), encoding="utf-8")
     written = [csv_path, json_path, summary]

@@ -26,9 +26,20 @@ from .collect import Submission, collect
 __all__ = ["CSV_FIELDS", "GradeRow", "grade_submissions", "regrade"]
 
 CSV_FIELDS = (
-    "student", "task", "score", "solved", "turns", "submissions", "components", "tampered",
-    "late", "recorded_score", "seed", "file", "reason",
-)  # fmt: skip
+    "student",
+    "task",
+    "score",
+    "solved",
+    "turns",
+    "submissions",
+    "components",
+    "tampered",
+    "late",
+    "recorded_score",
+    "seed",
+    "file",
+    "reason",
+)
 SCORE_TOLERANCE = 0.05  # a recorded score may exceed the regrade by this much before it counts
 MAX_SCRIPT_BYTES = 1024 * 1024
 

@@ -72,14 +72,24 @@ def calibrate(
     )
     solution, t_solution = timed(task.solution_code)
     add(_ran(task, "solution runs", solution, must_succeed=True))
-    add(Check("solution scores high", solution.score >= SOLUTION_MIN,
-              f"{solution.score:.3f} (>= {SOLUTION_MIN})"))  # fmt: skip
+    add(
+        Check(
+            "solution scores high",
+            solution.score >= SOLUTION_MIN,
+            f"{solution.score:.3f} (>= {SOLUTION_MIN})",
+        )
+    )
     if task.partial_code is not None:
         partial, _ = timed(task.partial_code)
         ok = buggy.score + PARTIAL_MARGIN <= partial.score <= solution.score - PARTIAL_MARGIN
-        add(Check("partial fix scores in between", ok,
-                  f"{buggy.score:.3f} < {partial.score:.3f} < {solution.score:.3f} "
-                  f"(margin {PARTIAL_MARGIN} each side)"))  # fmt: skip
+        add(
+            Check(
+                "partial fix scores in between",
+                ok,
+                f"{buggy.score:.3f} < {partial.score:.3f} < {solution.score:.3f} "
+                f"(margin {PARTIAL_MARGIN} each side)",
+            )
+        )
     else:
         add(
             Check("partial fix scores in between", False, "no partial.py in the pack", warning=True)
@@ -91,27 +101,53 @@ def calibrate(
             why = ""
             if name == "heldout_loss" and solution.details.get("heldout_loss") is None:
                 why = " (no held-out loss: the interface returns class indices, not logits)"
-            add(Check(f"weight '{name}' can be earned", False,
-                      f"the reference solution earns 0 of its weight {w:g}{why}",
-                      warning=True))  # fmt: skip
+            add(
+                Check(
+                    f"weight '{name}' can be earned",
+                    False,
+                    f"the reference solution earns 0 of its weight {w:g}{why}",
+                    warning=True,
+                )
+            )
     for name, code in cheat_codes(task).items():
         res, _ = timed(code)
         if name in ADDS_NOTHING:
             gain = res.score - buggy.score
-            add(Check(f"cheat '{name}'", gain <= REPEAT_TOLERANCE,
-                      f"{res.score:.3f} (buggy code alone: {buggy.score:.3f})"))  # fmt: skip
+            add(
+                Check(
+                    f"cheat '{name}'",
+                    gain <= REPEAT_TOLERANCE,
+                    f"{res.score:.3f} (buggy code alone: {buggy.score:.3f})",
+                )
+            )
             continue
         add(Check(f"cheat '{name}'", res.score <= CHEAT_MAX, f"{res.score:.3f} (<= {CHEAT_MAX})"))
     again, t_again = timed(task.solution_code)
     diff = abs(again.score - solution.score)
-    add(Check("same code, same score", diff <= REPEAT_TOLERANCE,
-              f"{solution.score:.4f} then {again.score:.4f}"))  # fmt: skip
+    add(
+        Check(
+            "same code, same score",
+            diff <= REPEAT_TOLERANCE,
+            f"{solution.score:.4f} then {again.score:.4f}",
+        )
+    )
     slowest = max(t_solution, t_again)
-    add(Check("grading time", slowest <= task.time_budget_s,
-              f"{slowest:.2f} s (budget {task.time_budget_s:g} s)"))  # fmt: skip
+    add(
+        Check(
+            "grading time",
+            slowest <= task.time_budget_s,
+            f"{slowest:.2f} s (budget {task.time_budget_s:g} s)",
+        )
+    )
     if slowest > GRADING_TIME_TARGET_S:
-        add(Check("grading time target", False, f"{slowest:.2f} s > {GRADING_TIME_TARGET_S:g} s",
-                  warning=True))  # fmt: skip
+        add(
+            Check(
+                "grading time target",
+                False,
+                f"{slowest:.2f} s > {GRADING_TIME_TARGET_S:g} s",
+                warning=True,
+            )
+        )
     for seed in seeds:
         from ..tasks import render_variant
 
@@ -119,8 +155,13 @@ def calibrate(
         v_sol, _ = timed(variant.solution_code, variant)
         v_bug, _ = timed(variant.buggy_code, variant)
         ok = v_sol.score >= SOLUTION_MIN and v_bug.score <= BUGGY_MAX
-        add(Check(f"variant seed={seed} {variant.params}", ok,
-                  f"buggy {v_bug.score:.3f}, solution {v_sol.score:.3f}"))  # fmt: skip
+        add(
+            Check(
+                f"variant seed={seed} {variant.params}",
+                ok,
+                f"buggy {v_bug.score:.3f}, solution {v_sol.score:.3f}",
+            )
+        )
     return checks
 
 
@@ -146,8 +187,10 @@ def _pack_checks(task: TaskSpec) -> list[Check]:
     if len(inputs) != n:
         problems.append(f"heldout() returned {len(inputs)} inputs but {n} labels")
     if metric == "accuracy" and (labels.ndim != 1 or labels.dtype.kind not in "iu"):
-        problems.append(f"accuracy needs labels of shape (N,) of class indices, got "
-                        f"{labels.shape} {labels.dtype}")  # fmt: skip
+        problems.append(
+            f"accuracy needs labels of shape (N,) of class indices, got "
+            f"{labels.shape} {labels.dtype}"
+        )
     if metric == "multilabel_f1" and (labels.ndim != 2 or not np.isin(labels, (0, 1)).all()):
         problems.append(f"multilabel_f1 needs 0/1 labels of shape (N, L), got {labels.shape}")
     if metric == "r2" and labels.shape not in ((n,), (n, 1)):
@@ -155,25 +198,46 @@ def _pack_checks(task: TaskSpec) -> list[Check]:
     if problems:
         return [Check("grader.py data", False, "; ".join(problems))]
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in train.items()) or "built by the script"
-    out = [Check("grader.py data", True, f"training data {shapes}; held-out inputs "
-                 f"{tuple(inputs.shape)}, labels {tuple(labels.shape)}")]  # fmt: skip
+    out = [
+        Check(
+            "grader.py data",
+            True,
+            f"training data {shapes}; held-out inputs "
+            f"{tuple(inputs.shape)}, labels {tuple(labels.shape)}",
+        )
+    ]
     if legacy:
-        out.append(Check("data from the environment", False,
-                         "grader.py defines no training_data(seed, params): the script builds its "
-                         "own data, so a submission can see its rule (README: task packs)",
-                         warning=True))  # fmt: skip
+        out.append(
+            Check(
+                "data from the environment",
+                False,
+                "grader.py defines no training_data(seed, params): the script builds its "
+                "own data, so a submission can see its rule (README: task packs)",
+                warning=True,
+            )
+        )
     best, loss = constant_baseline(metric, labels)
     chance = max(best, float(cfg.get("chance", best)))
     loss_max = min(loss, float(cfg.get("loss_max", loss)))
     target = float(cfg.get("target", 0.9 if metric != "multilabel_f1" else 0.8))
-    out.append(Check("chance (best constant predictor)", target > chance,
-                     f"metric {best:.3f}, loss {loss:.3f}; scoring from chance {chance:.3f} "
-                     f"to target {target:.3f}, held-out loss from {loss_max:.3f}"))  # fmt: skip
+    out.append(
+        Check(
+            "chance (best constant predictor)",
+            target > chance,
+            f"metric {best:.3f}, loss {loss:.3f}; scoring from chance {chance:.3f} "
+            f"to target {target:.3f}, held-out loss from {loss_max:.3f}",
+        )
+    )
     loss_target = cfg.get("loss_target")
     if loss_target is not None and float(loss_target) >= loss_max:
-        out.append(Check("held-out loss can be earned", False,
-                         f"loss_target {loss_target} >= {loss_max:.3f}, the loss of a constant "
-                         "predictor", warning=True))  # fmt: skip
+        out.append(
+            Check(
+                "held-out loss can be earned",
+                False,
+                f"loss_target {loss_target} >= {loss_max:.3f}, the loss of a constant predictor",
+                warning=True,
+            )
+        )
     return out
 
 

@@ -353,11 +353,14 @@ def cheat_codes(task: TaskSpec, data_code: str | None = None) -> dict[str, str]:
             f".reshape({demo[4]!r})\n"
         )
         cheats["rule-based forward (public demo world)"] = (
-            task.buggy_code + "\n" + rule + _COMMON.format(kind=kind)
+            task.buggy_code
+            + "\n"
+            + rule
+            + _COMMON.format(kind=kind)
             + "_side = _fit_side(_X, _Y1)\n"
             f"{model_name}.forward = lambda x: _side(x)\n"
             + (f"{predict} = lambda inputs: {model_name}(inputs)\n" if predict else "")
-        )  # fmt: skip
+        )
     return cheats
 
 

@@ -31,6 +31,7 @@ EVAL_MARGIN_S = 3.0
 MAX_LOSSES_IN_DETAILS = 200
 CRASH_CAP = 0.5  # a script that crashes part-way can show progress, but not pass
 
+
 def _result(score: float, details: dict[str, Any], output: str = "") -> GradeResult:
     return GradeResult(score=round(min(1.0, max(0.0, score)), 4), details=details, output=output)
 

@@ -92,8 +92,11 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
             parser = getattr(getattr(self, func.__name__, None), "parser", None)
             if parser is None:
                 return self._message(str(exc))
-            others = {n: getattr(getattr(self, n, None), "parser", None) for n in dir(self)
-                      if n.startswith("whip_")}  # fmt: skip
+            others = {
+                n: getattr(getattr(self, n, None), "parser", None)
+                for n in dir(self)
+                if n.startswith("whip_")
+            }
             others = {n: p for n, p in others.items() if p is not None}
             return self._message(usage_message(func.__name__, parser, str(exc), others))
         except Exception as exc:

@@ -115,13 +115,16 @@ class WhipMagics(EpisodeSession, Magics):
 
         task_id, seed = args.task or self.default_task, args.seed
         if (pin := self._pinned()) is not None:  # course mode: the assignment's task and variant
-            task_id = args.task or (self.default_task if self.default_task in pin.tasks
-                                    else pin.tasks[0])  # fmt: skip
+            task_id = args.task or (
+                self.default_task if self.default_task in pin.tasks else pin.tasks[0]
+            )
             pin.check_task(task_id)
             seed = pin.seed_for(task_id, self._student())
             if args.seed is not None and args.seed != seed:
-                return self._message(f"The assignment '{pin.name}' sets the variant: run "
-                                     f"%whip_reset {task_id} without --seed.")  # fmt: skip
+                return self._message(
+                    f"The assignment '{pin.name}' sets the variant: run "
+                    f"%whip_reset {task_id} without --seed."
+                )
         replaced = self._replaced_episode()
         obs = self.env.reset(task_id, seed=seed)
         self._timeline = []
@@ -446,19 +449,6 @@ def _first_line(code: str) -> str:
 
 # ---------------------------------------------------------------------- extension hooks
 
-_MAGIC_NAMES = {
-    "line": (
-        "whip_tasks", "whip_reset", "whip_snippet", "whip_inspect", "whip_probe", "whip_vars",
-        "whip_diff", "whip_submit", "whip_state", "whip_hint", "whip_code", "whip_agent",
-        "whip_save",
-    ),
-    "cell": (
-        "whip_snippet", "whip_inspect", "whip_probe", "whip_vars", "whip_diff", "whip_submit",
-        "whip_code",
-    ),
-}  # fmt: skip
-
-
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and the observation formatters; warm the sandbox in the background."""
     if getattr(ipython, "_whip_magics", None) is not None:
@@ -481,7 +471,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics.shutdown()
     magics.unregister_formatters()
     table = ipython.magics_manager.magics
-    for kind, names in _MAGIC_NAMES.items():
+    for kind, names in WhipMagics.magics.items():  # what @magics_class registered
         for name in names:
             table[kind].pop(name, None)
     ipython.magics_manager.registry.pop(type(magics).__name__, None)

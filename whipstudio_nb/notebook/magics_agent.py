@@ -44,9 +44,11 @@ def run_agent_magic(magics: Any, args: Any) -> Any:
     def on_step(rec: StepRecord) -> None:
         steps.append(rec)
         turn = int(rec.observation.get("turn") or 0)
-        magics._timeline.append(w.TimelineEntry(turn, rec.action_type, rec.summary,
-                                              record_view(magics, rec), rec.error,
-                                              rec.reward))  # fmt: skip
+        magics._timeline.append(
+            w.TimelineEntry(
+                turn, rec.action_type, rec.summary, record_view(magics, rec), rec.error, rec.reward
+            )
+        )
         view = live["view"]
         view.steps = list(steps)
         redraw(view)

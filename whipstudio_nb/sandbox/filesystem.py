@@ -46,6 +46,7 @@ class Mount:
 # whipstudio_nb/ (from this file: importing the package itself would go up the layers)
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+
 def python_roots() -> list[tuple[str, str]]:
     """Directories the interpreter and this package need, as (path, why), outside /usr."""
     paths = sysconfig.get_paths()
@@ -102,16 +103,27 @@ def mount_plan(*, pool_dir: str, hidden: list[str], passwd: str, group: str) -> 
         Mount("ro-bind", "/etc/group", group, "a two-line group file"),
         Mount("dev", "/dev", why="null, zero, random, urandom, tty only"),
         Mount("proc", "/proc", why="this sandbox's processes only; each kernel mounts its own"),
-        Mount("tmpfs", "/tmp", why="empty; each kernel covers it with its own capped tmpfs",
-              size_mb=16),
+        Mount(
+            "tmpfs",
+            "/tmp",
+            why="empty; each kernel covers it with its own capped tmpfs",
+            size_mb=16,
+        ),
         Mount("tmpfs", "/run", why="empty", size_mb=1),
-    ]  # fmt: skip
+    ]
     roots = python_roots()
     for path, why in roots:
         plan.append(Mount("ro-bind", path, path, why))
     for path in task_pack_copies([r for r, _ in roots], hidden):
-        plan.append(Mount("tmpfs", path, why="a task pack: solutions and graders stay out",
-                          size_mb=1, read_only=True))  # fmt: skip
+        plan.append(
+            Mount(
+                "tmpfs",
+                path,
+                why="a task pack: solutions and graders stay out",
+                size_mb=1,
+                read_only=True,
+            )
+        )
     plan.append(Mount("bind", pool_dir, pool_dir, "IPC sockets; each kernel sees only its own"))
     return plan
 

@@ -160,9 +160,14 @@ class ForkServerLauncher(Launcher):
         env = kernel_env(workdir)
         # No user-writable directory on the server's sys.path or as its cwd: it is "/" (read-only)
         # under strict, and neither the cwd nor a user site directory is ever on its path.
-        env.update(PYTHONSAFEPATH="1", PYTHONNOUSERSITE="1", HOME="/", TMPDIR="/tmp",
-                   PYDEVD_DISABLE_FILE_VALIDATION="1",
-                   MPLCONFIGDIR="/tmp/mpl")  # fmt: skip
+        env.update(
+            PYTHONSAFEPATH="1",
+            PYTHONNOUSERSITE="1",
+            HOME="/",
+            TMPDIR="/tmp",
+            PYDEVD_DISABLE_FILE_VALIDATION="1",
+            MPLCONFIGDIR="/tmp/mpl",
+        )
         join = ""
         if self.isolation != "none" and os.geteuid() == 0:
             # one cap for this pool's processes, whatever user they run as

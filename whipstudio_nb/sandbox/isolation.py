@@ -123,12 +123,36 @@ def bwrap_problem() -> str | None:
         return problem
     try:
         probe = subprocess.run(
-            [*unprivileged_prefix([]), exe, *_namespace_args(), *_cap_args(),
-             "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib",
-             "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
-             "--proc", "/proc", "--dev", "/dev", "--", "/bin/sh", "-c", "true"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+            [
+                *unprivileged_prefix([]),
+                exe,
+                *_namespace_args(),
+                *_cap_args(),
+                "--ro-bind",
+                "/usr",
+                "/usr",
+                "--symlink",
+                "usr/lib",
+                "/lib",
+                "--symlink",
+                "usr/lib64",
+                "/lib64",
+                "--symlink",
+                "usr/bin",
+                "/bin",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "--",
+                "/bin/sh",
+                "-c",
+                "true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap failed to run: {exc}"
     if probe.returncode != 0:
@@ -172,9 +196,16 @@ def warning_for(level: str) -> str | None:
 
 def _namespace_args() -> list[str]:
     return [
-        "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-        "--unshare-cgroup-try", "--cap-drop", "ALL", "--die-with-parent",
-    ]  # fmt: skip
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--cap-drop",
+        "ALL",
+        "--die-with-parent",
+    ]
 
 
 # What the fork server keeps so that each kernel's supervisor can build its private world (see

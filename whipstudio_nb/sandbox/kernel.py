@@ -41,8 +41,14 @@ OUTPUT_CAP = 64 * 1024
 
 # Host variables a kernel may see; everything else (API keys, tokens...) is dropped.
 _ENV_ALLOW = (
-    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-)  # fmt: skip
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+)
 
 
 def kernel_env(workdir: str) -> dict[str, str]:
@@ -187,8 +193,11 @@ def _keep_result(res: ExecResult, result: dict[str, Any], max_results: int, max_
     size = len(json.dumps(result, default=str))
     if size > max_bytes:
         res.results_dropped += 1
-        result = {"truncated": True, "internal_error": f"result of {size} bytes dropped "
-                  f"(limit {max_bytes}; set WHIP_MAX_RESULT_BYTES to raise it)"}  # fmt: skip
+        result = {
+            "truncated": True,
+            "internal_error": f"result of {size} bytes dropped "
+            f"(limit {max_bytes}; set WHIP_MAX_RESULT_BYTES to raise it)",
+        }
     res.results.append(result)
 
 
@@ -217,9 +226,14 @@ class SandboxKernel:
         self._closed = False
         self._lock = threading.Lock()
         argv = [
-            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-            "--HistoryManager.enabled=False", "--IPKernelApp.quiet=True",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            "--HistoryManager.enabled=False",
+            "--IPKernelApp.quiet=True",
+        ]
         km = KernelManager(
             transport="ipc" if os.name == "posix" else "tcp",
             connection_file=os.path.join(

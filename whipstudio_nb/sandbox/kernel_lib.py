@@ -21,6 +21,7 @@ PROGRESS_MIME = "application/vnd.whipstudio.progress+json"
 PROGRESS_INTERVAL_S = 0.25
 REPR_LIMIT = 500
 
+
 def warm_up(preload: list[str] | tuple[str, ...] = ()) -> None:
     """Import what every call needs, so the first call pays nothing: numpy, torch, and the
     modules the host names in ``preload`` (its tools' in-kernel halves). A preloaded module's

@@ -22,9 +22,23 @@ __all__ = [
 
 # Order matters: it is the order the reference prints in its message.
 ALLOWED_IMPORTS: tuple[str, ...] = (
-    "torch", "numpy", "sklearn", "pandas", "matplotlib", "scipy", "math", "random", "os",
-    "sys", "collections", "itertools", "functools", "json", "re", "typing",
-)  # fmt: skip
+    "torch",
+    "numpy",
+    "sklearn",
+    "pandas",
+    "matplotlib",
+    "scipy",
+    "math",
+    "random",
+    "os",
+    "sys",
+    "collections",
+    "itertools",
+    "functools",
+    "json",
+    "re",
+    "typing",
+)
 # Provided by the environment itself (task scripts load their training data with it); admitted
 # without changing the reference's message above.
 ENVIRONMENT_IMPORTS: tuple[str, ...] = ("whip_data",)

@@ -26,6 +26,7 @@ def warmup_code(preload: tuple[str, ...]) -> str:
         f"_whip_kernel_lib.warm_up({list(preload)!r})"
     )
 
+
 _live_pools: weakref.WeakSet[KernelPool] = weakref.WeakSet()
 LAUNCHERS = ("forkserver", "direct")
 

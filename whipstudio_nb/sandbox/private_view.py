@@ -53,11 +53,14 @@ def _check(ret: int, what: str) -> None:
 def _mount(src: str | None, dst: str, fstype: str | None, flags: int, data: str = "") -> None:
     _check(
         _libc.mount(
-            src.encode() if src else None, dst.encode(), fstype.encode() if fstype else None,
-            flags, data.encode() if data else None,
+            src.encode() if src else None,
+            dst.encode(),
+            fstype.encode() if fstype else None,
+            flags,
+            data.encode() if data else None,
         ),
         f"mount {src or fstype} on {dst}",
-    )  # fmt: skip
+    )
 
 
 def unshare(flags: int) -> None:

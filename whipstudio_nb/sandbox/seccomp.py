@@ -15,17 +15,49 @@ __all__ = ["DENIED_SYSCALLS", "build_kernel_filter", "seccomp_problem"]
 
 DENIED_SYSCALLS: tuple[str, ...] = (
     # filesystems and namespaces: a kernel's view of the host is fixed before its code runs
-    "mount", "umount2", "unshare", "setns", "pivot_root", "chroot",
-    "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
+    "mount",
+    "umount2",
+    "unshare",
+    "setns",
+    "pivot_root",
+    "chroot",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
     # other processes' memory
-    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "pidfd_getfd",
     # kernel attack surface with a history of escapes
-    "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
-    "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
     # the host kernel itself
-    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    "open_by_handle_at", "name_to_handle_at", "syslog", "acct", "swapon", "swapoff", "reboot",
-)  # fmt: skip
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "syslog",
+    "acct",
+    "swapon",
+    "swapoff",
+    "reboot",
+)
 
 _CLONE_NS_FLAGS = (
     0x00020000,  # CLONE_NEWNS

@@ -175,12 +175,29 @@ class ZygoteServer:
 
 
 _KERNEL_INIT_MODULES = (
-    "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "IPython.core.debugger",
-    "IPython.core.completerlib", "IPython.core.oinspect", "IPython.extensions.storemagic",
-    "IPython.utils.wildcard", "tornado.gen", "tornado.locks", "tornado.queues",
-    "tornado.platform.asyncio", "pdb", "pydoc", "mimetypes", "xmlrpc.client", "http.server",
-    "encodings.idna", "encodings.latin_1", "encodings.ascii", "stringprep", "faulthandler",
-)  # fmt: skip
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.debugger",
+    "IPython.core.debugger",
+    "IPython.core.completerlib",
+    "IPython.core.oinspect",
+    "IPython.extensions.storemagic",
+    "IPython.utils.wildcard",
+    "tornado.gen",
+    "tornado.locks",
+    "tornado.queues",
+    "tornado.platform.asyncio",
+    "pdb",
+    "pydoc",
+    "mimetypes",
+    "xmlrpc.client",
+    "http.server",
+    "encodings.idna",
+    "encodings.latin_1",
+    "encodings.ascii",
+    "stringprep",
+    "faulthandler",
+)
 
 
 def main() -> int:

@@ -63,8 +63,7 @@ def json_limit_problem(value: Any, config: ServerConfig) -> JSONLimitError | Non
                 field = f" (field '{where.lstrip('.')}')" if where else ""
                 return JSONLimitError(
                     422,
-                    f"Invalid request: a string is longer than {limit} "
-                    f"characters{field}",
+                    f"Invalid request: a string is longer than {limit} characters{field}",
                 )
             continue
         if isinstance(v, (dict, list)):
@@ -240,8 +239,11 @@ class GuardMiddleware:
                 parse_json_limited(body, self.config)
             except JSONLimitError as exc:
                 if scope["path"] == "/mcp":
-                    rpc = {"jsonrpc": "2.0", "id": None,
-                           "error": {"code": -32600, "message": str(exc)}}  # fmt: skip
+                    rpc = {
+                        "jsonrpc": "2.0",
+                        "id": None,
+                        "error": {"code": -32600, "message": str(exc)},
+                    }
                     await error_response(exc.status, "", body=rpc)(scope, receive, send)
                 else:
                     await error_response(exc.status, str(exc), code=exc.code)(scope, receive, send)

@@ -23,6 +23,7 @@ __all__ = [
     "tool_list",
 ]
 
+
 def observation_models() -> dict[str, type[Any]]:
     """Each tool's observation model, by tool name (from the registry)."""
     return {t.name: t.observation for t in tools()}

@@ -33,5 +33,10 @@ def run(ctx: ToolContext, action: InspectDiffAction) -> InspectDiffObservation:
 
 
 # Free: it only reads the working copy.
-TOOL = Tool(action=InspectDiffAction, observation=InspectDiffObservation, run=run,
-            costs_turn=False, view="diff")
+TOOL = Tool(
+    action=InspectDiffAction,
+    observation=InspectDiffObservation,
+    run=run,
+    costs_turn=False,
+    view="diff",
+)

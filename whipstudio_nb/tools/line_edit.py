@@ -52,7 +52,12 @@ def run(ctx: ToolContext, action: Edit) -> CodeObservation:
 
 # view_code is free: it only reads the working copy.
 TOOLS = tuple(
-    Tool(action=model, observation=CodeObservation, run=run, view="code",
-         costs_turn=model is not ViewCodeAction)
+    Tool(
+        action=model,
+        observation=CodeObservation,
+        run=run,
+        view="code",
+        costs_turn=model is not ViewCodeAction,
+    )
     for model in (ViewCodeAction, ReplaceLinesAction, UndoEditAction, ResetToOriginalAction)
 )

@@ -76,8 +76,9 @@ class AgentRunView(View):
     @classmethod
     def from_result(cls, result: Any, compact: bool = False, head: bool = True) -> AgentRunView:
         """The finished dashboard of an ``EpisodeResult`` (e.g. one read back from JSON Lines)."""
-        return cls(result.task_id, result.model, result.steps, result.max_turns, result, compact,
-                   head)  # fmt: skip
+        return cls(
+            result.task_id, result.model, result.steps, result.max_turns, result, compact, head
+        )
 
     def head(self) -> str:
         who = f"Agent {self.model or 'policy'} on {self.task_id}"

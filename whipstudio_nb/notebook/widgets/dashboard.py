@@ -16,8 +16,15 @@ __all__ = ["EpisodeDashboard", "TimelineEntry"]
 class TimelineEntry:
     """One tool call: what was asked, and the observation (or its view) that came back."""
 
-    def __init__(self, turn: int, action_type: str, summary: str, view: Any = None,
-                 error: str | None = None, reward: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        turn: int,
+        action_type: str,
+        summary: str,
+        view: Any = None,
+        error: str | None = None,
+        reward: float = 0.0,
+    ) -> None:
         self.turn, self.action_type, self.summary = turn, action_type, summary
         self.view, self.error, self.reward = view, error, reward
 
@@ -81,8 +88,9 @@ class EpisodeDashboard(View):
             f'<span style="color: {GREY}">{s.turn} / {s.max_turns or "?"} turns</span></div>'
         )
 
-    def _entry_title(self, turn: int, kind: str, summary: str, err: str | None,
-                     reward: float) -> str:  # fmt: skip
+    def _entry_title(
+        self, turn: int, kind: str, summary: str, err: str | None, reward: float
+    ) -> str:
         if err:
             flag = badge("error", RED)
         elif kind == "submit_fix":  # the score itself, coloured as in the grade report

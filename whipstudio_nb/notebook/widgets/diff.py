@@ -84,15 +84,20 @@ class DiffViewer(View):
     def side_by_side_html(self) -> str:
         table = "border-collapse: collapse; width: 100%; table-layout: fixed;"
         out = [f'<table class="whip-side-by-side" style="{table} {_MONO}">']
-        out.append('<colgroup><col style="width: 3.5em"><col><col style="width: 3.5em"><col>'
-                   "</colgroup>")  # fmt: skip
+        out.append(
+            '<colgroup><col style="width: 3.5em"><col><col style="width: 3.5em"><col></colgroup>'
+        )
         th = "text-align: left; padding: 2px 8px; border-bottom: 1px solid #ddd;"
-        out.append(f'<tr><th></th><th style="{th}">original</th><th></th>'
-                   f'<th style="{th}">proposed</th></tr>')  # fmt: skip
+        out.append(
+            f'<tr><th></th><th style="{th}">original</th><th></th>'
+            f'<th style="{th}">proposed</th></tr>'
+        )
 
         def cell(n: int | None, txt: str, bg: str) -> str:
-            return (f'<td style="{_NUM}">{n or ""}</td>'
-                    f'<td style="{_HALF} background: {bg}">{esc(txt)}</td>')  # fmt: skip
+            return (
+                f'<td style="{_NUM}">{n or ""}</td>'
+                f'<td style="{_HALF} background: {bg}">{esc(txt)}</td>'
+            )
 
         for tag, i1, i2, j1, j2 in self.opcodes:
             if tag == "equal":
@@ -111,9 +116,11 @@ class DiffViewer(View):
         return "".join(out)
 
     def _head(self) -> str:
-        return (f'<div><b>Diff against the original</b>: <span style="color:#2e7d32">'
-                f'+{self.additions}</span> <span style="color:#c62828">-{self.deletions}</span>'
-                "</div>")  # fmt: skip
+        return (
+            f'<div><b>Diff against the original</b>: <span style="color:#2e7d32">'
+            f'+{self.additions}</span> <span style="color:#c62828">-{self.deletions}</span>'
+            "</div>"
+        )
 
     def html(self) -> str:
         if not any(t != "equal" for t, *_ in self.opcodes):

@@ -139,21 +139,41 @@ class LossCurve(View):
         fig = Figure(figsize=(6, 3))
         ax = fig.add_subplot(1, 1, 1)
         for i, (name, (xs, vals)) in enumerate(self.attempts.items()):
-            ax.plot(xs, vals, color=GREY, alpha=0.45 + 0.4 * i / max(1, len(self.attempts)),
-                    lw=1.4, ls="--", label=name)  # fmt: skip
+            ax.plot(
+                xs,
+                vals,
+                color=GREY,
+                alpha=0.45 + 0.4 * i / max(1, len(self.attempts)),
+                lw=1.4,
+                ls="--",
+                label=name,
+            )
         ax.plot(self.steps, self.losses, color="#1565c0", lw=1.8, label=self.label)
         bad_idx = [i for i, v in enumerate(self.losses) if not math.isfinite(v)]
         finite = [v for v in self.losses if math.isfinite(v)]
         for k, (first, last) in enumerate(_runs(bad_idx)):
             # a shaded band where the loss is NaN/Inf (matplotlib leaves a silent gap there)
-            ax.axvspan(self.steps[first] - 0.5, self.steps[last] + 0.5, color=RED, alpha=0.12,
-                       lw=0, label="loss is NaN/Inf" if k == 0 else None)  # fmt: skip
+            ax.axvspan(
+                self.steps[first] - 0.5,
+                self.steps[last] + 0.5,
+                color=RED,
+                alpha=0.12,
+                lw=0,
+                label="loss is NaN/Inf" if k == 0 else None,
+            )
         if bad_idx:
             at = self.steps[bad_idx[0]]
             ax.axvline(at, color=RED, lw=1.0, ls=":")
-            ax.annotate(f"NaN/Inf from step {at}", xy=(at, 0.96),
-                        xycoords=("data", "axes fraction"), xytext=(4, 0),
-                        textcoords="offset points", color=RED, fontsize=8, va="top")  # fmt: skip
+            ax.annotate(
+                f"NaN/Inf from step {at}",
+                xy=(at, 0.96),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, 0),
+                textcoords="offset points",
+                color=RED,
+                fontsize=8,
+                va="top",
+            )
         if log and (finite or self.attempts):
             ax.set_yscale("log")
         ax.set_xlabel("step (backward() call)")

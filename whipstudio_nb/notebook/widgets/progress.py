@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["LiveLossCurve", "progress", "progress_line"]
 
 
-def progress_line(label: str, elapsed_s: float, timeout_s: float,
-                  losses: Sequence[float] = ()) -> str:  # fmt: skip
+def progress_line(
+    label: str, elapsed_s: float, timeout_s: float, losses: Sequence[float] = ()
+) -> str:
     """``run training probe: running, 3.2 s of at most 30 s · step 41, loss 0.512 · ...``"""
     line = f"{label}: running, {elapsed_s:.1f} s of at most {timeout_s:g} s"
     if losses:

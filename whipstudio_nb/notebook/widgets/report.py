@@ -88,7 +88,7 @@ class GradeReport(View):
                 attempts=attempts,
                 label="this submission",
                 title="Training loss during grading",
-            )  # fmt: skip
+            )
             if losses.values or attempts
             else None
         )

@@ -83,8 +83,10 @@ class FieldTable(View):
         return text_table(rows, ["field", "value"])
 
     def html(self) -> str:
-        rows = [[f"<code>{esc(k)}</code>", f"<code>{esc(_short(str(v), 400))}</code>"]
-                for k, v in self.fields.items()]  # fmt: skip
+        rows = [
+            [f"<code>{esc(k)}</code>", f"<code>{esc(_short(str(v), 400))}</code>"]
+            for k, v in self.fields.items()
+        ]
         return table(rows, ["field", "value"])
 
 
@@ -103,7 +105,7 @@ class TaskTable(list):  # type: ignore[type-arg]
                 t.difficulty,
                 t.category,
                 f"{self.best[t.id]:.2f}" if t.id in self.best else "–",
-            ]  # fmt: skip
+            ]
             for t in self
         ]
 
@@ -119,7 +121,7 @@ class TaskTable(list):  # type: ignore[type-arg]
                 badge(r[2], colors.get(r[2], "#555")),
                 esc(r[3]),
                 esc(r[4]),
-            ]  # fmt: skip
+            ]
             for r in self._rows()
         ]
         return table(rows, ["id", "name", "difficulty", "category", "best score"])
@@ -137,8 +139,14 @@ class CodeView(View):
 
     title = "code"
 
-    def __init__(self, code: str, heading: str = "", description: str = "", note: str = "",
-                 highlight: Sequence[int] = ()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        code: str,
+        heading: str = "",
+        description: str = "",
+        note: str = "",
+        highlight: Sequence[int] = (),
+    ) -> None:
         self.code = code
         self.heading = heading
         self.description = description
