@@ -271,7 +271,9 @@ def test_probe_nan_and_frozen_params(fake_env):
         "    loss.backward()\n"
         "    opt.step()\n"
     )
-    obs = fake_env.step({"action_type": "run_training_probe", "code": code, "steps": 10}).observation
+    obs = fake_env.step(
+        {"action_type": "run_training_probe", "code": code, "steps": 10}
+    ).observation
     assert len(obs.losses) == 4
     assert obs.loss_is_inf is True and math.isinf(obs.losses[0])  # log(0) = -inf ...
     assert obs.loss_is_nan is True and math.isnan(obs.final_loss)  # ... then NaN weights
@@ -281,7 +283,9 @@ def test_probe_nan_and_frozen_params(fake_env):
 
 
 def test_probe_script_error(fake_env):
-    obs = fake_env.step({"action_type": "run_training_probe", "code": "1/0", "steps": 3}).observation
+    obs = fake_env.step(
+        {"action_type": "run_training_probe", "code": "1/0", "steps": 3}
+    ).observation
     assert obs.losses == [] and "ZeroDivisionError" in obs.stderr and obs.final_loss is None
 
 
@@ -343,7 +347,9 @@ def test_inspect_diff(fake_env, task1):
 
 
 def test_inspect_diff_identical(fake_env, task1):
-    obs = fake_env.step({"action_type": "inspect_diff", "proposed_code": task1.buggy_code}).observation
+    obs = fake_env.step(
+        {"action_type": "inspect_diff", "proposed_code": task1.buggy_code}
+    ).observation
     assert obs.diff == "" and obs.lines_changed == 0
 
 
@@ -372,7 +378,9 @@ def test_line_edits_undo_reset(fake_env, task1):
     assert obs.error is None and fake_env.working_code == task1.buggy_code
     obs = fake_env.step({"action_type": "undo_edit"}).observation
     assert obs.error == "Nothing to undo."
-    fake_env.step({"action_type": "replace_lines", "start_line": 1, "end_line": 1, "new_code": "# gone"})
+    fake_env.step(
+        {"action_type": "replace_lines", "start_line": 1, "end_line": 1, "new_code": "# gone"}
+    )
     obs = fake_env.step({"action_type": "reset_to_original"}).observation
     assert obs.code == task1.buggy_code and fake_env.working_code == task1.buggy_code
 
