@@ -1,6 +1,7 @@
 """Test doubles. ``FakeSandbox`` runs the tools' ``in_kernel`` functions in THIS process.
 
-(Not a test module: imported by conftest.py and the tests that build servers.)"""
+(Not a test module: imported by conftest.py. ``python tests/fakes.py serve ARGS`` is ``whip serve
+ARGS`` over a FakeSandbox, for server tests that are not about kernels: server_proc.py.)"""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import threading
 import time
 from typing import Any
 from unittest import mock
-
-import torch
 
 from whipstudio_nb.grading import loader
 from whipstudio_nb.sandbox import ExecResult, ProgressCallback
@@ -44,6 +43,8 @@ class FakeSandbox:
         timeout: float,
         on_progress: ProgressCallback | None = None,
     ) -> ExecResult:
+        import torch
+
         self.calls.append((module, args))
         res, out, err, start = ExecResult(), io.StringIO(), io.StringIO(), time.monotonic()
         progress = (lambda p: on_progress(_wire(p))) if on_progress else (lambda p: None)
@@ -70,3 +71,14 @@ class FakeSandbox:
 
     def close(self) -> None:
         pass
+
+
+if __name__ == "__main__":
+    import sys
+
+    import whipstudio_nb.server.app as server_app
+    from whipstudio_nb.cli import main
+
+    # `whip serve` has no option to pass a sandbox: the app's default factory builds `Sandbox`.
+    server_app.Sandbox = lambda pool_size=0: FakeSandbox()  # type: ignore[assignment,misc]
+    sys.exit(main())

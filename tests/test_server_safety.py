@@ -296,6 +296,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
         tmp_path_factory.mktemp("limited"),
         "--rate-limit", "reset=5/60",
         "--rate-limit", "step=5/60",
+        fake=True,  # resets and view_code only: nothing runs in a kernel
     )  # fmt: skip
     yield srv
     srv.stop()
@@ -482,6 +483,7 @@ def behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         "--forwarded-allow-ips", "127.0.0.1",
         "--rate-limit", "reset=2/60",
         "--max-string", "1000",
+        fake=True,  # resets and a refused step only: nothing runs in a kernel
     )  # fmt: skip
     yield srv
     srv.stop()
