@@ -66,8 +66,9 @@ class FakeSandbox:
         raise NotImplementedError("grading needs real kernels")
 
     def info(self) -> dict[str, Any]:
-        return {"backend": self.backend, "launcher": "in-process", "isolation": self.isolation,
-                "pool": {"size": 0, "idle": 0, "busy": 0, "closed": False}}  # fmt: skip
+        pool = dict.fromkeys(("size", "ready", "starting", "in_use", "kernels_started"), 0)
+        pool.update(closed=False, last_error=None)  # the keys of KernelPool.stats()
+        return {"backend": "fake", "launcher": "in-process", "isolation": "fake", "pool": pool}
 
     def close(self) -> None:
         pass
