@@ -1,6 +1,7 @@
 """Attacks on a real ``whip serve`` with its defaults (loopback, no token): a web page driving
 it cross-site, oversized and deeply nested bodies, spoofed X-Forwarded-For, held-open
-connections, guessable or squatted episode ids. Each test is the attack; it must fail."""
+connections, guessable or squatted episode ids. Each test is the attack; it must fail. The
+rate-limit and proxy servers run no code, so they serve over a FakeSandbox (no kernels)."""
 
 from __future__ import annotations
 
