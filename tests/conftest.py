@@ -1,10 +1,12 @@
-"""Shared fixtures: one real sandbox (fork server + warm kernel pool) for the session."""
+"""Shared fixtures: one real sandbox (fork server + warm kernel pool) for the session, and an
+in-process fake (tests/fakes.py) for tests that are not about kernels."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from fakes import FakeSandbox
 
 from whipstudio_nb import WhipEnv, load_task
 from whipstudio_nb.env import make_sandbox
@@ -50,6 +52,34 @@ def make_env(sandbox: Sandbox):
     yield make
     for env in envs:
         env.close()
+
+
+@pytest.fixture
+def fake_sandbox() -> FakeSandbox:
+    """In-process stand-in for tests that are not about kernels (tests/fakes.py)."""
+    return FakeSandbox()
+
+
+@pytest.fixture
+def make_fake_env(fake_sandbox: FakeSandbox):
+    """WhipEnv factory over ``fake_sandbox``: tools run in-process, submit_fix raises."""
+    envs: list[WhipEnv] = []
+
+    def make(**kwargs) -> WhipEnv:
+        env = WhipEnv(sandbox=fake_sandbox, **kwargs)  # type: ignore[arg-type]
+        envs.append(env)
+        return env
+
+    yield make
+    for env in envs:
+        env.close()
+
+
+@pytest.fixture
+def fake_env(make_fake_env) -> WhipEnv:
+    e = make_fake_env(max_turns=50)
+    e.reset("task1")
+    return e
 
 
 @pytest.fixture

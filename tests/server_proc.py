@@ -54,7 +54,11 @@ class ServerProc:
         return int(self.proc.returncode)
 
 
-def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> ServerProc:
+def start_server(
+    tmp: Path, *args: str, env: dict[str, str] | None = None, fake: bool = False
+) -> ServerProc:
+    """``whip serve ARGS``; with ``fake``, over an in-process FakeSandbox (tests/fakes.py): for
+    servers whose tests run no code that needs a kernel (submit_fix and /grader cannot work)."""
     port = free_port()
     t0 = time.monotonic()
     log_path = tmp / f"server-{port}.log"
@@ -68,10 +72,11 @@ def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Se
     }
     if "WHIP_SERVER_TOKEN" not in (env or {}):
         full_env.pop("WHIP_SERVER_TOKEN", None)
+    entry = [str(ROOT / "tests" / "fakes.py")] if fake else ["-m", "whipstudio_nb.cli"]
     with open(log_path, "wb") as log:
         # -P: like the installed `whip` script, never import from the working directory
         proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "whipstudio_nb.cli", "serve", "--port", str(port), *args],
+            [sys.executable, "-P", *entry, "serve", "--port", str(port), *args],
             cwd=ROOT,
             env=full_env,
             stdout=log,

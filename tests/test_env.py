@@ -1,4 +1,6 @@
-"""WhipEnv on real kernels: every action succeeding and failing, and the reference's messages."""
+"""WhipEnv: every action succeeding and failing, and the reference's messages. The state machine
+and the tools' own logic run over the in-process FakeSandbox; real kernels for one end-to-end
+test per tool, for what only a kernel shows (fresh state, tracebacks), and for grading."""
 
 from __future__ import annotations
 
@@ -32,8 +34,8 @@ GRAD_SETUP = (
 # ---------------------------------------------------------------- reset / state
 
 
-def test_reset_observation(make_env, task1):
-    env = make_env()
+def test_reset_observation(make_fake_env, task1):
+    env = make_fake_env()
     obs = env.reset("task1")
     assert obs.task_id == "task1"
     assert obs.buggy_code == task1.buggy_code
@@ -43,22 +45,22 @@ def test_reset_observation(make_env, task1):
     assert task1.solution_code not in obs.model_dump_json()
 
 
-def test_reset_unknown_task_raises_value_error(make_env):
+def test_reset_unknown_task_raises_value_error(make_fake_env):
     with pytest.raises(UnknownTaskError, match=r"^Unknown task_id: task99\. Available: task1"):
-        make_env().reset("task99")
+        make_fake_env().reset("task99")
 
 
-def test_step_before_reset_is_in_band(make_env):
-    res = make_env().step({"action_type": "view_code"})
+def test_step_before_reset_is_in_band(make_fake_env):
+    res = make_fake_env().step({"action_type": "view_code"})
     assert res.observation.error and "reset" in res.observation.error
     assert res.done is True
 
 
-def test_state_tracks_turns_and_history(env):
-    env.step({"action_type": "reset_to_original"})
-    env.step({"action_type": "view_code"})  # free: it only reads the working copy
-    env.step({"action_type": "execute_snippet", "code": "print(1)"})
-    st = env.state()
+def test_state_tracks_turns_and_history(fake_env):
+    fake_env.step({"action_type": "reset_to_original"})
+    fake_env.step({"action_type": "view_code"})  # free: it only reads the working copy
+    fake_env.step({"action_type": "execute_snippet", "code": "print(1)"})
+    st = fake_env.state()
     assert st.turn == 2 and st.task_id == "task1" and st.submitted is False
     assert st.best_reward == 0.0
     assert [(h.turn, h.action_type) for h in st.tool_call_history] == [
@@ -81,8 +83,8 @@ def test_execute_snippet_ok(env):
     assert obs.stdout.startswith("2.") and obs.exit_code == 0 and obs.timed_out is False
 
 
-def test_execute_snippet_accepts_a_model_instance(env):
-    obs = env.step(ExecuteSnippetAction(code="print(6 * 7)")).observation
+def test_execute_snippet_accepts_a_model_instance(fake_env):
+    obs = fake_env.step(ExecuteSnippetAction(code="print(6 * 7)")).observation
     assert obs.stdout == "42\n"
 
 
@@ -96,17 +98,17 @@ def test_execute_snippet_error(env):
     assert "kernel_lib" not in obs.stderr  # the traceback shows the user's frames only
 
 
-def test_execute_snippet_stderr_and_exit(env):
+def test_execute_snippet_stderr_and_exit(fake_env):
     code = "import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(3)"
-    obs = env.step({"action_type": "execute_snippet", "code": code}).observation
+    obs = fake_env.step({"action_type": "execute_snippet", "code": code}).observation
     assert obs.stdout == "out\n" and "err" in obs.stderr and obs.exit_code == 3
 
 
-def test_ipython_syntax_is_not_special(env):
-    obs = env.step({"action_type": "execute_snippet", "code": "!echo hacked"}).observation
+def test_ipython_syntax_is_not_special(fake_env):
+    obs = fake_env.step({"action_type": "execute_snippet", "code": "!echo hacked"}).observation
     assert obs.error.startswith("SyntaxError in code, line 1: invalid syntax")
     assert "hacked" not in obs.model_dump_json().replace("!echo hacked", "")
-    assert env.state().turn == 0  # refused before anything ran
+    assert fake_env.state().turn == 0  # refused before anything ran
 
 
 def test_snippets_do_not_share_state(env):
@@ -118,25 +120,25 @@ def test_snippets_do_not_share_state(env):
 # ---------------------------------------------------------------- security
 
 
-def test_security_violation_costs_no_turn(env):
-    res = env.step({"action_type": "execute_snippet", "code": "import requests"})
+def test_security_violation_costs_no_turn(fake_env):
+    res = fake_env.step({"action_type": "execute_snippet", "code": "import requests"})
     assert res.observation.error == SECURITY_MSG
     assert res.observation.episode_done is False and res.done is False
-    assert env.state().turn == 0
+    assert fake_env.state().turn == 0
     for action in (
         {"action_type": "inspect_tensor", "setup_code": "import socket", "target_expression": "1"},
         {"action_type": "run_training_probe", "code": "__import__('os')", "steps": 2},
         {"action_type": "get_variable_state", "expressions": ["__import__('socket')"]},
     ):
-        assert env.step(action).observation.error.startswith("Security violation: import")
-    assert env.state().turn == 0
+        assert fake_env.step(action).observation.error.startswith("Security violation: import")
+    assert fake_env.state().turn == 0
 
 
 # ---------------------------------------------------------------- invalid actions
 
 
-def test_unknown_action_type_lists_valid_ones(env):
-    obs = env.step({"action_type": "fly"}).observation
+def test_unknown_action_type_lists_valid_ones(fake_env):
+    obs = fake_env.step({"action_type": "fly"}).observation
     assert obs.error.startswith(
         "Unknown action_type: 'fly'. Valid: execute_snippet, inspect_tensor"
     )
@@ -163,14 +165,14 @@ def test_unknown_action_type_lists_valid_ones(env):
         ({"code": "print(1)"}, "action_type", "is required"),
     ],
 )
-def test_invalid_fields_are_named(env, action, field, expected):
-    obs = env.step(action).observation
+def test_invalid_fields_are_named(fake_env, action, field, expected):
+    obs = fake_env.step(action).observation
     assert obs.error is not None and f"'{field}'" in obs.error and expected in obs.error
     assert obs.episode_done is False
 
 
-def test_non_dict_action(env):
-    obs = env.step("print(1)").observation
+def test_non_dict_action(fake_env):
+    obs = fake_env.step("print(1)").observation
     assert obs.error is not None and "expected an object" in obs.error
 
 
@@ -195,11 +197,11 @@ def test_inspect_tensor_reference_example(env):
     assert sum(obs.histogram.counts) == 20 and len(obs.histogram.edges) == 11
 
 
-def test_inspect_tensor_nan_inf_and_grad(env):
+def test_inspect_tensor_nan_inf_and_grad(fake_env):
     setup = (
         "import torch\nw = torch.tensor([1.0, float('nan'), float('inf'), 3.0], requires_grad=True)"
     )
-    obs = env.step(
+    obs = fake_env.step(
         {"action_type": "inspect_tensor", "setup_code": setup, "target_expression": "w"}
     ).observation
     assert obs.is_nan is True and obs.is_inf is True
@@ -216,16 +218,16 @@ def test_inspect_tensor_nan_inf_and_grad(env):
         ("raise ValueError('boom')", "1", "setup_code failed: ValueError: boom"),
     ],
 )
-def test_inspect_tensor_errors(env, setup, expected, expr):
-    obs = env.step(
+def test_inspect_tensor_errors(fake_env, setup, expected, expr):
+    obs = fake_env.step(
         {"action_type": "inspect_tensor", "setup_code": setup, "target_expression": expr}
     ).observation
     assert obs.error is not None and obs.error.startswith(expected)
     assert obs.shape is None
 
 
-def test_inspect_tensor_numpy_array(env):
-    obs = env.step(
+def test_inspect_tensor_numpy_array(fake_env):
+    obs = fake_env.step(
         {"action_type": "inspect_tensor", "setup_code": "import numpy as np\na = np.arange(6).reshape(2, 3)",
          "target_expression": "a"}
     ).observation  # fmt: skip
@@ -248,8 +250,8 @@ def test_probe_buggy_task1_shows_flat_loss(env, task1):
     assert obs.stdout == ""  # stopped before the script's own prints
 
 
-def test_probe_fixed_task1_loss_falls(env, task1):
-    obs = env.step(
+def test_probe_fixed_task1_loss_falls(fake_env, task1):
+    obs = fake_env.step(
         {"action_type": "run_training_probe", "code": task1.solution_code, "steps": 30}
     ).observation
     assert len(obs.losses) == 30 and obs.losses[-1] < obs.losses[0]
@@ -257,7 +259,7 @@ def test_probe_fixed_task1_loss_falls(env, task1):
     assert obs.params_without_grad == []
 
 
-def test_probe_nan_and_frozen_params(env):
+def test_probe_nan_and_frozen_params(fake_env):
     code = (
         "import torch\nimport torch.nn as nn\n"
         "model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))\n"
@@ -270,7 +272,9 @@ def test_probe_nan_and_frozen_params(env):
         "    loss.backward()\n"
         "    opt.step()\n"
     )
-    obs = env.step({"action_type": "run_training_probe", "code": code, "steps": 10}).observation
+    obs = fake_env.step(
+        {"action_type": "run_training_probe", "code": code, "steps": 10}
+    ).observation
     assert len(obs.losses) == 4
     assert obs.loss_is_inf is True and math.isinf(obs.losses[0])  # log(0) = -inf ...
     assert obs.loss_is_nan is True and math.isnan(obs.final_loss)  # ... then NaN weights
@@ -279,8 +283,10 @@ def test_probe_nan_and_frozen_params(env):
     assert obs.optimizer_steps == 4
 
 
-def test_probe_script_error(env):
-    obs = env.step({"action_type": "run_training_probe", "code": "1/0", "steps": 3}).observation
+def test_probe_script_error(fake_env):
+    obs = fake_env.step(
+        {"action_type": "run_training_probe", "code": "1/0", "steps": 3}
+    ).observation
     assert obs.losses == [] and "ZeroDivisionError" in obs.stderr and obs.final_loss is None
 
 
@@ -317,8 +323,8 @@ def test_get_variable_state_reference_example(env):
     assert len(long.repr) < 700 and "more characters" in long.repr and long.value is None
 
 
-def test_get_variable_state_setup_failure(env):
-    obs = env.step(
+def test_get_variable_state_setup_failure(fake_env):
+    obs = fake_env.step(
         {
             "action_type": "get_variable_state",
             "setup_code": "a = 1\nraise KeyError('k')",
@@ -332,8 +338,8 @@ def test_get_variable_state_setup_failure(env):
 # ---------------------------------------------------------------- inspect_diff
 
 
-def test_inspect_diff(env, task1):
-    obs = env.step(
+def test_inspect_diff(fake_env, task1):
+    obs = fake_env.step(
         {"action_type": "inspect_diff", "proposed_code": task1.solution_code}
     ).observation
     assert obs.diff.startswith("--- original\n+++ proposed\n@@")
@@ -341,39 +347,43 @@ def test_inspect_diff(env, task1):
     assert obs.additions == 2 and obs.deletions == 2 and obs.lines_changed == 4
 
 
-def test_inspect_diff_identical(env, task1):
-    obs = env.step({"action_type": "inspect_diff", "proposed_code": task1.buggy_code}).observation
+def test_inspect_diff_identical(fake_env, task1):
+    obs = fake_env.step(
+        {"action_type": "inspect_diff", "proposed_code": task1.buggy_code}
+    ).observation
     assert obs.diff == "" and obs.lines_changed == 0
 
 
 # ---------------------------------------------------------------- line editing
 
 
-def test_line_edits_undo_reset(env, task1):
-    obs = env.step({"action_type": "view_code"}).observation
+def test_line_edits_undo_reset(fake_env, task1):
+    obs = fake_env.step({"action_type": "view_code"}).observation
     assert isinstance(obs, CodeObservation)
     assert obs.numbered_code.splitlines()[0] == " 1 | import torch"
     n = obs.line_count
-    obs = env.step({"action_type": "replace_lines", "start_line": 14, "end_line": 14,
+    obs = fake_env.step({"action_type": "replace_lines", "start_line": 14, "end_line": 14,
                     "new_code": "optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)"}).observation  # fmt: skip
-    assert obs.error is None and obs.can_undo and "lr=0.05" in env.working_code
+    assert obs.error is None and obs.can_undo and "lr=0.05" in fake_env.working_code
     assert obs.changed_lines == [14]
-    two = env.step({"action_type": "replace_lines", "start_line": 14, "end_line": 14,
+    two = fake_env.step({"action_type": "replace_lines", "start_line": 14, "end_line": 14,
                     "new_code": "lr = 0.05\noptimizer = torch.optim.SGD(model.parameters(), lr=lr)"}).observation  # fmt: skip
     assert two.changed_lines == [14, 15] and two.code.splitlines()[14].startswith("optimizer")
-    assert env.step({"action_type": "undo_edit"}).observation.changed_lines == []
-    obs = env.step(
+    assert fake_env.step({"action_type": "undo_edit"}).observation.changed_lines == []
+    obs = fake_env.step(
         {"action_type": "replace_lines", "start_line": 40, "end_line": 41, "new_code": "x"}
     ).observation
     assert obs.error == f"start_line must be between 1 and {n + 1} (got 40)"
     assert obs.episode_done is False
-    obs = env.step({"action_type": "undo_edit"}).observation
-    assert obs.error is None and env.working_code == task1.buggy_code
-    obs = env.step({"action_type": "undo_edit"}).observation
+    obs = fake_env.step({"action_type": "undo_edit"}).observation
+    assert obs.error is None and fake_env.working_code == task1.buggy_code
+    obs = fake_env.step({"action_type": "undo_edit"}).observation
     assert obs.error == "Nothing to undo."
-    env.step({"action_type": "replace_lines", "start_line": 1, "end_line": 1, "new_code": "# gone"})
-    obs = env.step({"action_type": "reset_to_original"}).observation
-    assert obs.code == task1.buggy_code and env.working_code == task1.buggy_code
+    fake_env.step(
+        {"action_type": "replace_lines", "start_line": 1, "end_line": 1, "new_code": "# gone"}
+    )
+    obs = fake_env.step({"action_type": "reset_to_original"}).observation
+    assert obs.code == task1.buggy_code and fake_env.working_code == task1.buggy_code
 
 
 def test_submit_working_copy(make_env, task1):
@@ -441,8 +451,8 @@ def test_max_submissions(make_env, task1):
     assert env.state().best_reward == second.reward >= 0.9
 
 
-def test_max_turns_exceeded(make_env):
-    env = make_env(max_turns=2)
+def test_max_turns_exceeded(make_fake_env):
+    env = make_fake_env(max_turns=2)
     env.reset("task1")
     for _ in range(2):
         assert env.step({"action_type": "reset_to_original"}).done is False
@@ -457,8 +467,8 @@ def test_max_turns_exceeded(make_env):
     )
 
 
-def test_reset_starts_a_new_episode(make_env, task1):
-    env = make_env(max_turns=1)
+def test_reset_starts_a_new_episode(make_fake_env, task1):
+    env = make_fake_env(max_turns=1)
     env.reset("task1")
     env.step({"action_type": "replace_lines", "start_line": 1, "end_line": 1, "new_code": "# x"})
     env.step({"action_type": "undo_edit"})

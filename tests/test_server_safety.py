@@ -1,6 +1,7 @@
 """Attacks on a real ``whip serve`` with its defaults (loopback, no token): a web page driving
 it cross-site, oversized and deeply nested bodies, spoofed X-Forwarded-For, held-open
-connections, guessable or squatted episode ids. Each test is the attack; it must fail."""
+connections, guessable or squatted episode ids. Each test is the attack; it must fail. The
+rate-limit and proxy servers run no code, so they serve over a FakeSandbox (no kernels)."""
 
 from __future__ import annotations
 
@@ -296,6 +297,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
         tmp_path_factory.mktemp("limited"),
         "--rate-limit", "reset=5/60",
         "--rate-limit", "step=5/60",
+        fake=True,  # resets and view_code only: nothing runs in a kernel
     )  # fmt: skip
     yield srv
     srv.stop()
@@ -482,6 +484,7 @@ def behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         "--forwarded-allow-ips", "127.0.0.1",
         "--rate-limit", "reset=2/60",
         "--max-string", "1000",
+        fake=True,  # resets and a refused step only: nothing runs in a kernel
     )  # fmt: skip
     yield srv
     srv.stop()

@@ -1,5 +1,6 @@
 """The turn rules in the core (WhipEnv.step), so agents, the server and the notebook share them:
-only calls that run something or change the episode spend a turn. Real sandbox kernels."""
+only calls that run something or change the episode spend a turn. What is refused before running
+runs over the in-process FakeSandbox; submissions and interrupts use real sandbox kernels."""
 
 from __future__ import annotations
 
@@ -49,21 +50,23 @@ def _sigint_after(delay_s: float) -> dict[str, float]:
         ({"action_type": "submit_fix", "fixed_code": "def f(:\n"}, "in fixed_code, line 1"),
     ],
 )
-def test_code_that_does_not_parse_costs_nothing(env, action, where) -> None:
-    res = env.step(action)
+def test_code_that_does_not_parse_costs_nothing(fake_env, action, where) -> None:
+    res = fake_env.step(action)
     obs = res.observation
     assert isinstance(obs, ErrorObservation) and obs.action_type == action["action_type"]
     assert obs.error.startswith(f"SyntaxError {where}: "), obs.error
     assert res.done is False and obs.episode_done is False and obs.turn == 0
-    st = env.state()
+    st = fake_env.state()
     assert st.turn == 0 and st.submissions == 0 and st.tool_call_history == []
 
 
-def test_a_working_copy_that_does_not_parse_is_not_submitted(env) -> None:
-    env.step({"action_type": "replace_lines", "start_line": 1, "end_line": 1, "new_code": "if"})
-    res = env.step({"action_type": "submit_fix"})
+def test_a_working_copy_that_does_not_parse_is_not_submitted(fake_env) -> None:
+    fake_env.step(
+        {"action_type": "replace_lines", "start_line": 1, "end_line": 1, "new_code": "if"}
+    )
+    res = fake_env.step({"action_type": "submit_fix"})
     assert res.observation.error.startswith("SyntaxError in working copy, line 1:")
-    assert env.state().turn == 1 and env.state().submissions == 0 and not res.done
+    assert fake_env.state().turn == 1 and fake_env.state().submissions == 0 and not res.done
 
 
 def test_reading_the_working_copy_is_free(make_env, task1) -> None:
