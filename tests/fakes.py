@@ -38,14 +38,15 @@ class FakeSandbox:
 
     def call(
         self,
-        module: str,
+        entry: str,
         args: dict[str, Any],
         timeout: float,
         on_progress: ProgressCallback | None = None,
+        setup: tuple[str, Any] | None = None,
     ) -> ExecResult:
         import torch
 
-        self.calls.append((module, args))
+        self.calls.append((entry, args))
         res, out, err, start = ExecResult(), io.StringIO(), io.StringIO(), time.monotonic()
         progress = (lambda p: on_progress(_wire(p))) if on_progress else (lambda p: None)
         with (
@@ -57,7 +58,7 @@ class FakeSandbox:
             contextlib.redirect_stdout(out),
             contextlib.redirect_stderr(err),
         ):
-            kl.dispatch(module, json.dumps(args))
+            kl.dispatch(entry, json.dumps(args), json.dumps(setup))
         res.stdout, res.stderr = out.getvalue(), err.getvalue()
         res.duration_s = time.monotonic() - start
         return res
@@ -77,9 +78,9 @@ class FakeSandbox:
 if __name__ == "__main__":
     import sys
 
-    import whipstudio_nb.server.app as server_app
+    import whipstudio_nb.server.service as service
     from whipstudio_nb.cli import main
 
-    # `whip serve` has no option to pass a sandbox: the app's default factory builds `Sandbox`.
-    server_app.Sandbox = lambda pool_size=0: FakeSandbox()  # type: ignore[assignment,misc]
+    # `whip serve` has no option to pass a sandbox: the server's default factory is make_sandbox.
+    service.make_sandbox = lambda **kwargs: FakeSandbox()  # type: ignore[assignment,misc]
     sys.exit(main())

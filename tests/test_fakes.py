@@ -8,8 +8,7 @@ import json
 import pytest
 from fakes import FakeSandbox
 
-from whipstudio_nb.models import ActionAdapter
-from whipstudio_nb.tools import tool_module
+from whipstudio_nb.tools import action_adapter, get_tool
 from whipstudio_nb.tools._common import ToolContext
 from whipstudio_nb.working_copy import WorkingCopy
 
@@ -30,12 +29,12 @@ ACTIONS = [
 def test_the_fake_answers_like_a_real_kernel(sandbox, task1, action) -> None:
     if action.get("code") == "TASK":
         action = {**action, "code": task1.buggy_code}  # reads the episode's training data
-    parsed = ActionAdapter.validate_python(action)
+    parsed = action_adapter().validate_python(action)
 
     def observe(sb) -> str:  # as JSON text: NaN equals NaN there
         ctx = ToolContext(sandbox=sb, timeout_s=30, task=task1, copy=WorkingCopy(task1.buggy_code))
-        return json.dumps(tool_module(parsed.action_type).run(ctx, parsed).model_dump(), indent=1)
+        return json.dumps(get_tool(parsed.action_type).run(ctx, parsed).model_dump(), indent=1)
 
     fake = FakeSandbox()
     assert observe(fake) == observe(sandbox)
-    assert [m for m, _ in fake.calls] == [f"whipstudio_nb.tools.{parsed.action_type}"]
+    assert [m for m, _ in fake.calls] == [get_tool(parsed.action_type).kernel_entry]
