@@ -47,8 +47,11 @@ def _completion(message: dict[str, Any], finish: str) -> dict[str, Any]:
 
 
 def tool_call(name: str, args: dict[str, Any], content: str | None = None) -> dict[str, Any]:
-    call = {"id": f"call_{name}", "type": "function",
-            "function": {"name": name, "arguments": json.dumps(args)}}  # fmt: skip
+    call = {
+        "id": f"call_{name}",
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(args)},
+    }
     return _completion(
         {"role": "assistant", "content": content, "tool_calls": [call]}, "tool_calls"
     )
@@ -194,12 +197,25 @@ def test_solves_task1_with_a_json_answer_in_the_content(fake, agent_env, sandbox
         "task1", model="json-solver", env_factory=lambda: WhipEnv(sandbox=sandbox)
     )
     assert out["status"] == "ok" and out["score"] >= 0.9 and out["success"] is True
-    for key in ("task_id", "score", "status", "model_id", "use_tools", "max_turns",
-                "fixed_code", "output", "attempts", "tool_history"):  # fmt: skip
+    for key in (
+        "task_id",
+        "score",
+        "status",
+        "model_id",
+        "use_tools",
+        "max_turns",
+        "fixed_code",
+        "output",
+        "attempts",
+        "tool_history",
+    ):
         assert key in out, key
     assert (out["task_id"], out["model_id"], out["use_tools"], out["max_turns"]) == (
-        "task1", "json-solver", True, 10,
-    )  # fmt: skip
+        "task1",
+        "json-solver",
+        True,
+        10,
+    )
     assert out["fixed_code"] == SOLUTION and "LOSSES" in out["output"]
     assert [a["action_type"] for a in out["attempts"]] == ["submit_fix"]
     assert out["attempts"][0]["thought"] == "fix it"
@@ -268,15 +284,22 @@ def test_http_500_fails_the_task_cleanly_after_bounded_retries(fake, agent_env, 
 
 def test_backoff_doubles_and_timeouts_and_refused_connections_fail_cleanly(fake):
     sleeps: list[float] = []
-    p = LLMPolicy("http500", api_base_url=fake.url, api_key="k", max_retries=3,
-                  backoff_s=0.5, sleep=sleeps.append)  # fmt: skip
+    p = LLMPolicy(
+        "http500",
+        api_base_url=fake.url,
+        api_key="k",
+        max_retries=3,
+        backoff_s=0.5,
+        sleep=sleeps.append,
+    )
     obs = _reset_obs()
     with pytest.raises(EndpointError, match="HTTP 500"):
         p(obs, [])
     assert sleeps == [0.5, 1.0, 2.0]
 
-    slow = LLMPolicy("slow", api_base_url=fake.url, api_key="k", max_retries=1,
-                     backoff_s=0.01, timeout_s=0.3)  # fmt: skip
+    slow = LLMPolicy(
+        "slow", api_base_url=fake.url, api_key="k", max_retries=1, backoff_s=0.01, timeout_s=0.3
+    )
     t0 = time.monotonic()
     with pytest.raises(EndpointError, match="timed out"):
         slow(obs, [])
@@ -285,8 +308,9 @@ def test_backoff_doubles_and_timeouts_and_refused_connections_fail_cleanly(fake)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed when the block ends: nothing listens there
-    refused = LLMPolicy("x", api_base_url=f"http://127.0.0.1:{port}/v1", api_key="k",
-                        max_retries=1, backoff_s=0.01)  # fmt: skip
+    refused = LLMPolicy(
+        "x", api_base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=1, backoff_s=0.01
+    )
     with pytest.raises(EndpointError, match="connection failed"):
         refused(obs, [])
 
@@ -304,11 +328,18 @@ def test_no_tools_mode_answers_with_a_fix(fake, make_env):
 
 def test_scripted_policy_and_interrupting_keeps_the_steps(make_env):
     env = make_env()
-    script = ScriptedPolicy([
-        {"action_type": "view_code"},
-        {"action_type": "replace_lines", "start_line": 1, "end_line": 1, "new_code": "import torch"},
-        {"action_type": "undo_edit"},
-    ])  # fmt: skip
+    script = ScriptedPolicy(
+        [
+            {"action_type": "view_code"},
+            {
+                "action_type": "replace_lines",
+                "start_line": 1,
+                "end_line": 1,
+                "new_code": "import torch",
+            },
+            {"action_type": "undo_edit"},
+        ]
+    )
     res = run_episode(env, script, "task1")
     assert res.stop_reason == "policy_stopped" and len(res.steps) == 3
     assert res.steps[1].summary == "Replaced lines 1-1."
@@ -317,8 +348,12 @@ def test_scripted_policy_and_interrupting_keeps_the_steps(make_env):
         if rec.step == 2:
             raise KeyboardInterrupt
 
-    res = run_episode(env, ScriptedPolicy([{"action_type": "view_code"}] * 2 + [{"action_type": "undo_edit"}]),
-                      "task1", on_step=stop_after_two)  # fmt: skip
+    res = run_episode(
+        env,
+        ScriptedPolicy([{"action_type": "view_code"}] * 2 + [{"action_type": "undo_edit"}]),
+        "task1",
+        on_step=stop_after_two,
+    )
     assert res.stop_reason == "interrupted" and len(res.steps) == 2
 
     res = run_episode(
@@ -353,9 +388,12 @@ def test_a_working_copy_submission_records_the_code_that_was_graded(make_env):
         (lr, lr, buggy[lr - 1].replace("lr=10.0", "lr=0.05")),
     ]
     script = ScriptedPolicy(
-        [{"action_type": "replace_lines", "start_line": a, "end_line": b, "new_code": c}
-         for a, b, c in edits] + [{"action_type": "submit_fix"}]
-    )  # fmt: skip
+        [
+            {"action_type": "replace_lines", "start_line": a, "end_line": b, "new_code": c}
+            for a, b, c in edits
+        ]
+        + [{"action_type": "submit_fix"}]
+    )
     res = run_episode(env, script, "task1")
     assert res.stop_reason == "done" and res.success
     assert res.fixed_code is not None and "lr=0.05" in res.fixed_code
@@ -405,21 +443,40 @@ END = re.compile(
 
 
 def whip(fake: FakeLLM, *args: str, **env_extra: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HF_TOKEN", "MODEL_NAME", "SUCCESS_SCORE_THRESHOLD", "MAX_STEPS")}  # fmt: skip
-    env.update(API_BASE_URL=fake.url, API_KEY="test-key", WHIP_AGENT_BACKOFF_S="0.01",
-               WHIP_AGENT_MAX_RETRIES="2")  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_TOKEN", "MODEL_NAME", "SUCCESS_SCORE_THRESHOLD", "MAX_STEPS")
+    }
+    env.update(
+        API_BASE_URL=fake.url,
+        API_KEY="test-key",
+        WHIP_AGENT_BACKOFF_S="0.01",
+        WHIP_AGENT_MAX_RETRIES="2",
+    )
     env.update(env_extra)
     return subprocess.run(
         [sys.executable, "-m", "whipstudio_nb.cli", "baseline", *args],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_whip_baseline_prints_exactly_the_reference_lines(fake, tmp_path):
     traj = tmp_path / "traj"
-    proc = whip(fake, "--task", "task1", "--task", "task2", "--model", "mixed",
-                "--save-trajectories", str(traj))  # fmt: skip
+    proc = whip(
+        fake,
+        "--task",
+        "task1",
+        "--task",
+        "task2",
+        "--model",
+        "mixed",
+        "--save-trajectories",
+        str(traj),
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     for line in lines:  # nothing else on stdout
@@ -447,12 +504,17 @@ def test_whip_baseline_prints_exactly_the_reference_lines(fake, tmp_path):
 
 
 def test_whip_baseline_no_tools_json_and_parse_error_lines(fake):
-    proc = whip(fake, "--task", "task1", "--model", "garbage", "--no-tools", "--json",
-                "--max-turns", "5")  # fmt: skip
+    proc = whip(
+        fake, "--task", "task1", "--model", "garbage", "--no-tools", "--json", "--max-turns", "5"
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)  # only the JSON on stdout
-    assert out == {"baseline_scores": {"task1": 0.0}, "average": 0.0, "model_id": "garbage",
-                   "use_tools": False}  # fmt: skip
+    assert out == {
+        "baseline_scores": {"task1": 0.0},
+        "average": 0.0,
+        "model_id": "garbage",
+        "use_tools": False,
+    }
     step_lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("[STEP]")]
     assert len(step_lines) == 3
     for n, line in enumerate(step_lines, 1):

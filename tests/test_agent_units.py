@@ -199,8 +199,12 @@ def test_config_from_env_and_overrides():
     }
     cfg = AgentConfig.from_env(env)
     assert (cfg.api_base_url, cfg.model, cfg.api_key, cfg.success_threshold, cfg.max_steps) == (
-        "http://127.0.0.1:1234/v1", "m1", "k1", 0.75, 7,
-    )  # fmt: skip
+        "http://127.0.0.1:1234/v1",
+        "m1",
+        "k1",
+        0.75,
+        7,
+    )
     assert AgentConfig.from_env({**env, "HF_TOKEN": "hf"}).api_key == "hf"  # HF_TOKEN first
     cfg = AgentConfig.from_env(env, model="m2", api_base_url="http://h/v1", max_steps=3)
     assert (cfg.model, cfg.api_base_url, cfg.max_steps) == ("m2", "http://h/v1", 3)
@@ -251,17 +255,26 @@ def test_trajectory_round_trip_and_strict_json(tmp_path):
         ),
     ]
     res = EpisodeResult(
-        task_id="task1", seed=3, model="m", max_turns=10, steps=steps, score=0.5,
-        stop_reason="turn_limit", package_version="0.1.0",
-    )  # fmt: skip
+        task_id="task1",
+        seed=3,
+        model="m",
+        max_turns=10,
+        steps=steps,
+        score=0.5,
+        stop_reason="turn_limit",
+        package_version="0.1.0",
+    )
     path = res.save_jsonl(tmp_path / "sub" / "t.jsonl")
     lines = path.read_text().splitlines()
     assert len(lines) == 3
     header = json.loads(lines[0])
     assert header["type"] == "header" and header["format"] == "whipstudio-trajectory/1"
     assert (header["task_id"], header["seed"], header["model"], header["n_steps"]) == (
-        "task1", 3, "m", 2,
-    )  # fmt: skip
+        "task1",
+        3,
+        "m",
+        2,
+    )
     assert "NaN" not in path.read_text()  # strict JSON: non-finite floats become null
     rec = json.loads(lines[1], parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert rec["type"] == "step" and rec["observation"]["losses"] == [1.0, None]

@@ -76,7 +76,9 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    assert not _missing, f"the browser test needs {', '.join(_missing)} (scripts/setup.sh installs them)"
+    assert not _missing, (
+        f"the browser test needs {', '.join(_missing)} (scripts/setup.sh installs them)"
+    )
     work = tmp_path_factory.mktemp("lab")
     root = work / "notebooks"
     shutil.copytree(ROOT / "notebooks", root)
@@ -99,9 +101,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         JUPYTERLAB_WORKSPACES_DIR=str(work / "workspaces"),
     )
     token, port = secrets.token_hex(16), _free_port()
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-           f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={root}", "--ServerApp.terminals_enabled=False"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.terminals_enabled=False",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     log_path = work / "jupyterlab.log"
@@ -381,8 +392,10 @@ LEARNER_CELLS = [
     "%whip_probe --steps 30",
     "%%whip_code --replace 22 23\n    logits = model(X).squeeze(1)\n"
     "    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)",
-    "%%whip_diff\n" + "# a very long comment line that must wrap inside the side-by-side view " * 3
-    + "\n" + "{working}",
+    "%%whip_diff\n"
+    + "# a very long comment line that must wrap inside the side-by-side view " * 3
+    + "\n"
+    + "{working}",
     "%whip_submit",
     "%whip_state",
 ]
@@ -396,8 +409,9 @@ def _new_notebook(lab: Lab, name: str, sources: list[str]) -> None:
     ]
     nb = {
         "cells": cells,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                    "language": "python"}},  # fmt: skip
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
         "nbformat": 4,
         "nbformat_minor": 5,
     }
@@ -456,7 +470,9 @@ def test_learner_flow_interrupt_budget_save_and_reopen(lab: Lab, browser: Any) -
         progress = page.locator(".jp-Notebook .whip-progress").first
         progress.wait_for(timeout=180_000)
         time.sleep(1.5)
-        assert re.match(r"execute snippet: running, \d+\.\d s of at most 30 s", progress.inner_text())
+        assert re.match(
+            r"execute snippet: running, \d+\.\d s of at most 30 s", progress.inner_text()
+        )
         for attempt in range(3):  # the live line is redrawn in place: retry a detached element
             try:
                 _shot(page.locator(".jp-Notebook .whip-progress").first, "learner-progress")

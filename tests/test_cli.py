@@ -81,8 +81,15 @@ def test_demo_ends_with_a_graded_fix():
     out = whip("demo", timeout=300)
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    for action in ("execute_snippet", "run_training_probe", "inspect_tensor", "get_variable_state",
-                   "replace_lines", "inspect_diff", "submit_fix"):  # fmt: skip
+    for action in (
+        "execute_snippet",
+        "run_training_probe",
+        "inspect_tensor",
+        "get_variable_state",
+        "replace_lines",
+        "inspect_diff",
+        "submit_fix",
+    ):
         assert f"[{action}," in text
     assert "Demo finished: the fix scored" in text
     score = re.search(r"Demo finished: the fix scored (\d\.\d\d)", text)

@@ -156,9 +156,15 @@ def test_limits_come_from_the_config():
     )
     limits = Limits.from_config(config)
     assert limits == Limits(
-        address_space_mb=1024, cpu_time_s=20, file_size_mb=512, open_files=1024,
-        processes=64, scratch_mb=128, max_results=3, max_result_bytes=4 * 2**20,
-    )  # fmt: skip
+        address_space_mb=1024,
+        cpu_time_s=20,
+        file_size_mb=512,
+        open_files=1024,
+        processes=64,
+        scratch_mb=128,
+        max_results=3,
+        max_result_bytes=4 * 2**20,
+    )
     assert Limits() == Limits.from_config(SandboxConfig())  # one set of defaults
 
 

@@ -46,9 +46,20 @@ deadline = 2099-12-11T23:59:00Z
 """
 # the header instructors' spreadsheets and scripts depend on: change it only on purpose
 EXPECTED_HEADER = [
-    "student", "task", "score", "solved", "turns", "submissions", "components", "tampered",
-    "late", "recorded_score", "seed", "file", "reason",
-]  # fmt: skip
+    "student",
+    "task",
+    "score",
+    "solved",
+    "turns",
+    "submissions",
+    "components",
+    "tampered",
+    "late",
+    "recorded_score",
+    "seed",
+    "file",
+    "reason",
+]
 
 
 def write_assignment(tmp_path: Path, text: str = ASSIGNMENT, name: str = "assignment.toml") -> Path:
@@ -278,8 +289,20 @@ def test_whip_course_commands(tmp_path: Path, capsys) -> None:
     assert main(args) == 0  # nothing gradable: no sandbox is even started
     assert "not graded: 2" in capsys.readouterr().out
     assert (tmp_path / "g" / "grades.csv").read_text().count("\n") == 3
-    assert main(["course", "grade", str(subs), "--assignment", str(tmp_path / "no.toml"),
-                 "--out", str(tmp_path / "g")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "course",
+                "grade",
+                str(subs),
+                "--assignment",
+                str(tmp_path / "no.toml"),
+                "--out",
+                str(tmp_path / "g"),
+            ]
+        )
+        == 2
+    )
     assert "cannot read the assignment" in capsys.readouterr().err
 
 
@@ -343,13 +366,19 @@ def test_every_contradicted_claim_is_named(tmp_path: Path) -> None:
     a = load_assignment(write_assignment(tmp_path))
     code = "print('fixed')\n"
     honest = EpisodeRecord(
-        task_id="task1", student_id="ada", assignment=a.name, seed=a.seed_for("task1", "ada"),
-        turns=2, submissions=1, final_code=code, score=0.8,
+        task_id="task1",
+        student_id="ada",
+        assignment=a.name,
+        seed=a.seed_for("task1", "ada"),
+        turns=2,
+        submissions=1,
+        final_code=code,
+        score=0.8,
         trail=[
             TrailEntry(turn=1, action_type="view_code"),
             TrailEntry(turn=2, action_type="submit_fix", code_sha256=code_digest(code)),
         ],
-    )  # fmt: skip
+    )
     row = GradeRow("ada", "task1", score=0.8, seed=a.seed_for("task1", "ada"))
     sub = Submission("ada", "task1", "episode")
     assert _claims(honest, sub, a, row, variants=True) == []
@@ -413,10 +442,15 @@ def test_release_export_grade_round_trip(tmp_path: Path, sandbox, monkeypatch) -
     # ada works in the released notebook, in a real kernel, as JupyterHub user 'ada'
     spec = tmp_path / "kernels" / "whip-course-test"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "course test", "language": "python",
-    }))  # fmt: skip
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "course test",
+                "language": "python",
+            }
+        )
+    )
     home = tmp_path / "ada-home"
     release(a, home)
     monkeypatch.setenv("JUPYTERHUB_USER", "ada")

@@ -228,9 +228,12 @@ def test_inspect_tensor_errors(fake_env, setup, expected, expr):
 
 def test_inspect_tensor_numpy_array(fake_env):
     obs = fake_env.step(
-        {"action_type": "inspect_tensor", "setup_code": "import numpy as np\na = np.arange(6).reshape(2, 3)",
-         "target_expression": "a"}
-    ).observation  # fmt: skip
+        {
+            "action_type": "inspect_tensor",
+            "setup_code": "import numpy as np\na = np.arange(6).reshape(2, 3)",
+            "target_expression": "a",
+        }
+    ).observation
     assert obs.shape == [2, 3] and obs.dtype == "torch.int64" and obs.max_val == 5.0
 
 
@@ -311,8 +314,12 @@ def test_get_variable_state_reference_example(env):
     assert isinstance(obs, GetVariableStateObservation) and obs.error is None
     r = obs.results
     assert r["model.training"].model_dump() == {
-        "repr": "True", "type": "bool", "value": True, "shape": None, "error": None
-    }  # fmt: skip
+        "repr": "True",
+        "type": "bool",
+        "value": True,
+        "shape": None,
+        "error": None,
+    }
     assert r["optimizer.param_groups[0]['lr']"].value == 0.01
     assert r["optimizer.param_groups[0]['lr']"].type == "float"
     size = r["list(model.parameters())[0].shape"]
@@ -362,12 +369,24 @@ def test_line_edits_undo_reset(fake_env, task1):
     assert isinstance(obs, CodeObservation)
     assert obs.numbered_code.splitlines()[0] == " 1 | import torch"
     n = obs.line_count
-    obs = fake_env.step({"action_type": "replace_lines", "start_line": 14, "end_line": 14,
-                    "new_code": "optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)"}).observation  # fmt: skip
+    obs = fake_env.step(
+        {
+            "action_type": "replace_lines",
+            "start_line": 14,
+            "end_line": 14,
+            "new_code": "optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)",
+        }
+    ).observation
     assert obs.error is None and obs.can_undo and "lr=0.05" in fake_env.working_code
     assert obs.changed_lines == [14]
-    two = fake_env.step({"action_type": "replace_lines", "start_line": 14, "end_line": 14,
-                    "new_code": "lr = 0.05\noptimizer = torch.optim.SGD(model.parameters(), lr=lr)"}).observation  # fmt: skip
+    two = fake_env.step(
+        {
+            "action_type": "replace_lines",
+            "start_line": 14,
+            "end_line": 14,
+            "new_code": "lr = 0.05\noptimizer = torch.optim.SGD(model.parameters(), lr=lr)",
+        }
+    ).observation
     assert two.changed_lines == [14, 15] and two.code.splitlines()[14].startswith("optimizer")
     assert fake_env.step({"action_type": "undo_edit"}).observation.changed_lines == []
     obs = fake_env.step(
@@ -402,11 +421,23 @@ def test_submit_working_copy(make_env, task1):
     back = [i for i, ln in enumerate(env.working_code.splitlines(), 1) if "loss.backward()" in ln][
         0
     ]
-    env.step({"action_type": "replace_lines", "start_line": back, "end_line": back,
-              "new_code": "    loss.backward()\n    optimizer.step()"})  # fmt: skip
+    env.step(
+        {
+            "action_type": "replace_lines",
+            "start_line": back,
+            "end_line": back,
+            "new_code": "    loss.backward()\n    optimizer.step()",
+        }
+    )
     lr = [i for i, ln in enumerate(env.working_code.splitlines(), 1) if "lr=10.0" in ln][0]
-    env.step({"action_type": "replace_lines", "start_line": lr, "end_line": lr,
-              "new_code": "optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)"})  # fmt: skip
+    env.step(
+        {
+            "action_type": "replace_lines",
+            "start_line": lr,
+            "end_line": lr,
+            "new_code": "optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)",
+        }
+    )
     res = env.step({"action_type": "submit_fix"})
     assert isinstance(res.observation, SubmitFixObservation)
     assert res.reward >= 0.9 and res.done is True and res.observation.turn == 4
@@ -418,8 +449,14 @@ def test_submit_working_copy(make_env, task1):
 def test_submit_fix_ends_episode(make_env, task1):
     env = make_env()
     env.reset("task1")
-    res = env.step({"action_type": "submit_fix", "fixed_code": task1.solution_code,
-                    "explanation": "order and lr", "attempt_number": 1})  # fmt: skip
+    res = env.step(
+        {
+            "action_type": "submit_fix",
+            "fixed_code": task1.solution_code,
+            "explanation": "order and lr",
+            "attempt_number": 1,
+        }
+    )
     obs = res.observation
     assert res.done is True and obs.episode_done is True
     assert res.reward == obs.reward >= 0.9
@@ -428,9 +465,7 @@ def test_submit_fix_ends_episode(make_env, task1):
     st = env.state()
     assert st.submitted is True and st.best_reward == res.reward
     after = env.step({"action_type": "execute_snippet", "code": "print(1)"})
-    assert (
-        after.observation.error == EPISODE_DONE_MSG
-    )
+    assert after.observation.error == EPISODE_DONE_MSG
     assert after.done is True and after.reward == 0.0 and after.observation.episode_done is True
 
 
@@ -462,9 +497,7 @@ def test_max_turns_exceeded(make_fake_env):
     assert res.observation.turn == 3 and res.observation.episode_done is True and res.done is True
     assert res.reward == 0.0
     again = env.step({"action_type": "view_code"})
-    assert (
-        again.observation.error == EPISODE_DONE_MSG
-    )
+    assert again.observation.error == EPISODE_DONE_MSG
 
 
 def test_reset_starts_a_new_episode(make_fake_env, task1):

@@ -13,16 +13,24 @@ from whipstudio_nb.tools._common import ToolContext
 from whipstudio_nb.working_copy import WorkingCopy
 
 ACTIONS = [
-    {"action_type": "execute_snippet",
-     "code": "import sys\nprint('out')\nprint('err', file=sys.stderr)\n1/0"},
+    {
+        "action_type": "execute_snippet",
+        "code": "import sys\nprint('out')\nprint('err', file=sys.stderr)\n1/0",
+    },
     {"action_type": "execute_snippet", "code": "import sys\nsys.exit(3)"},
-    {"action_type": "inspect_tensor", "setup_code": "import torch\nw = torch.tensor([1.0, float('nan'), 3.0])",
-     "target_expression": "w"},
-    {"action_type": "get_variable_state", "setup_code": "import torch\nm = torch.nn.Linear(2, 3)",
-     "expressions": ["m.weight.shape", "m.training", "nope"]},
+    {
+        "action_type": "inspect_tensor",
+        "setup_code": "import torch\nw = torch.tensor([1.0, float('nan'), 3.0])",
+        "target_expression": "w",
+    },
+    {
+        "action_type": "get_variable_state",
+        "setup_code": "import torch\nm = torch.nn.Linear(2, 3)",
+        "expressions": ["m.weight.shape", "m.training", "nope"],
+    },
     {"action_type": "run_training_probe", "code": "TASK", "steps": 4},
     {"action_type": "run_training_probe", "code": "raise ValueError('x')", "steps": 2},
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("action", ACTIONS, ids=lambda a: a["action_type"])

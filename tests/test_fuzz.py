@@ -13,8 +13,14 @@ from whipstudio_nb.tools import action_models, tool_names
 FIELDS = sorted({f for m in action_models().values() for f in m.model_fields} - {"action_type"})
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 actions = st.one_of(
@@ -36,7 +42,9 @@ def fuzz_env(sandbox):
     env.close()
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(action=actions)
 def test_step_never_raises(fuzz_env, action):
     res = fuzz_env.step(action)

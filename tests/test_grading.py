@@ -128,7 +128,9 @@ def test_forged_emit_is_named(sandbox, task1):
     res = grade_code(task1, cheat_codes(task1)["forged emit and record"], sandbox)
     assert res.score == 0.0
     assert "whipstudio_nb.sandbox.kernel_lib.emit" in res.details["error"]
-    assert "whipstudio_nb.sandbox.kernel_lib.TrainingRecorder.param_changes" in res.details["tampered"]
+    assert (
+        "whipstudio_nb.sandbox.kernel_lib.TrainingRecorder.param_changes" in res.details["tampered"]
+    )
 
 
 def test_patching_the_recorder_alone_is_named(sandbox, task1):
@@ -152,7 +154,9 @@ def test_results_published_by_the_script_are_not_trusted(sandbox, task1):
 def test_nothing_the_script_started_survives_into_evaluation(sandbox, task1):
     """A thread and a double-forked, setsid child keep training after the script returns; the
     evaluated model waits for them. Evaluation happens in a process where they do not exist."""
-    code = task1.solution_code.replace("for epoch in range(100)", "for epoch in range(3)") + """
+    code = (
+        task1.solution_code.replace("for epoch in range(100)", "for epoch in range(3)")
+        + """
 import os, sys, time
 model.share_memory()
 if os.fork() == 0:
@@ -173,6 +177,7 @@ def _waiting_forward(x):
     return _forward(x)
 model.forward = _waiting_forward
 """
+    )
     code = code.replace("import os, sys, time", "import os\nimport sys\ntime = sys.modules['time']")
     t0 = time.monotonic()
     res = grade_code(task1, code, sandbox)
@@ -209,11 +214,16 @@ def test_loader_outside_the_environment_uses_the_demo_draw():
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-c",
-         "from whip_data import load_training_data\n"
-         "d = load_training_data('task1')\nprint(sorted(d), d['X'].shape)"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from whip_data import load_training_data\n"
+            "d = load_training_data('task1')\nprint(sorted(d), d['X'].shape)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "['X', 'y'] (400, 8)" in out.stdout
     assert "public demo draw" in out.stderr

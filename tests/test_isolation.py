@@ -24,7 +24,9 @@ from whipstudio_nb.tasks import builtin_tasks_dir
 problem = bwrap_problem()
 if problem and os.environ.get("CI"):
     raise RuntimeError(f"CI must test strict isolation, but: {problem}")
-pytestmark = pytest.mark.skipif(problem is not None, reason=f"strict isolation unavailable: {problem}")
+pytestmark = pytest.mark.skipif(
+    problem is not None, reason=f"strict isolation unavailable: {problem}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +104,10 @@ def test_no_network(env, listener):
 
 def test_no_network_from_a_submission(env, listener):
     port, hits = listener
-    code = f"import sys\nsys.modules['socket'].create_connection(('127.0.0.1', {port}), timeout=2)\n" + env.task.solution_code
+    code = (
+        f"import sys\nsys.modules['socket'].create_connection(('127.0.0.1', {port}), timeout=2)\n"
+        + env.task.solution_code
+    )
     res = env.step({"action_type": "submit_fix", "fixed_code": code})
     assert hits == []
     assert "script_error" in res.observation.grader_details  # the connection attempt raised
@@ -117,16 +122,22 @@ def test_solutions_are_hidden(env):
     tasks = builtin_tasks_dir()
     obs = snippet(env, f"print(open({str(tasks / 'task1' / 'solution.py')!r}).read())")
     assert obs.exit_code == 1 and "FileNotFoundError" in obs.stderr
-    obs = snippet(env, f"import os\nprint(os.path.exists({str(tasks)!r}) and os.listdir({str(tasks)!r}))")
+    obs = snippet(
+        env, f"import os\nprint(os.path.exists({str(tasks)!r}) and os.listdir({str(tasks)!r}))"
+    )
     assert obs.stdout in ("False\n", "[]\n"), obs
-    obs = snippet(env, f"import os\nos.system('cat {tasks}/*/solution.py {tasks}/*/grader.py; ls -R {tasks}')")
+    obs = snippet(
+        env, f"import os\nos.system('cat {tasks}/*/solution.py {tasks}/*/grader.py; ls -R {tasks}')"
+    )
     assert "HELDOUT_SEED" not in obs.stdout and "solution" not in obs.stdout
     still_works(env)
 
 
 def test_submission_cannot_read_solutions(env):
     path = builtin_tasks_dir() / "task1" / "solution.py"
-    res = env.step({"action_type": "submit_fix", "fixed_code": f"exec(open({str(path)!r}).read())\n"})
+    res = env.step(
+        {"action_type": "submit_fix", "fixed_code": f"exec(open({str(path)!r}).read())\n"}
+    )
     assert res.reward <= 0.05  # no model came out of it, whatever the trick
     env.reset("task1")
     still_works(env)
@@ -164,11 +175,14 @@ def test_host_secrets_are_invisible(monkeypatch):
     try:
         with WhipEnv(sandbox=sb) as env:
             env.reset("task1")
-            obs = snippet(env, (
-                "import os\n"
-                "print(dict(os.environ))\n"
-                "os.system('cat /proc/*/environ 2>/dev/null | tr \"\\\\0\" \"\\\\n\"')\n"
-            ))  # fmt: skip
+            obs = snippet(
+                env,
+                (
+                    "import os\n"
+                    "print(dict(os.environ))\n"
+                    'os.system(\'cat /proc/*/environ 2>/dev/null | tr "\\\\0" "\\\\n"\')\n'
+                ),
+            )
             assert "s3cr3t-value" not in obs.stdout and "hf_fake_token" not in obs.stdout
             assert "WHIP_TEST_SECRET" not in obs.stdout
             still_works(env)
@@ -180,7 +194,10 @@ def test_host_secrets_are_invisible(monkeypatch):
 
 
 def test_memory_over_the_limit_fails_cleanly(env):
-    obs = snippet(env, "import torch\nx = torch.ones(6 * 2**30, dtype=torch.uint8)\nprint('allocated', x.sum())")
+    obs = snippet(
+        env,
+        "import torch\nx = torch.ones(6 * 2**30, dtype=torch.uint8)\nprint('allocated', x.sum())",
+    )
     assert "allocated" not in obs.stdout
     assert obs.exit_code != 0
     still_works(env)
@@ -225,7 +242,10 @@ def _host_processes_matching(needle: str) -> list[int]:
 
 
 def test_background_sleep_does_not_survive(env):
-    obs = snippet(env, "import os\nos.system('sleep 4321 &')\nos.system('nohup setsid sleep 4322 > /dev/null 2>&1 &')\nprint('started')")
+    obs = snippet(
+        env,
+        "import os\nos.system('sleep 4321 &')\nos.system('nohup setsid sleep 4322 > /dev/null 2>&1 &')\nprint('started')",
+    )
     assert "started" in obs.stdout
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _host_processes_matching("sleep 432"):
@@ -243,7 +263,10 @@ def test_infinite_loop_ends_at_the_timeout(strict_sandbox):
 
 
 def test_50_mib_of_output_comes_back_capped(env):
-    obs = snippet(env, "import sys\nchunk = 'y' * 2**20\nfor _ in range(50):\n    sys.stdout.write(chunk)\nprint('done')")
+    obs = snippet(
+        env,
+        "import sys\nchunk = 'y' * 2**20\nfor _ in range(50):\n    sys.stdout.write(chunk)\nprint('done')",
+    )
     assert len(obs.stdout) <= 70_000 and "[output truncated:" in obs.stdout
     still_works(env)
 
@@ -272,7 +295,9 @@ def test_segfault_by_deep_recursion(env):
 
 
 def test_submission_that_kills_its_parent(env):
-    res = env.step({"action_type": "submit_fix", "fixed_code": "import os\nos.kill(os.getppid(), 9)\n"})
+    res = env.step(
+        {"action_type": "submit_fix", "fixed_code": "import os\nos.kill(os.getppid(), 9)\n"}
+    )
     assert res.reward == 0.0
     env.reset("task1")
     still_works(env)
@@ -286,8 +311,9 @@ def test_a_checkout_under_tmp_still_works_and_keeps_solutions_hidden(monkeypatch
     fake_repo = tmp_path / "checkout"
     (fake_repo / "whipstudio_nb" / "tasks").mkdir(parents=True)
     monkeypatch.setattr(filesystem, "python_roots", lambda: [(str(fake_repo), "test")])
-    plan = filesystem.mount_plan(pool_dir=str(tmp_path / "pool"), hidden=[],
-                                 passwd="/etc/passwd", group="/etc/group")  # fmt: skip
+    plan = filesystem.mount_plan(
+        pool_dir=str(tmp_path / "pool"), hidden=[], passwd="/etc/passwd", group="/etc/group"
+    )
     order = [(m.kind, m.dest) for m in plan]
     assert order.index(("tmpfs", "/tmp")) < order.index(("ro-bind", str(fake_repo)))
     assert order.index(("ro-bind", str(fake_repo))) < order.index(
@@ -346,7 +372,6 @@ def test_no_kernel_can_read_another_kernels_signing_key(strict_sandbox):
     res = result["res"]
     assert "FOUND" in res.stdout, (res.stdout, res.stderr)  # type: ignore[attr-defined]
     assert "FOUND []" in res.stdout, res.stdout  # type: ignore[attr-defined]
-
 
 
 _LOOK_AROUND = r"""

@@ -134,12 +134,15 @@ def test_kernels_run_as_an_unprivileged_host_user(sandbox, tmp_path):
 
         t = threading.Thread(target=watch)
         t.start()
-        out = run(sandbox, (
-            "import ctypes, time\n"
-            f"ctypes.CDLL(None).prctl(15, {name.encode()!r}, 0, 0, 0)\n"
-            f"try:\n    print(open({str(secret)!r}).read())\nexcept OSError as e:\n    print('denied', type(e).__name__)\n"
-            "time.sleep(3)\n"
-        ))  # fmt: skip
+        out = run(
+            sandbox,
+            (
+                "import ctypes, time\n"
+                f"ctypes.CDLL(None).prctl(15, {name.encode()!r}, 0, 0, 0)\n"
+                f"try:\n    print(open({str(secret)!r}).read())\nexcept OSError as e:\n    print('denied', type(e).__name__)\n"
+                "time.sleep(3)\n"
+            ),
+        )
         t.join()
         assert "root-only-secret" not in out and "denied" in out, out
         assert uids and uids[0] != "0", f"the kernel runs as host uid {uids}"
@@ -184,9 +187,12 @@ def test_the_filesystem_is_an_allowlist(sandbox, marker, tmp_path):
             pass
     env_file = REPO / "notebooks" / ".env"
     targets = [str(p) for p in planted] + [
-        "/etc/shadow", str(REPO / ".git"), str(REPO / "tasks"), str(env_file),
+        "/etc/shadow",
+        str(REPO / ".git"),
+        str(REPO / "tasks"),
+        str(env_file),
         str(Path(sysconfig_purelib()) / "whipstudio_nb" / "tasks" / "task1" / "solution.py"),
-    ]  # fmt: skip
+    ]
     try:
         out = run(sandbox, _FIND.format(targets=targets), timeout=120)
     finally:
@@ -227,9 +233,12 @@ def _mounts_seen_by_a_script_in(directory: Path) -> list[str]:
     script.write_text(_CALLER)
     try:
         proc = subprocess.run(
-            [sys.executable, str(script), _MOUNTS], capture_output=True, text=True,
-            cwd=directory, timeout=240,
-        )  # fmt: skip
+            [sys.executable, str(script), _MOUNTS],
+            capture_output=True,
+            text=True,
+            cwd=directory,
+            timeout=240,
+        )
     finally:
         script.unlink()
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -368,20 +377,24 @@ def test_dangerous_syscalls_are_filtered(sandbox):
 
 
 def test_scratch_space_is_private_capped_and_freed(sandbox, marker):
-    out = run(sandbox, (
-        "import os\n"
-        f"for d in ('/tmp', '/dev/shm', '.'):\n"
-        f"    open(os.path.join(d, 'm-{marker}'), 'w').write('x')\n"
-        "total = 0\n"
-        "try:\n"
-        "    with open('/tmp/big', 'wb') as f:\n"
-        "        for _ in range(2048):\n"
-        "            f.write(b'\\0' * 2**20); total += 1\n"
-        "except OSError as e:\n"
-        "    print('stopped', type(e).__name__)\n"
-        "os.unlink('/tmp/big')\n"
-        "print('MB', total)\n"
-    ), timeout=120)  # fmt: skip
+    out = run(
+        sandbox,
+        (
+            "import os\n"
+            f"for d in ('/tmp', '/dev/shm', '.'):\n"
+            f"    open(os.path.join(d, 'm-{marker}'), 'w').write('x')\n"
+            "total = 0\n"
+            "try:\n"
+            "    with open('/tmp/big', 'wb') as f:\n"
+            "        for _ in range(2048):\n"
+            "            f.write(b'\\0' * 2**20); total += 1\n"
+            "except OSError as e:\n"
+            "    print('stopped', type(e).__name__)\n"
+            "os.unlink('/tmp/big')\n"
+            "print('MB', total)\n"
+        ),
+        timeout=120,
+    )
     for d in ("/tmp", "/dev/shm"):  # left on the host only if isolation is off
         Path(d, f"m-{marker}").unlink(missing_ok=True)
     assert "stopped" in out, out
@@ -430,8 +443,13 @@ def test_huge_or_deeply_nested_code_is_an_in_band_error(sandbox):
         for code in ("(" * 60_000 + ")" * 60_000, "-" * 100_000 + "1", "[" * 50_000 + "]" * 50_000):
             obs = env.step({"action_type": "execute_snippet", "code": code}).observation
             assert obs.error or obs.exit_code != 0, obs  # in-band, never raised
-        obs = env.step({"action_type": "get_variable_state", "setup_code": "x=1",
-                        "expressions": ["x" * 300_000]}).observation  # fmt: skip
+        obs = env.step(
+            {
+                "action_type": "get_variable_state",
+                "setup_code": "x=1",
+                "expressions": ["x" * 300_000],
+            }
+        ).observation
         assert obs.error and "limit" in obs.error, obs
         obs = env.step({"action_type": "execute_snippet", "code": "print(2)"}).observation
         assert obs.stdout == "2\n", obs
@@ -484,21 +502,34 @@ def test_only_the_kernels_private_scratch_is_writable(sandbox):
     dirs = eval(out.split("WRITABLE", 1)[1].strip())  # a list literal printed by the kernel
     cwd = run(sandbox, "import os\nprint(os.getcwd())").strip()
     private = ("/tmp", "/dev/shm", os.path.dirname(cwd).rsplit("/", 1)[0])
-    stray = [d for d in dirs if not any(d == p or d.startswith(p + "/") for p in ("/tmp", "/dev/shm"))
-             and not d.endswith("/work")]  # fmt: skip
+    stray = [
+        d
+        for d in dirs
+        if not any(d == p or d.startswith(p + "/") for p in ("/tmp", "/dev/shm"))
+        and not d.endswith("/work")
+    ]
     assert dirs and not stray, (stray, private)
 
 
 def test_every_allowlisted_module_imports_in_the_sandbox(sandbox):
     from whipstudio_nb.sandbox import ALLOWED_IMPORTS
 
-    modules = [*ALLOWED_IMPORTS, "sklearn.metrics", "sklearn.linear_model", "scipy.stats",
-               "matplotlib.pyplot"]  # fmt: skip
-    out = run(sandbox, (
-        "import importlib\nbad = []\n"
-        f"for m in {modules!r}:\n"
-        "    try:\n        importlib.import_module(m)\n"
-        "    except Exception as e:\n        bad.append((m, repr(e)))\n"
-        "print('BAD', bad)\n"
-    ), timeout=120)  # fmt: skip
+    modules = [
+        *ALLOWED_IMPORTS,
+        "sklearn.metrics",
+        "sklearn.linear_model",
+        "scipy.stats",
+        "matplotlib.pyplot",
+    ]
+    out = run(
+        sandbox,
+        (
+            "import importlib\nbad = []\n"
+            f"for m in {modules!r}:\n"
+            "    try:\n        importlib.import_module(m)\n"
+            "    except Exception as e:\n        bad.append((m, repr(e)))\n"
+            "print('BAD', bad)\n"
+        ),
+        timeout=120,
+    )
     assert "BAD []" in out, out

@@ -113,7 +113,7 @@ def test_no_import_cycles() -> None:
             if dep.startswith(node + ".") and node in {m.rpartition(".")[0] for m in graph}:
                 continue  # a package's __init__ re-exporting its own submodules
             if state.get(dep) == 1:
-                cycles.append([*path[path.index(dep):], dep] if dep in path else [node, dep])
+                cycles.append([*path[path.index(dep) :], dep] if dep in path else [node, dep])
             elif dep not in state:
                 visit(dep, [*path, dep])
         state[node] = 2

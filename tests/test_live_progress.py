@@ -29,7 +29,10 @@ def collect():
 
 def test_probe_streams_its_losses(env):
     got, on_progress = collect()
-    res = env.step({"action_type": "run_training_probe", "code": SLOW_TRAINING, "steps": 12}, on_progress=on_progress)
+    res = env.step(
+        {"action_type": "run_training_probe", "code": SLOW_TRAINING, "steps": 12},
+        on_progress=on_progress,
+    )
     final = res.observation.losses
     assert len(final) == 12
     assert len(got) >= 2, "partial results must arrive while the probe runs, not only at the end"

@@ -286,7 +286,9 @@ def test_state_dashboard(ip: InteractiveShell, magics: WhipMagics) -> None:
     data = shown(ip, state)
     assert data["text/plain"].startswith(f"Task task2 (Silent NaN Loss): turn {state.turn} of")
     assert "run_training_probe" in data["text/plain"] and "score " in data["text/plain"]
-    entries = re.findall(r"<details[^>]*><summary[^>]*>(\d+)\. <code>(\w+)</code>", data["text/html"])
+    entries = re.findall(
+        r"<details[^>]*><summary[^>]*>(\d+)\. <code>(\w+)</code>", data["text/html"]
+    )
     # every call is in the timeline, including the one rejected by the import policy
     assert len(entries) == len(state.tool_call_history) + 1 == len(magics._timeline)
     assert entries[-1] == (str(state.turn), "submit_fix")

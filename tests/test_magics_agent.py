@@ -129,7 +129,9 @@ def test_the_agent_solves_task1_with_a_live_dashboard(
 
     # the summary line is printed once: as the cell's value, not again above the rows
     head = head_of(ip, res)
-    assert head == f"Agent solver on task1: 2 step(s), score {res.score:.3f} (success), stopped: done"
+    assert (
+        head == f"Agent solver on task1: 2 step(s), score {res.score:.3f} (success), stopped: done"
+    )
     assert not any("stopped:" in t for t in shown)
     # the episode is the magics' own: %whip_state and the task table know it
     state = ip.run_cell("%whip_state").result

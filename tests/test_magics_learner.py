@@ -20,7 +20,9 @@ from whipstudio_nb.models import State
 from whipstudio_nb.notebook.magics import WhipMagics
 from whipstudio_nb.notebook.widgets import Message
 
-NO_EPISODE = "Error: No episode yet: start an episode with %whip_reset TASK (%whip_tasks lists them)."
+NO_EPISODE = (
+    "Error: No episode yet: start an episode with %whip_reset TASK (%whip_tasks lists them)."
+)
 TASK2 = load_task("task2", seed=1)
 
 
@@ -89,29 +91,47 @@ def test_the_dashboard_before_reset_says_what_to_do(ip: InteractiveShell) -> Non
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("%whip_reset task2 --sed 1",
-         "Error: %whip_reset: unknown option --sed; did you mean --seed? "
-         "Usage: %whip_reset [--seed SEED] [--no-cell] [task]"),
-        ("%whip_reset task2 --step 3",
-         "Error: %whip_reset: unknown option --step; --steps is an option of %whip_probe. "
-         "Usage: %whip_reset [--seed SEED] [--no-cell] [task]"),
-        ("%whip_probe --steps many",
-         "Error: %whip_probe: --steps needs a whole number, got 'many'. "
-         "Usage: %whip_probe [--steps STEPS]"),
-        ("%whip_probe --steps 0", "Error: --steps must be at least 1, got 0: %whip_probe --steps 20"),
-        ("%whip_inspect",
-         "Error: %whip_inspect: give EXPRESSION. Usage: %whip_inspect expression [expression ...]"),
-        ("%whip_code --replace 3",
-         "Error: %whip_code: --replace expects 2 arguments. "
-         "Usage: %whip_code [--replace START END] [--undo] [--reset]"),
-        ("%whip_agent", "Error: %whip_agent: give TASK. Usage: %whip_agent [--model MODEL] "
-         "[--max-turns MAX_TURNS] [--seed SEED] [--no-tools] task"),
+        (
+            "%whip_reset task2 --sed 1",
+            "Error: %whip_reset: unknown option --sed; did you mean --seed? "
+            "Usage: %whip_reset [--seed SEED] [--no-cell] [task]",
+        ),
+        (
+            "%whip_reset task2 --step 3",
+            "Error: %whip_reset: unknown option --step; --steps is an option of %whip_probe. "
+            "Usage: %whip_reset [--seed SEED] [--no-cell] [task]",
+        ),
+        (
+            "%whip_probe --steps many",
+            "Error: %whip_probe: --steps needs a whole number, got 'many'. "
+            "Usage: %whip_probe [--steps STEPS]",
+        ),
+        (
+            "%whip_probe --steps 0",
+            "Error: --steps must be at least 1, got 0: %whip_probe --steps 20",
+        ),
+        (
+            "%whip_inspect",
+            "Error: %whip_inspect: give EXPRESSION. Usage: %whip_inspect expression [expression ...]",
+        ),
+        (
+            "%whip_code --replace 3",
+            "Error: %whip_code: --replace expects 2 arguments. "
+            "Usage: %whip_code [--replace START END] [--undo] [--reset]",
+        ),
+        (
+            "%whip_agent",
+            "Error: %whip_agent: give TASK. Usage: %whip_agent [--model MODEL] "
+            "[--max-turns MAX_TURNS] [--seed SEED] [--no-tools] task",
+        ),
         ("%whip_reset task99", "Error: Unknown task_id: task99. Available: task1"),
-        ("%whip_reset task2 surplus",
-         "Error: %whip_reset: unexpected argument 'surplus'. "
-         "Usage: %whip_reset [--seed SEED] [--no-cell] [task]"),
+        (
+            "%whip_reset task2 surplus",
+            "Error: %whip_reset: unexpected argument 'surplus'. "
+            "Usage: %whip_reset [--seed SEED] [--no-cell] [task]",
+        ),
     ],
-)  # fmt: skip
+)
 def test_option_mistakes_are_one_line_naming_the_fix(
     ip: InteractiveShell, source: str, expected: str
 ) -> None:
@@ -219,6 +239,9 @@ def test_reset_during_an_episode_says_what_was_thrown_away(ip: InteractiveShell)
     cell(ip, "%whip_reset task2 --seed 1")
     cell(ip, "%%whip_code --replace 1 1\nimport torch  # mine")
     obs, shown = cell(ip, "%whip_reset task2 --seed 1")
-    assert "The episode on task2 (turn 1/10) was ended: its edits to the working copy are gone." in shown
+    assert (
+        "The episode on task2 (turn 1/10) was ended: its edits to the working copy are gone."
+        in shown
+    )
     obs, shown = cell(ip, "%whip_reset task2 --seed 1")  # nothing done yet: nothing to say
     assert "was ended" not in shown

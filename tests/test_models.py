@@ -32,17 +32,37 @@ def test_discriminated_union_parses_each_action():
 
 def test_reference_field_names():
     assert set(m.Observation.model_fields) >= {
-        "task_id", "task_description", "buggy_code", "error_log", "last_reward", "turn",
-        "episode_done", "error",
-    }  # fmt: skip
+        "task_id",
+        "task_description",
+        "buggy_code",
+        "error_log",
+        "last_reward",
+        "turn",
+        "episode_done",
+        "error",
+    }
     assert set(m.InspectTensorObservation.model_fields) >= {
-        "shape", "dtype", "requires_grad", "grad_is_none", "min_val", "max_val", "mean_val",
-        "is_nan", "is_inf", "error",
-    }  # fmt: skip
+        "shape",
+        "dtype",
+        "requires_grad",
+        "grad_is_none",
+        "min_val",
+        "max_val",
+        "mean_val",
+        "is_nan",
+        "is_inf",
+        "error",
+    }
     assert set(m.RunTrainingProbeObservation.model_fields) >= {
-        "losses", "grad_norms", "optimizer_param_count", "final_loss", "loss_is_nan",
-        "loss_is_inf", "stderr", "timed_out",
-    }  # fmt: skip
+        "losses",
+        "grad_norms",
+        "optimizer_param_count",
+        "final_loss",
+        "loss_is_nan",
+        "loss_is_inf",
+        "stderr",
+        "timed_out",
+    }
     assert set(m.ExecuteSnippetObservation.model_fields) >= {
         "stdout",
         "stderr",

@@ -151,8 +151,17 @@ def test_tools_tour_uses_every_tool(executed: dict) -> None:
     for tool in ("run_training_probe", "get_variable_state", "replace_lines", "submit_fix"):
         assert tool in state
     sources = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    for magic in ("whip_snippet", "whip_inspect", "whip_probe", "whip_vars", "whip_diff",
-                  "whip_code", "whip_submit", "whip_state", "whip_hint"):  # fmt: skip
+    for magic in (
+        "whip_snippet",
+        "whip_inspect",
+        "whip_probe",
+        "whip_vars",
+        "whip_diff",
+        "whip_code",
+        "whip_submit",
+        "whip_state",
+        "whip_hint",
+    ):
         assert f"%{magic}" in sources, magic
     inspect = _outputs_of(nb, "%whip_inspect model(X)", "execute_result")[0].data["text/plain"]
     assert "NaN!" in inspect
@@ -169,7 +178,7 @@ def test_agent_notebook_solves_task1_and_exports_the_trajectory(executed: dict) 
     # around 0.9, not always exactly 1
     best = re.search(r"best reward ([01]\.\d{3})", dash[0].data["text/plain"])
     assert best and float(best.group(1)) > 0.8, dash[0].data["text/plain"]
-    assert dash[0].data["text/html"].count("<details class=\"whip-step\"") >= 5  # one per step
+    assert dash[0].data["text/html"].count('<details class="whip-step"') >= 5  # one per step
     (printed,) = _outputs_of(nb, "def export_trajectory", "stream")
     assert printed.text.splitlines()[0].startswith("1 run_training_probe reward=0.000")
 
@@ -203,8 +212,15 @@ def test_html_export_shows_static_renderings(executed: dict, tmp_path: Path) -> 
     body, _ = HTMLExporter().from_notebook_node(executed["01_quickstart.ipynb"])
     (tmp_path / "quickstart.html").write_text(body)
     # the static views, as HTML (not merely inside a widget-state JSON string)
-    for view in ("whip-tasks", "whip-code", "whip-snippet", "whip-stack", "whip-diff",
-                 "whip-grade", "whip-dashboard"):  # fmt: skip
+    for view in (
+        "whip-tasks",
+        "whip-code",
+        "whip-snippet",
+        "whip-stack",
+        "whip-diff",
+        "whip-grade",
+        "whip-dashboard",
+    ):
         assert f'class="whip-view {view}"' in body, view
     assert "<b>Grade report</b>" in body
     assert body.count('src="data:image/png;base64,') >= 3  # loss curves, gradient norms

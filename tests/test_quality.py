@@ -22,3 +22,18 @@ def test_ruff():
 def test_mypy():
     out = run(str(BIN / "mypy"), "whipstudio_nb")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ruff_format():
+    """The formatter's output is the house style (no hand-formatted exceptions)."""
+    out = run(str(BIN / "ruff"), "format", "--check", "whipstudio_nb", "tests", "benchmarks")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_no_module_over_500_lines():
+    """Small modules with one job: past 500 lines, split by what the parts do."""
+    sizes = {
+        str(p.relative_to(ROOT)): len(p.read_text().splitlines())
+        for p in (ROOT / "whipstudio_nb").rglob("*.py")
+    }
+    assert sizes and not {p: n for p, n in sizes.items() if n > 500}

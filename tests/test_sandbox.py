@@ -60,7 +60,9 @@ def test_timeout_kills_kernel_and_next_call_works(make_env):
     env = make_env(tool_timeout_s=2)
     env.reset("task1")
     # the pool's cold start (fork server, torch) is not what this test is about
-    assert env.step({"action_type": "execute_snippet", "code": "print(0)"}).observation.stdout == "0\n"
+    assert (
+        env.step({"action_type": "execute_snippet", "code": "print(0)"}).observation.stdout == "0\n"
+    )
     t0 = time.monotonic()
     obs = env.step(
         {
@@ -241,8 +243,11 @@ def test_no_process_or_file_survives_the_host(how, tmp_path):
     env = dict(os.environ, TMPDIR=str(tmp_path))
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT_EXIT, "exit" if how == "exit" else "hang"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert proc.stdout.readline().strip() == "ready"
     kids = descendants(proc.pid)
     assert kids, "the host should have a fork server and kernels"

@@ -44,11 +44,19 @@ class ScriptedLLM:
                 owner.requests.append(body)
                 text = owner.replies.pop(0) if owner.replies else ""
                 reply = {
-                    "id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
+                    "id": "c1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }  # fmt: skip
+                }
                 data = json.dumps(reply).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -128,11 +136,21 @@ def test_inference_loop_with_tools_succeeds(server: ServerProc, llm: ScriptedLLM
     assert task_id in [t.get("id") for t in tasks]
     solution = load_task(task_id).solution_code
     llm.replies = [
-        json.dumps({"reasoning": "look", "action_type": "execute_snippet",
-                    "action_params": {"code": "print('probe')"}}),
-        json.dumps({"reasoning": "fix", "action_type": "submit_fix",
-                    "action_params": {"fixed_code": solution}}),
-    ]  # fmt: skip
+        json.dumps(
+            {
+                "reasoning": "look",
+                "action_type": "execute_snippet",
+                "action_params": {"code": "print('probe')"},
+            }
+        ),
+        json.dumps(
+            {
+                "reasoning": "fix",
+                "action_type": "submit_fix",
+                "action_params": {"fixed_code": solution},
+            }
+        ),
+    ]
     line = inference_episode(server.url, llm, task_id, use_tools=True)
     print(line)
     m = END_LINE.match(line)
@@ -141,9 +159,13 @@ def test_inference_loop_with_tools_succeeds(server: ServerProc, llm: ScriptedLLM
 
 def test_inference_loop_without_tools(server: ServerProc, llm: ScriptedLLM) -> None:
     llm.replies = [
-        json.dumps({"action_type": "submit_fix",
-                    "action_params": {"fixed_code": load_task("task1").solution_code}})
-    ]  # fmt: skip
+        json.dumps(
+            {
+                "action_type": "submit_fix",
+                "action_params": {"fixed_code": load_task("task1").solution_code},
+            }
+        )
+    ]
     line = inference_episode(server.url, llm, "task1", use_tools=False)
     assert END_LINE.match(line) and line.startswith("[END] success=true steps=1"), line
 
@@ -166,15 +188,34 @@ def test_original_action_fields_are_accepted_others_are_not(server: ServerProc) 
     with httpx.Client(base_url=server.url, timeout=120) as c:
         eid = c.post("/reset", json={"task_id": "task1"}).json()["episode_id"]
         # the original's flat action: every tool's fields, defaults included, on any action
-        flat = {"action_type": "execute_snippet", "code": "print(2)", "episode_id": eid,
-                "fixed_code": "", "explanation": "", "attempt_number": 1, "setup_code": "",
-                "target_expression": "", "steps": 5, "expressions": [], "proposed_code": "",
-                "metadata": {}}  # fmt: skip
+        flat = {
+            "action_type": "execute_snippet",
+            "code": "print(2)",
+            "episode_id": eid,
+            "fixed_code": "",
+            "explanation": "",
+            "attempt_number": 1,
+            "setup_code": "",
+            "target_expression": "",
+            "steps": 5,
+            "expressions": [],
+            "proposed_code": "",
+            "metadata": {},
+        }
         r = c.post("/step", json={"action": flat})
         assert r.status_code == 200 and r.json()["observation"]["stdout"] == "2\n", r.text
         assert r.json()["episode_id"] == eid
-        r = c.post("/step", json={"action": {"action_type": "execute_snippet", "code": "1",
-                                             "colour": "red", "episode_id": eid}})  # fmt: skip
+        r = c.post(
+            "/step",
+            json={
+                "action": {
+                    "action_type": "execute_snippet",
+                    "code": "1",
+                    "colour": "red",
+                    "episode_id": eid,
+                }
+            },
+        )
         assert r.status_code == 422
         assert "'colour' is not a valid field" in r.json()["error"]
         # an id inside the action addresses an episode; it never creates one
@@ -251,13 +292,29 @@ def test_reference_doc_examples(server: ServerProc) -> None:
     there, and the documented error texts match word for word."""
     with httpx.Client(base_url=server.url, timeout=120) as c:
         r = c.post("/reset", json={"task_id": "task1"}).json()
-        assert {"task_id", "task_description", "buggy_code", "error_log", "last_reward",
-                "turn", "episode_done"} <= set(r["observation"])  # fmt: skip
-        r = c.post("/step", json={"action": {"action_type": "execute_snippet",
-                                             "code": "import torch\nprint(1)"}}).json()  # fmt: skip
+        assert {
+            "task_id",
+            "task_description",
+            "buggy_code",
+            "error_log",
+            "last_reward",
+            "turn",
+            "episode_done",
+        } <= set(r["observation"])
+        r = c.post(
+            "/step",
+            json={"action": {"action_type": "execute_snippet", "code": "import torch\nprint(1)"}},
+        ).json()
         assert {"observation", "reward", "done"} <= set(r)
-        assert {"action_type", "turn", "episode_done", "stdout", "stderr", "exit_code",
-                "timed_out"} <= set(r["observation"])  # fmt: skip
+        assert {
+            "action_type",
+            "turn",
+            "episode_done",
+            "stdout",
+            "stderr",
+            "exit_code",
+            "timed_out",
+        } <= set(r["observation"])
         st = c.get("/state").json()
         assert {"turn", "task_id", "submitted", "best_reward", "tool_call_history"} <= set(st)
         assert {"turn", "action_type"} <= set(st["tool_call_history"][0])
@@ -270,13 +327,19 @@ def test_reference_doc_examples(server: ServerProc) -> None:
             c.get("/health").json()
         )
         m = c.get("/metrics").json()
-        assert {"total_resets", "total_steps", "avg_reward", "task_distribution",
-                "tool_usage"} <= set(m)  # fmt: skip
+        assert {
+            "total_resets",
+            "total_steps",
+            "avg_reward",
+            "task_distribution",
+            "tool_usage",
+        } <= set(m)
         ids = ", ".join(t.id for t in list_tasks())
         r = c.post("/reset", json={"task_id": "task99"})
         assert r.json()["error"] == f"Unknown task_id: task99. Available: {ids}"
-        r = c.post("/step", json={"action": {"action_type": "execute_snippet",
-                                             "code": "import requests"}})  # fmt: skip
+        r = c.post(
+            "/step", json={"action": {"action_type": "execute_snippet", "code": "import requests"}}
+        )
         assert r.json()["error"] == (  # the reference doc's text, word for word
             "Security violation: import 'requests' is not allowed. Allowed: torch, numpy, "
             "sklearn, pandas, matplotlib, scipy, math, random, os, sys, collections, itertools, "

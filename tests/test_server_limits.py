@@ -40,11 +40,15 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
     srv = start_server(
         tmp_path_factory.mktemp("limits"),
-        "--token", TOKEN,
-        "--max-sessions", "2",
-        "--idle-timeout", "5",
-        "--rate-limit", "step=5/60",
-    )  # fmt: skip
+        "--token",
+        TOKEN,
+        "--max-sessions",
+        "2",
+        "--idle-timeout",
+        "5",
+        "--rate-limit",
+        "step=5/60",
+    )
     yield srv
     srv.stop()
 
@@ -252,7 +256,12 @@ def test_openenv_manifest_describes_the_tasks() -> None:
             "openenv.yaml is stale: python -m whipstudio_nb.server.manifest > openenv.yaml"
         )
     assert yaml.safe_load(render_manifest())["tasks"] == [
-        {"id": t.id, "name": t.name, "difficulty": t.difficulty, "category": t.category,
-         "max_turns": t.max_turns}
+        {
+            "id": t.id,
+            "name": t.name,
+            "difficulty": t.difficulty,
+            "category": t.category,
+            "max_turns": t.max_turns,
+        }
         for t in available.values()
-    ]  # fmt: skip
+    ]

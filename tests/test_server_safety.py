@@ -37,12 +37,17 @@ def strict_loads(text: str | bytes) -> object:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
     srv = start_server(
         tmp_path_factory.mktemp("safety"),
-        "--allow-origin", ALLOWED_ORIGIN,
-        "--max-sessions", "4",
-        "--rate-limit", "reset=200/60",
-        "--rate-limit", "step=200/60",
-        "--header-timeout", "2",
-    )  # fmt: skip
+        "--allow-origin",
+        ALLOWED_ORIGIN,
+        "--max-sessions",
+        "4",
+        "--rate-limit",
+        "reset=200/60",
+        "--rate-limit",
+        "step=200/60",
+        "--header-timeout",
+        "2",
+    )
     yield srv
     srv.stop()
     assert "Traceback" not in srv.log(), srv.log()
@@ -168,8 +173,11 @@ def test_oversized_bodies_get_413_and_memory_stays_bounded(
     r = client.post("/step", content=one_mb, headers={"Content-Type": "application/json"})
     assert r.status_code in (413, 422)
     with ws_connect(server.ws_url, max_size=None) as ws:  # a WebSocket message too
-        ws.send(json.dumps({"type": "step", "data": {"action_type": "view_code",
-                                                     "thought": "#" * 2_000_000}}))  # fmt: skip
+        ws.send(
+            json.dumps(
+                {"type": "step", "data": {"action_type": "view_code", "thought": "#" * 2_000_000}}
+            )
+        )
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=30)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
@@ -295,10 +303,12 @@ def test_finished_episodes_free_their_slot(client: httpx.Client) -> None:
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
     srv = start_server(
         tmp_path_factory.mktemp("limited"),
-        "--rate-limit", "reset=5/60",
-        "--rate-limit", "step=5/60",
+        "--rate-limit",
+        "reset=5/60",
+        "--rate-limit",
+        "step=5/60",
         fake=True,  # resets and view_code only: nothing runs in a kernel
-    )  # fmt: skip
+    )
     yield srv
     srv.stop()
 
@@ -320,8 +330,11 @@ def test_spoofed_forwarded_for_does_not_bypass_limits(limited: ServerProc) -> No
 def test_ws_messages_and_mcp_calls_are_rate_limited(limited: ServerProc) -> None:
     local = httpx.HTTPTransport(local_address="127.0.0.3")  # a fresh client
     with httpx.Client(base_url=limited.url, transport=local, timeout=60) as c:
-        call = {"jsonrpc": "2.0", "method": "tools/call",
-                "params": {"name": "view_code", "arguments": {}}}  # fmt: skip
+        call = {
+            "jsonrpc": "2.0",
+            "method": "tools/call",
+            "params": {"name": "view_code", "arguments": {}},
+        }
         codes = [c.post("/mcp", json={**call, "id": i}).json() for i in range(8)]
         limited_calls = [x for x in codes if "error" in x and "Rate limit" in x["error"]["message"]]
         assert len(limited_calls) == 3, codes
@@ -350,9 +363,16 @@ def test_nan_probe_is_strict_json_over_http_ws_and_mcp(server: ServerProc) -> No
         assert r.status_code == 200, r.text[:500]
         obs = strict_loads(r.content)["observation"]  # type: ignore[index]
         check_nan_observation(obs)
-        call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                "params": {"name": "run_training_probe", "session_id": eid,
-                           "arguments": {"code": buggy, "steps": 200}}}  # fmt: skip
+        call = {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "tools/call",
+            "params": {
+                "name": "run_training_probe",
+                "session_id": eid,
+                "arguments": {"code": buggy, "steps": 200},
+            },
+        }
         r = c.post("/mcp", json=call)
         assert r.status_code == 200
         res = strict_loads(r.content)["result"]  # type: ignore[index]
@@ -374,7 +394,10 @@ def check_nan_observation(obs: dict) -> None:
     assert None in obs["losses"]
     nf = obs["non_finite"]
     assert any(p.startswith("/losses/") for p in nf) and set(nf.values()) <= {
-        "NaN", "Infinity", "-Infinity"}  # fmt: skip
+        "NaN",
+        "Infinity",
+        "-Infinity",
+    }
     for pointer, kind in nf.items():  # each pointer names a null in the document
         node: object = obs
         for part in pointer.lstrip("/").split("/"):
@@ -385,9 +408,8 @@ def check_nan_observation(obs: dict) -> None:
 # --------------------------------------------------------------------- property tests: no 500
 
 json_leaf = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(max_size=12)
-)  # fmt: skip
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
+)
 json_any = st.recursive(
     json_leaf,
     lambda kids: (
@@ -403,13 +425,15 @@ rpc_messages = st.fixed_dictionaries(
         "id": st.integers() | st.text(max_size=5) | json_any,
         "method": st.sampled_from(
             ["initialize", "ping", "tools/list", "tools/call", "nope", "notifications/initialized"]
-        ) | json_leaf,
-        "params": json_any | st.fixed_dictionaries(
+        )
+        | json_leaf,
+        "params": json_any
+        | st.fixed_dictionaries(
             {"name": st.sampled_from([*CHEAP_TOOLS, "fly"]) | json_leaf},
             optional={"arguments": json_any, "session_id": json_leaf},
         ),
     },
-)  # fmt: skip
+)
 ws_frames = st.fixed_dictionaries(
     {"type": st.sampled_from(["reset", "step", "state", "mcp", "dance"]) | json_leaf},
     optional={
@@ -423,7 +447,7 @@ ws_frames = st.fixed_dictionaries(
                 "new_code": json_any,
                 "proposed_code": json_any,
             },
-        )  # fmt: skip
+        )
         | st.fixed_dictionaries({}, optional={"task_id": json_leaf, "seed": json_leaf}),
     },
 )
@@ -481,11 +505,14 @@ def test_fuzz_ws_frames_find_no_500(server: ServerProc) -> None:
 def behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
     srv = start_server(
         tmp_path_factory.mktemp("proxy"),
-        "--forwarded-allow-ips", "127.0.0.1",
-        "--rate-limit", "reset=2/60",
-        "--max-string", "1000",
+        "--forwarded-allow-ips",
+        "127.0.0.1",
+        "--rate-limit",
+        "reset=2/60",
+        "--max-string",
+        "1000",
         fake=True,  # resets and a refused step only: nothing runs in a kernel
-    )  # fmt: skip
+    )
     yield srv
     srv.stop()
 

@@ -26,8 +26,15 @@ SEED_TASKS = {
     "task5": ("Frozen Backbone", "medium"),
     "task6": ("Input-Output mismatch", "hard"),
 }
-CATEGORIES = {"model", "tensors_and_inputs", "training/optimizer", "training/loss",
-              "training/hyperparameters", "training/data", "api"}  # fmt: skip
+CATEGORIES = {
+    "model",
+    "tensors_and_inputs",
+    "training/optimizer",
+    "training/loss",
+    "training/hyperparameters",
+    "training/data",
+    "api",
+}
 CHEATS = [
     "side estimator answers for the model",
     "rule-based forward (public demo world)",
@@ -106,8 +113,12 @@ def test_cheats_are_real_attacks(sandbox):
     """The side estimator answers well: it is the attribution check, not weakness, that zeroes
     it. Its held-out accuracy is high while its held-out credit is zero."""
     task = load_task("task1")
-    res = grade_code(task, cheat_codes(task)["side estimator answers for the model"], sandbox,
-                     data_seed=CALIBRATION_SEED)  # fmt: skip
+    res = grade_code(
+        task,
+        cheat_codes(task)["side estimator answers for the model"],
+        sandbox,
+        data_seed=CALIBRATION_SEED,
+    )
     d = res.details
     assert d["val_acc"] >= 0.85 and d["attribution"] == 0.0 and res.score == 0.0
 

@@ -42,8 +42,7 @@ def run(ctx: ToolContext, action: EchoAction) -> EchoObservation:
 
 
 # builtins.dict(args) returns its argument: an in-kernel half the sandbox has never heard of
-ECHO = Tool(action=EchoAction, observation=EchoObservation, run=run,
-            kernel_entry="builtins:dict")  # fmt: skip
+ECHO = Tool(action=EchoAction, observation=EchoObservation, run=run, kernel_entry="builtins:dict")
 
 
 def test_a_tool_added_in_one_place_works_everywhere(sandbox: Any) -> None:
@@ -82,9 +81,16 @@ def test_every_registered_tool_is_described_from_its_spec() -> None:
 
     names = [t.name for t in tools()]
     assert names == [
-        "execute_snippet", "inspect_tensor", "run_training_probe", "get_variable_state",
-        "inspect_diff", "submit_fix", "view_code", "replace_lines", "undo_edit",
+        "execute_snippet",
+        "inspect_tensor",
+        "run_training_probe",
+        "get_variable_state",
+        "inspect_diff",
+        "submit_fix",
+        "view_code",
+        "replace_lines",
+        "undo_edit",
         "reset_to_original",
-    ]  # fmt: skip  (the reference's order)
+    ]
     assert {t.name for t in tools() if not t.costs_turn} == {"view_code", "inspect_diff"}
     assert all(t.summary and t.view for t in tools())

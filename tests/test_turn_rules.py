@@ -34,19 +34,19 @@ def _sigint_after(delay_s: float) -> dict[str, float]:
         (
             {"action_type": "run_training_probe", "code": "for i in range(3)\n  pass", "steps": 2},
             "in code, line 1",
-        ),  # fmt: skip
+        ),
         (
             {"action_type": "inspect_tensor", "setup_code": "x = (", "target_expression": "x"},
             "in setup_code, line 1",
-        ),  # fmt: skip
+        ),
         (
             {"action_type": "inspect_tensor", "target_expression": "x ="},
             "in target_expression, line 1",
-        ),  # fmt: skip
+        ),
         (
             {"action_type": "get_variable_state", "expressions": ["1", "a b"]},
             "in expressions[1], line 1",
-        ),  # fmt: skip
+        ),
         ({"action_type": "submit_fix", "fixed_code": "def f(:\n"}, "in fixed_code, line 1"),
     ],
 )

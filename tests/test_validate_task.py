@@ -24,8 +24,9 @@ def pack(tmp_path: Path) -> Path:
 
 
 def validate(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(WHIP), "validate-task", str(path), *args],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [str(WHIP), "validate-task", str(path), *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_good_pack_passes(tmp_path):
@@ -100,8 +101,12 @@ def test_broken_generator_is_a_fail_line_not_a_traceback(tmp_path):
 def test_wrong_label_shape_is_reported(tmp_path):
     p = pack(tmp_path)
     grader = (p / "grader.py").read_text()
-    (p / "grader.py").write_text(grader.replace("return _draw(seed, 2, 2000, params)",
-                                                "x, y = _draw(seed, 2, 2000, params)\n    return x, y[:, None]"))  # fmt: skip
+    (p / "grader.py").write_text(
+        grader.replace(
+            "return _draw(seed, 2, 2000, params)",
+            "x, y = _draw(seed, 2, 2000, params)\n    return x, y[:, None]",
+        )
+    )
     out = validate(p, "--seeds")
     assert out.returncode == 1
     assert "accuracy needs labels of shape (N,) of class indices, got (2000, 1)" in out.stdout
@@ -110,7 +115,9 @@ def test_wrong_label_shape_is_reported(tmp_path):
 def test_unearnable_weight_is_a_warning(tmp_path):
     p = pack(tmp_path)
     sol = (p / "solution.py").read_text()
-    (p / "solution.py").write_text(sol + "\n_model = model\ndef predict(x):\n    return _model(x).argmax(dim=1)\n")
+    (p / "solution.py").write_text(
+        sol + "\n_model = model\ndef predict(x):\n    return _model(x).argmax(dim=1)\n"
+    )
     toml = p / "task.toml"
     text = toml.read_text().replace('model = "model"', 'model = "model"\npredict = "predict"')
     # a held-out loss weight that a class-index predict() can never earn
@@ -123,6 +130,8 @@ def test_unearnable_weight_is_a_warning(tmp_path):
 
 def test_missing_heldout_is_a_schema_error(tmp_path):
     p = pack(tmp_path)
-    (p / "grader.py").write_text((p / "grader.py").read_text().replace("def heldout(", "def held_out("))
+    (p / "grader.py").write_text(
+        (p / "grader.py").read_text().replace("def heldout(", "def held_out(")
+    )
     out = validate(p)
     assert out.returncode == 1 and "FAIL  schema:" in out.stdout and "heldout" in out.stdout

@@ -45,11 +45,21 @@ def _png(bundle: dict) -> bytes:
 
 def nan_tensor_obs() -> InspectTensorObservation:
     return InspectTensorObservation(
-        shape=[400, 4], dtype="torch.float32", requires_grad=True, grad_is_none=True,
-        min_val=-58.2, max_val=61.0, mean_val=0.12, std_val=19.9, numel=1600,
-        is_nan=True, is_inf=False, nan_count=3, inf_count=0,
+        shape=[400, 4],
+        dtype="torch.float32",
+        requires_grad=True,
+        grad_is_none=True,
+        min_val=-58.2,
+        max_val=61.0,
+        mean_val=0.12,
+        std_val=19.9,
+        numel=1600,
+        is_nan=True,
+        is_inf=False,
+        nan_count=3,
+        inf_count=0,
         histogram=TensorHistogram(edges=[-60.0, -20.0, 20.0, 60.0], counts=[300, 1000, 297]),
-    )  # fmt: skip
+    )
 
 
 def test_importing_widgets_does_not_import_ipywidgets_or_matplotlib() -> None:
@@ -216,10 +226,16 @@ def test_grade_report_shows_errors() -> None:
 
 def test_dashboard_timeline_expands_to_observations() -> None:
     state = State(
-        turn=2, task_id="task1", max_turns=10, best_reward=0.9, submissions=1,
-        tool_call_history=[ToolCallRecord(turn=1, action_type="execute_snippet"),
-                           ToolCallRecord(turn=2, action_type="submit_fix", reward=0.9)],
-    )  # fmt: skip
+        turn=2,
+        task_id="task1",
+        max_turns=10,
+        best_reward=0.9,
+        submissions=1,
+        tool_call_history=[
+            ToolCallRecord(turn=1, action_type="execute_snippet"),
+            ToolCallRecord(turn=2, action_type="submit_fix", reward=0.9),
+        ],
+    )
     entries = [
         TimelineEntry(1, "execute_snippet", "print(1)", SnippetOutput("1\n", "")),
         TimelineEntry(2, "submit_fix", "score 0.900", Message("graded", "info"), reward=0.9),
@@ -230,7 +246,11 @@ def test_dashboard_timeline_expands_to_observations() -> None:
     assert "submit_fix" in text and "reward 0.900" in text
     assert "1 submission, solved (you may still submit)" in text
     html = view.html()
-    assert html.count("<details class=\"whip-step\"") == 2 and "width: 20%" in html and "2 / 10 turns" in html
+    assert (
+        html.count('<details class="whip-step"') == 2
+        and "width: 20%" in html
+        and "2 / 10 turns" in html
+    )
     assert "score 0.900" in html and "<details open" not in html  # collapsed, scored badge
     assert view.widget().value == styled(html)  # the live view is the same timeline
     unsolved = state.model_copy(update={"best_reward": 0.4, "submissions": 2})
@@ -280,8 +300,10 @@ def test_thinned_grading_losses_are_drawn_at_their_steps() -> None:
     assert len(details["losses"]) == MAX_LOSSES_IN_DETAILS
     series = loss_series(details)
     assert series.steps[0] == 0 and series.steps[-1] == 299
-    assert all(raw[s] == v or (v is None and math.isnan(raw[s]))
-               for s, v in zip(series.steps, series.values, strict=True))  # fmt: skip
+    assert all(
+        raw[s] == v or (v is None and math.isnan(raw[s]))
+        for s, v in zip(series.steps, series.values, strict=True)
+    )
     first_high = next(s for s, v in zip(series.steps, series.values, strict=True) if v == 1.7)
     assert first_high in (100, 101)  # the jump stays where it happened
     report = GradeReport(0.5, details)
@@ -301,10 +323,18 @@ def test_a_fix_that_hides_the_symptom_is_amber_and_says_what_is_missing() -> Non
     from whipstudio_nb.notebook.widgets.report import component_targets
 
     details = {  # task2 with a lower learning rate: no NaN, but a weak model
-        "components": {"heldout_metric": 0.9, "heldout_loss": 0.62, "loss_decrease": 1.0,
-                       "trained": 1.0},  # fmt: skip
-        "weights": {"heldout_metric": 0.4, "heldout_loss": 0.3, "loss_decrease": 0.15,
-                    "trained": 0.15},  # fmt: skip
+        "components": {
+            "heldout_metric": 0.9,
+            "heldout_loss": 0.62,
+            "loss_decrease": 1.0,
+            "trained": 1.0,
+        },
+        "weights": {
+            "heldout_metric": 0.4,
+            "heldout_loss": 0.3,
+            "loss_decrease": 0.15,
+            "trained": 0.15,
+        },
         "val_f1": 0.9194,
         "heldout_loss": 0.2108,
     }

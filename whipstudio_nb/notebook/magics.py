@@ -449,6 +449,7 @@ def _first_line(code: str) -> str:
 
 # ---------------------------------------------------------------------- extension hooks
 
+
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and the observation formatters; warm the sandbox in the background."""
     if getattr(ipython, "_whip_magics", None) is not None:
