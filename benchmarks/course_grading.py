@@ -97,8 +97,10 @@ def main() -> int:
         subs, kinds = build_class(root, assignment, args.students)
         n = args.students * len(tasks)
         mix = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
-        print(f"class: {args.students} students x {len(tasks)} tasks = {n} submissions ({mix})",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"class: {args.students} students x {len(tasks)} tasks = {n} submissions ({mix})",
+            file=sys.stderr,
+        )
         t0 = time.perf_counter()
         rows = grade_submissions(subs, assignment, workers=args.workers)
         t_grade = time.perf_counter() - t0

@@ -24,8 +24,13 @@ def plain_run_s(code: str) -> float:
         path = Path(d) / "fix.py"
         path.write_text(code)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, str(path)], cwd=d, capture_output=True, check=False,
-                       env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})  # fmt: skip
+        subprocess.run(
+            [sys.executable, str(path)],
+            cwd=d,
+            capture_output=True,
+            check=False,
+            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        )
         return time.perf_counter() - t0
 
 
@@ -74,12 +79,16 @@ def main() -> int:
     finally:
         sandbox.close()
 
-    print(f"{'task':<8} {'category':<25} {'buggy':>6} {'partial':>7} {'fixed':>6} "
-          f"{'grade s':>8} {'plain s':>8} {'ratio':>6}")  # fmt: skip
+    print(
+        f"{'task':<8} {'category':<25} {'buggy':>6} {'partial':>7} {'fixed':>6} "
+        f"{'grade s':>8} {'plain s':>8} {'ratio':>6}"
+    )
     for task_id, cat, buggy, partial, solution, t, plain in rows:
         p = f"{partial:.3f}" if partial is not None else "-"
-        print(f"{task_id:<8} {cat:<25} {buggy:>6.3f} {p:>7} {solution:>6.3f} {t:>8.2f} "
-              f"{plain:>8.2f} {t / plain:>5.2f}x")  # fmt: skip
+        print(
+            f"{task_id:<8} {cat:<25} {buggy:>6.3f} {p:>7} {solution:>6.3f} {t:>8.2f} "
+            f"{plain:>8.2f} {t / plain:>5.2f}x"
+        )
     worst = max(r[5] for r in rows)
     print(f"slowest grading: {worst:.2f} s (target <= 5 s); ratio = grading / plain python run")
     return 0

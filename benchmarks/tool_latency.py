@@ -75,8 +75,9 @@ def main() -> int:
             for i in range(args.calls):
                 start = time.perf_counter()
                 out.append(timed_step(env))
-                print(f"  {label} call {i + 1}/{args.calls}: {out[-1] * 1000:.0f} ms",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"  {label} call {i + 1}/{args.calls}: {out[-1] * 1000:.0f} ms", file=sys.stderr
+                )
                 time.sleep(max(0.0, args.pace - (time.perf_counter() - start)))
         return out
 
@@ -106,8 +107,10 @@ def main() -> int:
         )
 
     def row(name: str, xs: list[float]) -> str:
-        return (f"{name:<26} p50 {pct(xs, 50) * 1000:8.1f} ms   p95 {pct(xs, 95) * 1000:8.1f} ms"
-                f"   mean {statistics.mean(xs) * 1000:8.1f} ms   n={len(xs)}")  # fmt: skip
+        return (
+            f"{name:<26} p50 {pct(xs, 50) * 1000:8.1f} ms   p95 {pct(xs, 95) * 1000:8.1f} ms"
+            f"   mean {statistics.mean(xs) * 1000:8.1f} ms   n={len(xs)}"
+        )
 
     print(f"execute_snippet latency (pool size {args.pool_size}, {args.pace:g} s pace)")
     print(row(f"interactive ({level})", interactive))
