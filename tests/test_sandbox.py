@@ -177,11 +177,12 @@ def test_pool_refills_and_leaves_nothing_behind():
     while pool.stats()["ready"] < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     stats = pool.stats()
-    assert stats["ready"] == 2 and stats["kernels_started"] >= 7
+    # at least its idle size (more for a few seconds: the pool followed the calls' demand)
+    assert stats["ready"] >= 2 and stats["kernels_started"] >= 7
     server = pool.launcher.server_pid
     base_dir = pool.launcher.base_dir
     # This pool's processes: its fork server and the kernels it forked, and their shims.
-    mine = {server} | descendants(server) | set(kernels) | {k.pid for k in pool._ready}
+    mine = {server} | descendants(server) | set(kernels) | {k.pid for k, _ in pool._ready}
     assert len(mine) >= 1 + 2 + 2
     pool.close()
     assert wait_dead(mine) == []

@@ -33,6 +33,7 @@ __all__ = [
 DEFAULT_TOOL_TIMEOUT_S = 30.0  # seconds a tool call may run before its kernel is killed
 SUCCESS_THRESHOLD = 0.9  # a grade at or above this solves the task
 DEFAULT_POOL_SIZE = 2
+DEFAULT_POOL_MAX = 16  # a pool of 16 ready kernels stays well under 2 GiB PSS (README)
 DEFAULT_MAX_CODE_BYTES = 256 * 1024
 
 IsolationLevel = Literal["auto", "strict", "basic", "none"]
@@ -51,6 +52,8 @@ ENV_VARS: dict[str, str] = {
     "max_result_bytes": "WHIP_MAX_RESULT_BYTES",
     "sandbox_user": "WHIP_SANDBOX_USER",
     "pool_size": "WHIP_POOL_SIZE",
+    "pool_max": "WHIP_POOL_MAX",
+    "pool_starts": "WHIP_POOL_STARTS",
     "tool_timeout_s": "WHIP_TOOL_TIMEOUT_S",
     "max_code_bytes": "WHIP_MAX_CODE_BYTES",
     "tasks_path": "WHIP_TASKS_PATH",
@@ -84,7 +87,10 @@ class SandboxConfig(BaseModel):
     file_size_mb: int = Field(512, gt=0)  # file-size rlimit
     open_files: int = Field(1024, gt=0)  # open-files rlimit
     sandbox_user: str = Field("nobody", min_length=1)  # who the sandbox runs as under root
-    pool_size: int = Field(DEFAULT_POOL_SIZE, ge=0)  # kernels kept warm
+    pool_size: int = Field(DEFAULT_POOL_SIZE, ge=0)  # kernels kept warm when idle
+    # The pool grows with demand up to this many ready kernels, and shrinks back when idle.
+    pool_max: int = Field(DEFAULT_POOL_MAX, ge=0)
+    pool_starts: int = Field(3, gt=0)  # kernels started at once while the pool refills
     tool_timeout_s: float = Field(DEFAULT_TOOL_TIMEOUT_S, gt=0)
     max_code_bytes: int = Field(DEFAULT_MAX_CODE_BYTES, gt=0)  # cap on every action string
     # Task-pack directories the sandbox must mask (WHIP_TASKS_PATH, plus any a caller adds):

@@ -36,7 +36,7 @@ from .models import (
     ToolCallRecord,
     ToolObservation,
 )
-from .sandbox import ProgressCallback, Sandbox, check_code
+from .sandbox import ProgressCallback, Sandbox, check_code, owner_scope
 from .sandbox.isolation import warning_for
 from .sandbox.policy import oversized_field
 from .tasks import load_task
@@ -139,7 +139,7 @@ class WhipEnv:
     def step(self, action: Any, *, on_progress: ProgressCallback | None = None) -> StepResult:
         """Run one action. ``on_progress`` receives partial results of long calls as they come
         (``{"losses": [...], "offset": n}`` from probes and grading), for live views."""
-        with self._lock:
+        with self._lock, owner_scope(self):  # its calls queue fairly beside other sessions'
             res = self._step(action, on_progress=on_progress)
             if self._task is not None:
                 graded = self._graded_now and not res.observation.error
@@ -281,7 +281,8 @@ class WhipEnv:
         task = load_task(task_id) if task_id else self._task
         if task is None:
             raise ValueError("no task: pass task_id or call reset() first")
-        return grade_code(task, code, self.sandbox)
+        with owner_scope(self):
+            return grade_code(task, code, self.sandbox)
 
     def close(self) -> None:
         with self._lock:

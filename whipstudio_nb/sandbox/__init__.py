@@ -11,7 +11,7 @@ from ..config import SandboxConfig
 from ..errors import ConfigError, SandboxError
 from .kernel import ExecResult, Launcher, ProgressCallback, SandboxKernel
 from .policy import ALLOWED_IMPORTS, check_code, violation_message
-from .pool import KernelPool
+from .pool import KernelPool, owner_scope
 
 Setup = tuple[str, Any]  # (entry point, its one argument), run before a call's entry point
 
@@ -26,6 +26,7 @@ __all__ = [
     "SandboxKernel",
     "check_code",
     "dispatch_cell",
+    "owner_scope",
     "violation_message",
 ]
 

@@ -16,6 +16,7 @@ import os
 import resource
 import signal
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 from .private_view import (
@@ -52,6 +53,7 @@ def become_kernel(
     Under strict isolation this child is PID 1 of a new PID namespace: it builds the kernel's
     private world, then forks the kernel itself and supervises it (see private_view.py)."""
     code = 1
+    mark = _Phases(server.timing)
     log = os.dup(2)  # the server's log, for failures before the kernel runs (closed then)
     try:
         connection = None
@@ -72,7 +74,9 @@ def become_kernel(
         os.setsid()
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the server
         prctl(PR_SET_CHILD_SUBREAPER, 1)  # keep escaped descendants as our own
+        mark("cleanup")
         _apply_limits(server.limits)
+        mark("limits")
         ready: tuple[int, int] | None = None
         if server.private_views:
             # This process builds the kernel's private world and supervises it; the kernel is
@@ -81,12 +85,15 @@ def become_kernel(
             own = os.path.dirname(request["cwd"])  # the kernel's directory: work/ is in it
             view = server.private_views
             enter_private_view(own, view["pool"], int(server.limits["scratch_mb"]), view["keep"])
+            mark("private_view")
             ready = _supervise_kernel(own, log)  # returns in the kernel only
             prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the supervisor
+            mark("supervisor_fork")
             mount_proc()
             # No capability and the filter before anything is imported or run.
             drop_capabilities()
             server.kernel_filter.load()
+        mark("seccomp")
         prctl(PR_SET_DUMPABLE, 0 if ready is None else 1)
         conn.close()
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -97,12 +104,17 @@ def become_kernel(
         env.pop("JPY_PARENT_PID", None)  # our parent is the server; lifetime is handled here
         os.environ.clear()
         os.environ.update(env)
+        mark("environment")
         _reseed()
+        mark("reseed")
         app = _kernel_app(connection)
         app.initialize(["-f", request["connection_file"], *request.get("kernel_args", [])])
+        mark("ipkernel_initialize")
         if ready is not None:  # sockets are bound: the supervisor makes our directory read-only
             os.write(ready[1], b"1")
             os.read(ready[0], 1)
+        mark("read_only_dir")
+        mark.report(log)
         os.close(log)
         log = -1
         app.start()
@@ -117,6 +129,26 @@ def become_kernel(
                 os.write(log, traceback.format_exc().encode())
     finally:
         os._exit(code)
+
+
+class _Phases:
+    """When the server runs with ``WHIP_KERNEL_TIMING=1``: the time since the fork at which
+    each phase of a kernel's start ended, written to the server's log as one line
+    ``kernel-phases {"limits": ms, ...}`` (read by benchmarks/kernel_start.py)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = time.perf_counter()
+        self.marks: dict[str, float] = {}
+
+    def __call__(self, phase: str) -> None:
+        if self.enabled:
+            self.marks[phase] = round((time.perf_counter() - self.start) * 1000, 2)
+
+    def report(self, fd: int) -> None:
+        if self.enabled:
+            with contextlib.suppress(OSError):
+                os.write(fd, f"kernel-phases {json.dumps(self.marks)}\n".encode())
 
 
 def _supervise_kernel(own_dir: str, log: int) -> tuple[int, int]:

@@ -179,6 +179,8 @@ class ForkServerLauncher(Launcher):
         limits["nproc_rlimit"] = self._cgroup is None
         env["WHIP_LIMITS"] = json.dumps(limits) if self.isolation != "none" else "{}"
         env["WHIP_KERNEL_PRELOAD"] = json.dumps(list(self.preload))
+        if os.environ.get("WHIP_KERNEL_TIMING") == "1":  # benchmarks/kernel_start.py
+            env["WHIP_KERNEL_TIMING"] = "1"
         argv = [sys.executable, "-m", "whipstudio_nb.sandbox.zygote", self.socket_path]
         if self.isolation == "strict":
             env["WHIP_PRIVATE_VIEWS"] = json.dumps({"pool": self._dir, "keep": self._keep})
@@ -241,6 +243,18 @@ class ForkServerLauncher(Launcher):
             "{connection_file}",
             *kernel_args,
         ]
+
+    def server_log(self) -> str:
+        """What the fork server wrote to its log (failures; start phases with timing on)."""
+        if self._root is None:
+            return ""
+        try:
+            with open(
+                os.path.join(self._root, "server.log"), encoding="utf-8", errors="replace"
+            ) as f:
+                return f.read()
+        except OSError:
+            return ""
 
     @property
     def server_pid(self) -> int | None:

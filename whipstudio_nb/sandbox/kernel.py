@@ -147,34 +147,57 @@ def _wait_for_ready(kc: Any, km: Any, timeout: float) -> None:
     """Like ``BlockingKernelClient.wait_for_ready`` without its fixed cost: that one ends by
     draining IOPub until 200 ms pass in silence. Here the kernel is ready as soon as IOPub
     carries the ``idle`` status of one of our ``kernel_info`` requests, which also proves that
-    the IOPub subscription is live (early messages to a new subscriber can be lost, so the
-    request is repeated until one gets through; any of them counts)."""
+    the IOPub subscription is live. Early messages to a new subscriber are lost, so a request
+    is repeated soon after each shell reply that came without its status (any of them counts),
+    and every second while the kernel has not answered at all."""
     deadline = time.monotonic() + timeout
     sent: set[str] = set()
-    replied = False
+    resend_at = 0.0
     while time.monotonic() < deadline:
-        sent.add(kc.kernel_info())
-        wait_until = time.monotonic() + (0.5 if replied else 1.0)
-        while time.monotonic() < min(wait_until, deadline):
-            try:
-                msg = kc.get_iopub_msg(timeout=0.05)
-            except queue.Empty:
-                msg = None
-            if (
-                msg is not None
-                and msg["parent_header"].get("msg_id") in sent
-                and msg["msg_type"] == "status"
-                and msg["content"].get("execution_state") == "idle"
-            ):
-                _drain(kc.shell_channel)
-                return
-            if not replied:
-                with contextlib.suppress(queue.Empty):
-                    reply = kc.get_shell_msg(timeout=0)
-                    replied = reply["parent_header"].get("msg_id") in sent
+        now = time.monotonic()
+        if now >= resend_at:
+            sent.add(kc.kernel_info())
+            resend_at = now + 1.0
+        try:
+            msg = kc.get_iopub_msg(timeout=0.01)
+        except queue.Empty:
+            msg = None
+        if (
+            msg is not None
+            and msg["parent_header"].get("msg_id") in sent
+            and msg["msg_type"] == "status"
+            and msg["content"].get("execution_state") == "idle"
+        ):
+            _drain(kc.shell_channel)
+            return
+        with contextlib.suppress(queue.Empty):
+            reply = kc.get_shell_msg(timeout=0)
+            if reply["parent_header"].get("msg_id") in sent:
+                # the kernel is up; its status for that request may have gone before our
+                # subscription was live: ask again shortly
+                resend_at = min(resend_at, time.monotonic() + 0.02)
         if not km.is_alive():
             raise SandboxError("Kernel died before replying to kernel_info")
     raise SandboxError(f"Kernel didn't respond in {timeout:g} seconds")
+
+
+_context_lock = threading.Lock()
+_context: Any = None
+
+
+def _client_context() -> Any:
+    """The zmq context of our kernel clients. A client connects before its new kernel has bound
+    its sockets; zmq then retries every 100 ms by default, which a pool pays on every kernel.
+    Retrying every 5 ms costs nothing here (IPC on the same machine). Its own context, so the
+    host's other sockets (a notebook's own kernel) keep their settings."""
+    global _context
+    import zmq
+
+    with _context_lock:
+        if _context is None or _context.closed:
+            _context = zmq.Context()
+            _context.setsockopt(zmq.RECONNECT_IVL, 5)
+        return _context
 
 
 def _drain(channel: Any) -> None:
@@ -235,6 +258,7 @@ class SandboxKernel:
             "--IPKernelApp.quiet=True",
         ]
         km = KernelManager(
+            context=_client_context(),
             transport="ipc" if os.name == "posix" else "tcp",
             connection_file=os.path.join(
                 self.launcher.connection_dir or self.tmpdir,

@@ -1,23 +1,47 @@
 """A warm pool of sandbox kernels, started ahead of time with torch and numpy imported.
 
-Each kernel serves one call and is then killed; background threads keep ``size`` kernels ready,
-so a call pays milliseconds instead of a kernel start plus ``import torch``.
+Each kernel serves one call and is then killed; background threads keep kernels ready, so a
+call pays milliseconds instead of a kernel start plus ``import torch``.
+
+The pool follows demand: it keeps ``size`` kernels ready when idle, grows towards the number of
+calls of the last second (up to ``pool_max``) while calls come in, and shrinks back when they
+stop. Callers that wait are served fairly: one waiting call of each owner in turn (an owner is a
+session: ``owner_scope``), so one busy session cannot starve the others.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextvars
 import threading
 import time
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..config import SandboxConfig
 from ..errors import ConfigError, SandboxError
 from .kernel import Launcher, SandboxKernel
 
-__all__ = ["KernelPool", "warmup_code"]
+__all__ = ["KernelPool", "owner_scope", "warmup_code"]
+
+DEMAND_WINDOW_S = 1.0  # calls in this window set how many kernels the pool keeps ready
+IDLE_TRIM_S = 5.0  # a ready kernel beyond the target is discarded after this long unused
+
+# Who the calls made in this context belong to (a session); None: an anonymous caller.
+_owner: contextvars.ContextVar[object | None] = contextvars.ContextVar("whip_pool_owner")
+
+
+@contextmanager
+def owner_scope(owner: object) -> Iterator[None]:
+    """Calls made inside belong to ``owner`` (any hashable: a session), for fair queueing."""
+    token = _owner.set(owner)
+    try:
+        yield
+    finally:
+        _owner.reset(token)
 
 
 def warmup_code(preload: tuple[str, ...]) -> str:
@@ -49,6 +73,16 @@ def _close_all_pools() -> None:
         pool.close()
 
 
+class _Ticket:
+    """One waiting acquire: it is handed a kernel by ``KernelPool._hand_out``."""
+
+    __slots__ = ("kernel", "owner")
+
+    def __init__(self, owner: object) -> None:
+        self.owner = owner
+        self.kernel: SandboxKernel | None = None
+
+
 class KernelPool:
     def __init__(
         self,
@@ -57,26 +91,32 @@ class KernelPool:
         launcher: Launcher | None = None,
         config: SandboxConfig | None = None,
         warmup_timeout: float = 120.0,
-        max_parallel_starts: int = 2,
+        max_parallel_starts: int | None = None,
     ) -> None:
-        """``size`` (default ``config.pool_size``) kernels kept warm; ``launcher`` (default:
-        the one ``config`` names) starts them. ``config`` defaults to the ``WHIP_*`` variables."""
+        """``size`` (default ``config.pool_size``) kernels kept warm when idle, up to
+        ``config.pool_max`` while calls come in; ``launcher`` (default: the one ``config``
+        names) starts them, ``max_parallel_starts`` (default ``config.pool_starts``) at once.
+        ``config`` defaults to the ``WHIP_*`` variables."""
         if size is not None and size < 0:
             raise ConfigError(f"pool size must be >= 0 (got {size})")
         config = config if config is not None else SandboxConfig.from_env()
         self.config = config.with_overrides(pool_size=size)
         self.size = self.config.pool_size
+        self.cap = max(self.size, self.config.pool_max)
         self.launcher = launcher if launcher is not None else default_launcher(self.config)
         self.warmup_timeout = warmup_timeout
-        self._ready: deque[SandboxKernel] = deque()
+        self._ready: deque[tuple[SandboxKernel, float]] = deque()  # (kernel, ready since)
         self._in_use: set[SandboxKernel] = set()
+        self._waiting: OrderedDict[object, deque[_Ticket]] = OrderedDict()  # owner -> tickets
+        self._calls: deque[float] = deque()  # when recent acquires came in
         self._starting = 0
         self._cond = threading.Condition()
         self._closed = False
         self._started = False
         self._workers: list[threading.Thread] = []
         self._reapers: set[threading.Thread] = set()
-        self._max_parallel = max(1, max_parallel_starts)
+        parallel = max_parallel_starts or self.config.pool_starts
+        self._max_parallel = max(1, parallel)
         self.kernels_started = 0
         self.last_error: str | None = None
         self._failures = 0
@@ -90,36 +130,44 @@ class KernelPool:
             if self._started or self._closed:
                 return
             self._started = True
-            for i in range(min(self._max_parallel, max(1, self.size))):
+            if self.size == 0:
+                return  # no warm kernels: each acquire starts its own
+            for i in range(min(self._max_parallel, self.cap)):
                 t = threading.Thread(target=self._fill_loop, name=f"whip-pool-{i}", daemon=True)
                 self._workers.append(t)
                 t.start()
 
-    def acquire(self, timeout: float = 180.0) -> SandboxKernel:
-        """Take a ready kernel (waiting for one if needed). The caller must ``release`` it."""
+    def acquire(self, timeout: float = 180.0, *, owner: object = None) -> SandboxKernel:
+        """Take a ready kernel (waiting for one if needed). The caller must ``release`` it.
+        Waiting callers get kernels one ``owner`` at a time in turn (default: the owner of
+        the current ``owner_scope``)."""
         self.start()
         deadline = time.monotonic() + timeout
+        ticket = _Ticket(owner if owner is not None else _owner.get(None))
         with self._cond:
-            while True:
-                if self._closed:
-                    raise SandboxError("the sandbox pool is closed")
-                while self._ready:
-                    kernel = self._ready.popleft()
-                    if kernel.is_alive():
-                        self._in_use.add(kernel)
-                        self._cond.notify_all()
-                        return kernel
-                    self._reap(kernel)
-                if self.size == 0 and self._starting == 0:
-                    break  # no background workers: start one in this thread
-                if self._failures >= 3:
-                    raise SandboxError(f"sandbox kernels fail to start: {self.last_error}")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise SandboxError("timed out waiting for a sandbox kernel")
-                self._cond.notify_all()
-                self._cond.wait(min(remaining, 0.5))
-        kernel = self._new_kernel()
+            if self._closed:
+                raise SandboxError("the sandbox pool is closed")
+            self._calls.append(time.monotonic())
+            if self.size > 0:
+                self._waiting.setdefault(ticket.owner, deque()).append(ticket)
+                self._hand_out()
+                try:
+                    while ticket.kernel is None:
+                        if self._closed:
+                            raise SandboxError("the sandbox pool is closed")
+                        if self._failures >= 3:
+                            raise SandboxError(f"sandbox kernels fail to start: {self.last_error}")
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            raise SandboxError("timed out waiting for a sandbox kernel")
+                        self._cond.notify_all()  # the target grew: wake the workers
+                        self._cond.wait(min(remaining, 0.5))
+                        self._hand_out()
+                finally:
+                    if ticket.kernel is None:
+                        self._withdraw(ticket)
+                return ticket.kernel
+        kernel = self._new_kernel()  # no background workers: start one in this thread
         with self._cond:
             self._in_use.add(kernel)
         return kernel
@@ -131,13 +179,22 @@ class KernelPool:
             self._reap(kernel)
             self._cond.notify_all()
 
+    def target(self) -> int:
+        """How many kernels the pool wants ready or starting now: ``size``, or more while
+        calls come in (the calls of the last second plus those waiting), at most ``cap``."""
+        with self._cond:
+            return self._target(time.monotonic())
+
     def stats(self) -> dict[str, Any]:
         with self._cond:
             return {
                 "size": self.size,
+                "max": self.cap,
+                "target": self._target(time.monotonic()),
                 "ready": len(self._ready),
                 "starting": self._starting,
                 "in_use": len(self._in_use),
+                "waiting": sum(len(q) for q in self._waiting.values()),
                 "kernels_started": self.kernels_started,
                 "closed": self._closed,
                 "last_error": self.last_error,
@@ -147,7 +204,7 @@ class KernelPool:
         """Stop refilling and kill every kernel, ready or in use. Idempotent; waits for it."""
         with self._cond:
             self._closed = True
-            kernels = list(self._ready) + list(self._in_use)
+            kernels = [k for k, _ in self._ready] + list(self._in_use)
             self._ready.clear()
             self._in_use.clear()
             self._cond.notify_all()
@@ -168,6 +225,46 @@ class KernelPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------------ internals (hold the lock)
+
+    def _target(self, now: float) -> int:
+        while self._calls and self._calls[0] < now - DEMAND_WINDOW_S:
+            self._calls.popleft()
+        waiting = sum(len(q) for q in self._waiting.values())
+        return min(self.cap, max(self.size, len(self._calls) + waiting))
+
+    def _hand_out(self) -> None:
+        """Give ready kernels to waiting tickets: the first ticket of each owner in turn."""
+        while self._waiting and self._ready:
+            kernel, _ = self._ready.popleft()
+            if not kernel.is_alive():
+                self._reap(kernel)
+                continue
+            owner, tickets = next(iter(self._waiting.items()))
+            ticket = tickets.popleft()
+            del self._waiting[owner]
+            if tickets:  # this owner waits for more: to the back of the line
+                self._waiting[owner] = tickets
+            ticket.kernel = kernel
+            self._in_use.add(kernel)
+            self._cond.notify_all()
+
+    def _withdraw(self, ticket: _Ticket) -> None:
+        tickets = self._waiting.get(ticket.owner)
+        if tickets is not None:
+            if ticket in tickets:
+                tickets.remove(ticket)
+            if not tickets:
+                del self._waiting[ticket.owner]
+
+    def _trim(self, now: float) -> None:
+        """Discard ready kernels beyond the target that sat unused for a while (oldest first)."""
+        excess = len(self._ready) + self._starting - self._target(now)
+        while excess > 0 and self._ready and self._ready[0][1] < now - IDLE_TRIM_S:
+            kernel, _ = self._ready.popleft()
+            self._reap(kernel)
+            excess -= 1
+
     # ------------------------------------------------------------------ internals
 
     def _new_kernel(self) -> SandboxKernel:
@@ -186,10 +283,14 @@ class KernelPool:
     def _fill_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and len(self._ready) + self._starting >= self.size:
-                    self._cond.wait()
-                if self._closed:
-                    return
+                while True:
+                    if self._closed:
+                        return
+                    now = time.monotonic()
+                    self._trim(now)
+                    if len(self._ready) + self._starting < self._target(now):
+                        break
+                    self._cond.wait(1.0)  # re-check: demand fades, idle kernels get trimmed
                 self._starting += 1
             kernel: SandboxKernel | None = None
             try:
@@ -205,7 +306,8 @@ class KernelPool:
                     if self._closed:
                         self._reap(kernel)
                     else:
-                        self._ready.append(kernel)
+                        self._ready.append((kernel, time.monotonic()))
+                        self._hand_out()
                 self._cond.notify_all()
                 if kernel is None:
                     self._cond.wait(min(10.0, 0.5 * 2 ** min(self._failures, 5)))  # back off

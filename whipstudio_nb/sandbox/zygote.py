@@ -47,6 +47,7 @@ class ZygoteServer:
         # strict: {"pool": dir, "keep": [...]}; each kernel then gets its own PID namespace
         self.private_views: dict[str, Any] | None = None
         self.kernel_filter: Any = None  # the seccomp filter, built once before any fork
+        self.timing = False  # log each kernel's start phases (WHIP_KERNEL_TIMING=1)
 
     def _on_term(self, *args: Any) -> None:
         self.running = False
@@ -218,6 +219,7 @@ def main() -> int:
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     limits = json.loads(os.environ.pop("WHIP_LIMITS", "{}") or "{}")
     server = ZygoteServer(path, limits)
+    server.timing = os.environ.pop("WHIP_KERNEL_TIMING", "") == "1"
     views = os.environ.pop("WHIP_PRIVATE_VIEWS", "")
     if views:
         from .seccomp import build_kernel_filter
