@@ -29,6 +29,11 @@ __all__ = ["KernelPool", "owner_scope", "warmup_code"]
 
 DEMAND_WINDOW_S = 1.0  # calls in this window set how many kernels the pool keeps ready
 IDLE_TRIM_S = 5.0  # a ready kernel beyond the target is discarded after this long unused
+# Starts can fail for a moment (a fork bomb's processes are still being reaped, the fork server
+# is being replaced): once the pool has started a kernel, callers wait through failures for this
+# long before they are told the sandbox is down. A pool that never started one says so at once.
+TRANSIENT_FAILURE_S = 20.0
+MAX_BACKOFF_S = 2.0
 
 # Who the calls made in this context belong to (a session); None: an anonymous caller.
 _owner: contextvars.ContextVar[object | None] = contextvars.ContextVar("whip_pool_owner")
@@ -120,6 +125,7 @@ class KernelPool:
         self.kernels_started = 0
         self.last_error: str | None = None
         self._failures = 0
+        self._failing_since = 0.0  # when the current run of failed starts began
         _live_pools.add(self)
 
     # ------------------------------------------------------------------ public API
@@ -155,7 +161,7 @@ class KernelPool:
                     while ticket.kernel is None:
                         if self._closed:
                             raise SandboxError("the sandbox pool is closed")
-                        if self._failures >= 3:
+                        if self._failing():
                             raise SandboxError(f"sandbox kernels fail to start: {self.last_error}")
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
@@ -171,6 +177,14 @@ class KernelPool:
         with self._cond:
             self._in_use.add(kernel)
         return kernel
+
+    def _failing(self) -> bool:
+        """Whether starts fail for good (not a passing hiccup). Must hold the lock."""
+        if self._failures < 3:
+            return False
+        if self.kernels_started == 0:
+            return True  # never worked: a broken setup, say so now
+        return time.monotonic() - self._failing_since >= TRANSIENT_FAILURE_S
 
     def release(self, kernel: SandboxKernel) -> None:
         """Discard a used kernel: it is killed in the background."""
@@ -298,6 +312,8 @@ class KernelPool:
             except Exception as exc:
                 with self._cond:
                     self.last_error = str(exc)
+                    if self._failures == 0:
+                        self._failing_since = time.monotonic()
                     self._failures += 1
             with self._cond:
                 self._starting -= 1
@@ -310,7 +326,9 @@ class KernelPool:
                         self._hand_out()
                 self._cond.notify_all()
                 if kernel is None:
-                    self._cond.wait(min(10.0, 0.5 * 2 ** min(self._failures, 5)))  # back off
+                    self._cond.wait(
+                        min(MAX_BACKOFF_S, 0.1 * 2 ** min(self._failures, 5))
+                    )  # back off
 
     def _reap(self, kernel: SandboxKernel) -> None:
         """Shut a kernel down off the caller's thread. Must hold the lock."""
