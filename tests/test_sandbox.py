@@ -289,3 +289,26 @@ def test_unknown_launcher_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("WHIP_LAUNCHER", "docker")
     with pytest.raises(ValueError, match="WHIP_LAUNCHER must be one of forkserver, direct"):
         Sandbox(pool_size=1)
+
+
+def test_cgroups_of_dead_pools_are_swept():
+    """A killed host process never removes its pool's cgroup: the next pool removes it."""
+    from whipstudio_nb.sandbox.isolation import PidsCgroup
+
+    probe = PidsCgroup.create(f"whipstudio-{os.getpid()}-probe", 64)
+    if probe is None:
+        pytest.skip("no writable pids cgroup controller here")
+    base = os.path.dirname(probe.path)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that is gone
+    stale = PidsCgroup.create(f"whipstudio-{dead.pid}-stale", 64)
+    assert stale is not None and os.path.isdir(stale.path)
+    mine = PidsCgroup.create(f"whipstudio-{os.getpid()}-mine", 64)
+    assert mine is not None
+    try:
+        assert not os.path.exists(stale.path)  # swept
+        assert os.path.isdir(probe.path)  # a live process's cgroup stays
+        assert os.path.dirname(mine.path) == base
+    finally:
+        for c in (probe, mine, stale):
+            c.remove()

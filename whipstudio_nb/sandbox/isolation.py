@@ -17,6 +17,7 @@ silently running with less, and with the ``direct`` launcher it is a ``ConfigErr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -264,6 +265,7 @@ class PidsCgroup:
                 continue
             if base == "/sys/fs/cgroup" and "pids" not in _read(base, "cgroup.controllers"):
                 continue
+            _sweep_stale(base, name.split("-", 1)[0])
             path = os.path.join(base, name)
             try:
                 os.makedirs(path, exist_ok=True)
@@ -283,6 +285,23 @@ class PidsCgroup:
             os.rmdir(self.path)
         except OSError:
             pass
+
+
+def _sweep_stale(base: str, prefix: str) -> None:
+    """Remove the empty cgroups of pools whose host process is gone (``PREFIX-PID-...``): a
+    killed process never removes its own, and they would pile up."""
+    try:
+        entries = os.listdir(base)
+    except OSError:
+        return
+    for entry in entries:
+        parts = entry.split("-", 2)
+        if len(parts) < 3 or parts[0] != prefix or not parts[1].isdigit():
+            continue
+        if os.path.exists(f"/proc/{parts[1]}"):
+            continue
+        with contextlib.suppress(OSError):  # not empty (a process still runs): keep it
+            os.rmdir(os.path.join(base, entry))
 
 
 def _read(base: str, name: str) -> str:
