@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 
 from whipstudio_nb import WhipEnv
-from whipstudio_nb.sandbox import Sandbox
+from whipstudio_nb.config import SandboxConfig
+from whipstudio_nb.sandbox import KernelPool, Sandbox, pool as pool_module
 
 SESSIONS = 8
 CALLS = 3
@@ -58,3 +60,63 @@ def test_eight_concurrent_sessions_each_get_their_own_results():
             assert out.startswith(f"{tokens[i]} {n} [] 1 ['note.txt']"), (i, n, out)
             others = [t for j, t in tokens.items() if j != i]
             assert not any(t in out for t in others), (i, out)
+
+
+def _wait_until(check, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_busy_session_does_not_starve_another():
+    """One kernel at a time; session A queues five calls, then B queues one: B is served next
+    after A's first, not after all of A's (first come, first served would put it last)."""
+    config = SandboxConfig.from_env().with_overrides(pool_max=1, pool_starts=1)
+    pool = KernelPool(1, config=config)
+    grants: list[str] = []
+    try:
+        held = pool.acquire(owner="A")
+
+        def call(owner: str) -> None:
+            kernel = pool.acquire(timeout=120, owner=owner)
+            grants.append(owner)
+            pool.release(kernel)
+
+        threads = [threading.Thread(target=call, args=("A",)) for _ in range(5)]
+        for t in threads:
+            t.start()
+        assert _wait_until(lambda: pool.stats()["waiting"] == 5)
+        threads.append(threading.Thread(target=call, args=("B",)))
+        threads[-1].start()
+        assert _wait_until(lambda: pool.stats()["waiting"] == 6)
+        pool.release(held)
+        for t in threads:
+            t.join(180)
+        assert sorted(grants) == ["A"] * 5 + ["B"]
+        assert grants.index("B") <= 1, grants
+    finally:
+        pool.close()
+
+
+def test_the_pool_grows_with_demand_and_shrinks_back(monkeypatch):
+    monkeypatch.setattr(pool_module, "IDLE_TRIM_S", 0.5)
+    config = SandboxConfig.from_env().with_overrides(pool_max=4, pool_starts=2)
+    pool = KernelPool(1, config=config)
+    try:
+        pool.start()
+        assert _wait_until(lambda: pool.stats()["ready"] == 1)
+        kernels = [pool.acquire(timeout=120, owner=i) for i in range(4)]  # a burst of calls
+        assert pool.target() == 4  # the calls of the last second
+        for k in kernels:
+            pool.release(k)
+        # more than ``size`` kept ready while the burst is recent
+        assert _wait_until(lambda: pool.stats()["ready"] >= 2, timeout=90), pool.stats()
+        # then back to ``size`` once calls stop
+        assert _wait_until(lambda: pool.stats()["ready"] == 1 and pool.target() == 1, 30), (
+            pool.stats()
+        )
+    finally:
+        pool.close()
