@@ -11,7 +11,8 @@ import time
 
 from whipstudio_nb import WhipEnv
 from whipstudio_nb.config import SandboxConfig
-from whipstudio_nb.sandbox import KernelPool, Sandbox, pool as pool_module
+from whipstudio_nb.sandbox import KernelPool, Sandbox
+from whipstudio_nb.sandbox import pool as pool_module
 
 SESSIONS = 8
 CALLS = 3
