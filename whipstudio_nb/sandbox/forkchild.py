@@ -4,13 +4,14 @@ The fork server (zygote.py) forks one child per kernel request; the child drops 
 the server it must not keep (listening socket, other kernels' connections, signal handlers),
 applies the resource limits, and, under strict isolation, builds its private world and forks
 the kernel itself, which it then supervises (see private_view.py). Then it turns into an
-ipykernel ``IPKernelApp`` on the connection info the host's shim sent.
+ipykernel ``IPKernelApp`` on the connection info the host sent (provisioner.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import resource
@@ -140,15 +141,19 @@ class _Phases:
         self.enabled = enabled
         self.start = time.perf_counter()
         self.marks: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # this process's CPU time (user + system) so far
 
     def __call__(self, phase: str) -> None:
         if self.enabled:
             self.marks[phase] = round((time.perf_counter() - self.start) * 1000, 2)
+            r = resource.getrusage(resource.RUSAGE_SELF)
+            self.cpu[phase] = round((r.ru_utime + r.ru_stime) * 1000, 1)
 
     def report(self, fd: int) -> None:
         if self.enabled:
             with contextlib.suppress(OSError):
                 os.write(fd, f"kernel-phases {json.dumps(self.marks)}\n".encode())
+                os.write(fd, f"kernel-phases-cpu {json.dumps(self.cpu)}\n".encode())
 
 
 def _supervise_kernel(own_dir: str, log: int) -> tuple[int, int]:
@@ -194,18 +199,30 @@ def _supervise_kernel(own_dir: str, log: int) -> tuple[int, int]:
 
 def _kernel_app(connection: dict[str, Any] | None) -> Any:
     """The IPKernelApp for this kernel. With ``connection`` (what the host's connection file
-    holds, sent by the shim) the app takes its ports and key from memory and never writes a
-    connection file: the signing key stays off every disk that sandboxed code can read."""
+    holds, sent by the host's provisioner) the app takes its ports and key from memory and
+    never writes a connection file: the signing key stays off every disk that sandboxed code
+    can read."""
     from ipykernel.kernelapp import IPKernelApp
 
     if connection is None:
         return IPKernelApp.instance()
-    info = dict(connection)
+    app = _in_memory_app_class().instance()
+    app.connection_info = dict(connection)
+    return app
+
+
+@functools.cache
+def _in_memory_app_class() -> Any:
+    """Built once in the fork server (``warm_app_class``): a new traitlets class costs
+    milliseconds to set up, which every kernel would pay again."""
+    from ipykernel.kernelapp import IPKernelApp
 
     # (no leading underscore: traitlets turns the class name into command-line options)
     class InMemoryConnectionApp(IPKernelApp):  # type: ignore[misc]
+        connection_info: dict[str, Any] = {}
+
         def init_connection_file(self) -> None:
-            self.load_connection_info(info)  # type: ignore[arg-type]
+            self.load_connection_info(self.connection_info)  # type: ignore[arg-type]
 
         def write_connection_file(self, **kwargs: Any) -> None:
             pass
@@ -219,7 +236,11 @@ def _kernel_app(connection: dict[str, Any] | None) -> Any:
             else:
                 self.update_config(config)
 
-    return InMemoryConnectionApp.instance()
+    return InMemoryConnectionApp
+
+
+def warm_app_class() -> None:
+    _in_memory_app_class()
 
 
 def _simple_config(argv: list[str]) -> Any:

@@ -6,11 +6,11 @@ then forks one child per kernel request. Each child becomes a real IPython kerne
 ``IPKernelApp``) on the connection file jupyter_client wrote, in its own session and process
 group, with the environment and working directory of the request.
 
-jupyter_client launches ``_forkshim.py`` (see ``ForkServerLauncher.wrap``), which stands in for
-the kernel. Lifetimes are tied both ways:
-- the shim is killed (kernel shutdown, timeout) -> its connection closes -> the server kills the
-  kernel's process group;
-- the kernel exits -> the server reaps it and sends the exit status -> the shim exits with it;
+jupyter_client asks the server for each kernel through ``ForkServerProvisioner``
+(provisioner.py), over a Unix socket held by the host process. Lifetimes are tied both ways:
+- the kernel is killed (shutdown, timeout) or the host dies -> the socket closes -> the server
+  kills the kernel's process group;
+- the kernel exits -> the server reaps it and sends the exit status on the socket;
 - the server dies -> every child gets SIGKILL (PR_SET_PDEATHSIG);
 - the host dies -> the server's stdin (a pipe only the host holds) reaches EOF; the server
   kills the children and exits (this works across the PID namespace of strict isolation);
@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from typing import Any
 
 from ..config import SandboxConfig
 from ..errors import SandboxError
@@ -45,10 +46,10 @@ from .isolation import (
     unprivileged_prefix,
 )
 from .kernel import Launcher, kernel_env
+from .provisioner import NAME as PROVISIONER
+from .provisioner import register as register_provisioner
 
 __all__ = ["ForkServerLauncher"]
-
-_SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_forkshim.py")
 
 
 class ForkServerLauncher(Launcher):
@@ -231,18 +232,11 @@ class ForkServerLauncher(Launcher):
                 for name in [root, *(os.path.join(root, d) for d in dirs)]:
                     os.chown(name, *self._identity)
 
-    def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
-        # argv is "python -m ipykernel_launcher -f {connection_file} <kernel args>".
-        kernel_args = argv[argv.index("-f") + 2 :]
-        return [
-            sys.executable,
-            "-I",
-            "-S",
-            _SHIM,
-            self.socket_path,
-            "{connection_file}",
-            *kernel_args,
-        ]
+    def provisioner(self) -> dict[str, Any] | None:
+        # argv stays "python -m ipykernel_launcher -f {connection_file} <kernel args>": nothing
+        # runs it; the provisioner asks the server for a fork with those arguments.
+        register_provisioner()
+        return {"provisioner_name": PROVISIONER, "config": {"server": self.socket_path}}
 
     def server_log(self) -> str:
         """What the fork server wrote to its log (failures; start phases with timing on)."""

@@ -88,6 +88,11 @@ class Launcher:
     def wrap(self, argv: list[str], *, workdir: str, tmpdir: str) -> list[str]:
         return argv
 
+    def provisioner(self) -> dict[str, Any] | None:
+        """The kernel spec's ``kernel_provisioner`` stanza; None: jupyter_client's own, which
+        starts the wrapped command as a process."""
+        return None
+
     def own_kernel_dir(self, path: str) -> None:
         """Make a new kernel's directory usable by the identity its kernel runs as."""
 
@@ -267,10 +272,12 @@ class SandboxKernel:
         )
         if os.name == "posix":
             km.ip = os.path.join(self.tmpdir, "ipc")
+        provisioner = self.launcher.provisioner()
         km._kernel_spec = KernelSpec(
             argv=self.launcher.wrap(argv, workdir=self.workdir, tmpdir=self.tmpdir),
             display_name="WhipStudio sandbox",
             language="python",
+            metadata={"kernel_provisioner": provisioner} if provisioner else {},
         )
         self.km = km
         self.kc: Any = None
@@ -282,6 +289,7 @@ class SandboxKernel:
         except Exception as exc:
             self.shutdown()
             raise SandboxError(f"sandbox kernel failed to start: {exc}") from exc
+        # the host process jupyter_client started (None: forked by the fork server, in its view)
         self.pid: int | None = getattr(km.provisioner, "pid", None)
 
     # ------------------------------------------------------------------ running code

@@ -8,6 +8,7 @@ The server is single-threaded (a selector loop), so forking it is safe.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import selectors
@@ -17,20 +18,21 @@ import sys
 import time
 from typing import Any
 
-from .forkchild import PR_SET_CHILD_SUBREAPER, become_kernel, prctl
+from .forkchild import PR_SET_CHILD_SUBREAPER, become_kernel, prctl, warm_app_class
 
 __all__ = ["ZygoteServer", "main"]
 
 
 class ZygoteServer:
-    """The fork server's single-threaded selector loop: accepts a shim's request, forks a
-    kernel for it, relays signals and exit statuses, reaps and kills what is left over."""
+    """The fork server's single-threaded selector loop: accepts a kernel request (from
+    provisioner.py), forks a kernel for it, relays signals and exit statuses, reaps and kills
+    what is left over."""
 
     def __init__(self, path: str, limits: dict[str, int]) -> None:
         self.path = path
         self.limits = limits
         self.sel = selectors.DefaultSelector()
-        self.children: dict[int, socket.socket] = {}  # kernel pid -> its shim's connection
+        self.children: dict[int, socket.socket] = {}  # kernel pid -> its requester's connection
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(path)
         os.chmod(path, 0o600)
@@ -65,7 +67,7 @@ class ZygoteServer:
                     if not os.read(sys.stdin.fileno(), 4096):  # the host closed it, or died
                         self.running = False
                 else:
-                    self._on_shim_data(key.data, key.fileobj)  # type: ignore[arg-type]
+                    self._on_request_data(key.data, key.fileobj)  # type: ignore[arg-type]
             self._reap()
         self.shutdown()
 
@@ -74,7 +76,7 @@ class ZygoteServer:
         conn.settimeout(10)
         fds: list[int] = []
         try:
-            # the first read also takes the pipe that carries the connection info (see the shim)
+            # the first read also takes the pipe with the connection info (see provisioner.py)
             data, fds, _, _ = socket.recv_fds(conn, 65536, 1)
             while data and not data.endswith(b"\n"):
                 chunk = conn.recv(65536)
@@ -82,7 +84,7 @@ class ZygoteServer:
                     break
                 data += chunk
             if not data.endswith(b"\n"):
-                raise ConnectionError("shim closed before its request")
+                raise ConnectionError("the requester closed before its request")
             request = json.loads(data)
         except Exception as exc:
             for fd in fds:
@@ -101,17 +103,17 @@ class ZygoteServer:
         conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
         self.sel.register(conn, selectors.EVENT_READ, pid)
 
-    def _on_shim_data(self, pid: int, conn: socket.socket) -> None:
+    def _on_request_data(self, pid: int, conn: socket.socket) -> None:
         try:
             data = conn.recv(4096)
         except OSError:
             data = b""
-        if not data:  # the shim is gone: the kernel goes too
+        if not data:  # the requester is gone (or killed it): the kernel goes too
             with contextlib.suppress(Exception):
                 self.sel.unregister(conn)  # a closed socket stays readable: stop watching it
             self._kill(pid)
             return
-        # The shim forwards signals as lines ({"signal": N}): it cannot see our PID namespace.
+        # The requester forwards signals as lines ({"signal": N}): it cannot see our PID namespace.
         for line in data.splitlines():
             with contextlib.suppress(ValueError, TypeError, ProcessLookupError):
                 signum = int(json.loads(line)["signal"])
@@ -216,6 +218,11 @@ def main() -> int:
             importlib.import_module(name)
 
     kernel_lib.warm_up(json.loads(os.environ.pop("WHIP_KERNEL_PRELOAD", "[]") or "[]"))
+    warm_app_class()
+    # Every object so far is shared with the kernels: out of the collector's sight, so that a
+    # kernel's collections do not write to (and so copy) the pages they live on.
+    gc.collect()
+    gc.freeze()
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     limits = json.loads(os.environ.pop("WHIP_LIMITS", "{}") or "{}")
     server = ZygoteServer(path, limits)
