@@ -34,6 +34,7 @@ from whipstudio_nb.course import (
     write_outputs,
 )
 from whipstudio_nb.episode_file import TrailEntry
+from whipstudio_nb.models import GradeResult
 
 ASSIGNMENT = """\
 name = "Week 3: training loops"
@@ -374,25 +375,40 @@ def test_every_contradicted_claim_is_named(tmp_path: Path) -> None:
         submissions=1,
         final_code=code,
         score=0.8,
+        components={"heldout_metric": 0.8, "trained": 0.8},
         trail=[
             TrailEntry(turn=1, action_type="view_code"),
             TrailEntry(turn=2, action_type="submit_fix", code_sha256=code_digest(code)),
         ],
     )
     row = GradeRow("ada", "task1", score=0.8, seed=a.seed_for("task1", "ada"))
+    row.result = GradeResult(
+        score=0.8, details={"weights": {"heldout_metric": 0.5, "trained": 0.5}}
+    )
     sub = Submission("ada", "task1", "episode")
     assert _claims(honest, sub, a, row, variants=True) == []
     cases = {
         "saved by 'bob' but collected from 'ada'": {"student_id": "bob"},
         "played variant seed 3": {"seed": 3},
         "saved under another assignment": {"assignment": "Week 1"},
-        "recorded score 0.990, regraded 0.800": {"score": 0.99},
+        "recorded score 0.990, but its recorded components give 0.800": {"score": 0.99},
         "not the code the trail last submitted": {"final_code": "print('borrowed')\n"},
         "3 submissions; the assignment allows 2": {"submissions": 3},
     }
     for reason, change in cases.items():
         claims = _claims(honest.model_copy(update=change), sub, a, row, variants=True)
         assert any(reason in c for c in claims), (reason, claims)
+    # the notebook's hidden data differed from the regrade's: a consistent record a little above
+    # it is no claim; one far above it (components forged too) is
+    world = honest.model_copy(
+        update={"score": 0.9, "components": {"heldout_metric": 0.9, "trained": 0.9}}
+    )
+    assert _claims(world, sub, a, row, variants=True) == []
+    forged = world.model_copy(
+        update={"score": 1.0, "components": {"heldout_metric": 1.0, "trained": 1.0}}
+    )
+    low = GradeRow("ada", "task1", score=0.3, seed=row.seed, result=row.result)
+    assert _claims(forged, sub, a, low, variants=True) == ["recorded score 1.000, regraded 0.300"]
     # a task without variants has no seed to get wrong
     assert _claims(honest.model_copy(update={"seed": 3}), sub, a, row, variants=False) == []
     late = datetime(2100, 1, 1, tzinfo=timezone.utc)
@@ -491,7 +507,8 @@ def test_release_export_grade_round_trip(tmp_path: Path, sandbox, monkeypatch) -
 
     rows = grade_submissions(subs, a, sandbox=sandbox, workers=2)
     by = {r.student: r for r in rows}
-    assert by["ada"].solved and not by["ada"].tampered and by["ada"].reasons == []
+    assert by["ada"].solved and not by["ada"].tampered
+    assert all("each grading draws its own hidden data" in r for r in by["ada"].reasons)
     # the regrade agrees with the notebook, up to the spread between hidden worlds (every
     # grading run draws its own held-out data: the reference fix scores 0.9-1.0 across them)
     assert abs(by["ada"].score - saved.score) <= 0.15, (by["ada"].components, saved.components)

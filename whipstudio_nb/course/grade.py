@@ -40,7 +40,13 @@ CSV_FIELDS = (
     "file",
     "reason",
 )
-SCORE_TOLERANCE = 0.05  # a recorded score may exceed the regrade by this much before it counts
+# Every grading run draws its own hidden data, so the same code scores a little differently in
+# the student's notebook and in the regrade (the reference fix of task1: 0.90-1.00). A recorded
+# score above the regrade is noted past NOTE_GAP, and counts as tampering only past
+# TAMPER_GAP, which no honest run comes near; a recorded score that its own recorded components
+# do not give is tampering at any size.
+NOTE_GAP = 0.05
+TAMPER_GAP = 0.5
 MAX_SCRIPT_BYTES = 1024 * 1024
 
 
@@ -124,8 +130,14 @@ def _claims(
         out.append(f"played variant seed {ep.seed}; the assignment gives this student {row.seed}")
     if ep.assignment is not None and ep.assignment != a.name:
         out.append(f"saved under another assignment, '{ep.assignment}'")
-    if ep.score is not None and ep.score > row.score + SCORE_TOLERANCE:
-        out.append(f"recorded score {ep.score:.3f}, regraded {row.score:.3f}")
+    if ep.score is not None:
+        implied = _score_of(ep.components, (row.result.details if row.result else {}))
+        if implied is not None and ep.score > implied + 0.001:
+            out.append(
+                f"recorded score {ep.score:.3f}, but its recorded components give {implied:.3f}"
+            )
+        elif ep.score > row.score + TAMPER_GAP:
+            out.append(f"recorded score {ep.score:.3f}, regraded {row.score:.3f}")
     submits = [t for t in ep.trail if t.action_type == "submit_fix" and t.code_sha256]
     if ep.final_code is not None and (
         not submits or submits[-1].code_sha256 != code_digest(ep.final_code)
@@ -138,6 +150,16 @@ def _claims(
     if ep.submissions > a.max_submissions:
         out.append(f"{ep.submissions} submissions; the assignment allows {a.max_submissions}")
     return out
+
+
+def _score_of(components: dict[str, float | None], details: dict[str, Any]) -> float | None:
+    """The score that recorded components give under the task's weights (the grader's sum;
+    a crash cap only lowers it). None when the weights or a component are missing."""
+    weights = details.get("weights") or {}
+    if not weights or any(components.get(name) is None for name in weights):
+        return None
+    total = sum(float(w) * float(components[name] or 0.0) for name, w in weights.items())
+    return round(min(1.0, max(0.0, total)), 4)
 
 
 def _grader_problems(details: dict[str, Any]) -> list[str]:
@@ -189,6 +211,11 @@ def regrade(sub: Submission, assignment: Assignment, sandbox: Any) -> GradeRow:
         claims = _claims(ep, sub, assignment, row, bool(task.variants))
         row.tampered = row.tampered or bool(claims)
         row.reasons += claims
+        if not claims and ep.score is not None and ep.score > row.score + NOTE_GAP:
+            row.reasons.append(
+                f"scored {ep.score:.3f} in the notebook and {row.score:.3f} in the regrade "
+                "(each grading draws its own hidden data)"
+            )
     # lateness: the collection's timestamp when there is one (nbgrader's), else the episode's
     if sub.collected_at is not None and assignment.is_late(sub.collected_at):
         row.late = True
