@@ -90,7 +90,7 @@ class SandboxConfig(BaseModel):
     pool_size: int = Field(DEFAULT_POOL_SIZE, ge=0)  # kernels kept warm when idle
     # The pool grows with demand up to this many ready kernels, and shrinks back when idle.
     pool_max: int = Field(DEFAULT_POOL_MAX, ge=0)
-    pool_starts: int = Field(3, gt=0)  # kernels started at once while the pool refills
+    pool_starts: int = Field(5, gt=0)  # kernels started at once while the pool refills
     tool_timeout_s: float = Field(DEFAULT_TOOL_TIMEOUT_S, gt=0)
     max_code_bytes: int = Field(DEFAULT_MAX_CODE_BYTES, gt=0)  # cap on every action string
     # Task-pack directories the sandbox must mask (WHIP_TASKS_PATH, plus any a caller adds):

@@ -154,6 +154,8 @@ class _Phases:
             with contextlib.suppress(OSError):
                 os.write(fd, f"kernel-phases {json.dumps(self.marks)}\n".encode())
                 os.write(fd, f"kernel-phases-cpu {json.dumps(self.cpu)}\n".encode())
+                forked = time.monotonic() - (time.perf_counter() - self.start)
+                os.write(fd, f"kernel-forked-at {forked:.4f}\n".encode())  # the host's clock too
 
 
 def _supervise_kernel(own_dir: str, log: int) -> tuple[int, int]:

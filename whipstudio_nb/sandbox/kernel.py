@@ -283,7 +283,9 @@ class SandboxKernel:
         self.kc: Any = None
         try:
             km.start_kernel(env=kernel_env(self.workdir), cwd=self.workdir)
-            self.kc = km.blocking_client()
+            # our context: its sockets retry the connection every 5 ms (see _client_context),
+            # and no kernel pays for a context (and its I/O thread) of its own
+            self.kc = km.client(context=_client_context())
             self.kc.start_channels()
             _wait_for_ready(self.kc, km, startup_timeout)
         except Exception as exc:

@@ -157,6 +157,7 @@ class KernelPool:
             if self.size > 0:
                 self._waiting.setdefault(ticket.owner, deque()).append(ticket)
                 self._hand_out()
+                self._cond.notify_all()  # the target grew: wake the workers
                 try:
                     while ticket.kernel is None:
                         if self._closed:
@@ -166,7 +167,7 @@ class KernelPool:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             raise SandboxError("timed out waiting for a sandbox kernel")
-                        self._cond.notify_all()  # the target grew: wake the workers
+                        # (no notify here: waiters waking each other would spin)
                         self._cond.wait(min(remaining, 0.5))
                         self._hand_out()
                 finally:
