@@ -4,7 +4,7 @@ Each kernel serves one call and is then killed; background threads keep kernels 
 call pays milliseconds instead of a kernel start plus ``import torch``.
 
 The pool follows demand: it keeps ``size`` kernels ready when idle, grows towards the number of
-calls of the last second (up to ``pool_max``) while calls come in, and shrinks back when they
+calls of the last two seconds (up to ``pool_max``) while calls come in, and shrinks back when they
 stop. Callers that wait are served fairly: one waiting call of each owner in turn (an owner is a
 session: ``owner_scope``), so one busy session cannot starve the others.
 """
@@ -27,7 +27,9 @@ from .kernel import Launcher, SandboxKernel
 
 __all__ = ["KernelPool", "owner_scope", "warmup_code"]
 
-DEMAND_WINDOW_S = 1.0  # calls in this window set how many kernels the pool keeps ready
+DEMAND_WINDOW_S = 2.0  # calls in this window set how many kernels the pool keeps ready (two
+# seconds: sessions pacing themselves arrive in bursts, and a one-second window could empty
+# just before the next burst)
 IDLE_TRIM_S = 5.0  # a ready kernel beyond the target is discarded after this long unused
 # Starts can fail for a moment (a fork bomb's processes are still being reaped, the fork server
 # is being replaced): once the pool has started a kernel, callers wait through failures for this
@@ -196,7 +198,7 @@ class KernelPool:
 
     def target(self) -> int:
         """How many kernels the pool wants ready or starting now: ``size``, or more while
-        calls come in (the calls of the last second plus those waiting), at most ``cap``."""
+        calls come in (the calls of the last two seconds plus those waiting), at most ``cap``."""
         with self._cond:
             return self._target(time.monotonic())
 
