@@ -41,15 +41,15 @@ def main() -> int:
     args = ap.parse_args()
 
     from whipstudio_nb import list_tasks, load_task
+    from whipstudio_nb.env import make_sandbox
     from whipstudio_nb.grading import grade_code as _grade
     from whipstudio_nb.grading.calibration import CALIBRATION_SEED
-    from whipstudio_nb.sandbox import Sandbox
 
     def grade_code(task, code, sandbox):  # the calibration's hidden world: repeatable numbers
         return _grade(task, code, sandbox, data_seed=CALIBRATION_SEED)
 
     ids = args.task or [t.id for t in list_tasks()]
-    sandbox = Sandbox(pool_size=2)
+    sandbox = make_sandbox(2)  # as the product builds it: the harness imported in the server
     rows = []
     try:
         for task_id in ids:

@@ -64,6 +64,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from whipstudio_nb import WhipEnv
+    from whipstudio_nb.env import make_sandbox  # the tools' modules imported in the fork server
     from whipstudio_nb.sandbox import Sandbox
     from whipstudio_nb.sandbox.forkserver import ForkServerLauncher
 
@@ -81,7 +82,7 @@ def main() -> int:
                 time.sleep(max(0.0, args.pace - (time.perf_counter() - start)))
         return out
 
-    isolated_sb = Sandbox(pool_size=args.pool_size)  # the default level (strict where possible)
+    isolated_sb = make_sandbox(args.pool_size)  # the default level (strict where possible)
     level = isolated_sb.isolation
     try:
         interactive = interactive_run(isolated_sb, f"interactive ({level})")
@@ -93,7 +94,7 @@ def main() -> int:
             burst_wall = time.perf_counter() - t0
     finally:
         isolated_sb.close()
-    plain_sb = Sandbox(pool_size=args.pool_size, launcher=ForkServerLauncher(isolation="none"))
+    plain_sb = make_sandbox(args.pool_size, launcher=ForkServerLauncher(isolation="none"))
     try:
         unisolated = interactive_run(plain_sb, "interactive (none)")
     finally:
