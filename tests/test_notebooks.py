@@ -198,7 +198,7 @@ def test_instructor_notebook_validates_a_pack_and_grades_a_class(executed: dict)
     assert "tampered: cy/" in graded and "graded 6 submissions" in graded
     (table,) = _outputs_of(nb, "import csv", "display_data")
     html = table.data["text/html"]
-    assert "recorded score 0.990, regraded 0.000" in html
+    assert "recorded score 0.990, but its recorded components give" in html
     assert "<submission>" not in html and "N_FEATURE" in html, html  # escaped, not swallowed
     (page,) = _outputs_of(nb, "page = (course", "display_data")
     feedback = page.data["text/html"]
