@@ -57,7 +57,10 @@ _HELDOUT = ("heldout_metric", "heldout_loss")
 GATE_FULL_AT = 0.25  # held-out metric component at which the other components pay in full
 # Held-out credit when the untrained model (trained parameters reset) already reaches this share
 # of the trained model's held-out metric component: full at or below FULL_AT, none from ZERO_AT.
-ATTRIBUTION_FULL_AT = 0.7
+# FULL_AT is high because a fixed seed's random start can be lucky: task1's reference fix,
+# untrained, reached 0.78 of its trained score in 2 of 600 hidden worlds (p99 0.59), which at 0.7
+# failed a correct fix (0.78 instead of 1.0). Outputs that do not depend on training reach 1.0.
+ATTRIBUTION_FULL_AT = 0.85
 ATTRIBUTION_ZERO_AT = 0.95
 
 
