@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from procs import pss_mb, tree  # benchmarks/procs.py
+
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPET = "import torch\nprint(torch.ones(3).sum().item())"
 
@@ -90,30 +92,6 @@ def run(url: str, n: int, calls: int, paced: bool) -> tuple[list[float], list[st
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
-
-
-def pss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def tree(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
-    kids: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        p, pp = map(int, line.split())
-        kids.setdefault(pp, []).append(p)
-    todo, seen = [pid], []
-    while todo:
-        p = todo.pop()
-        seen.append(p)
-        todo += kids.get(p, [])
-    return seen
 
 
 def main() -> int:

@@ -19,63 +19,18 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 os.environ["WHIP_KERNEL_TIMING"] = "1"  # before the fork server starts
+
+from procs import children, cmdline, pss_mb, tree  # noqa: E402  benchmarks/procs.py
 
 from whipstudio_nb.config import SandboxConfig  # noqa: E402
 from whipstudio_nb.sandbox import KernelPool, Sandbox  # noqa: E402
 
-
-def pss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def children() -> dict[int, list[int]]:
-    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
-    kids: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        p, pp = map(int, line.split())
-        kids.setdefault(pp, []).append(p)
-    return kids
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 ZYGOTE = "whipstudio_nb.sandbox.zygote"
-
-
-def tree_parents(pid: int, kids: dict[int, list[int]]) -> list[int]:
-    parent = {c: p for p, cs in kids.items() for c in cs}
-    out = []
-    while pid in parent:
-        pid = parent[pid]
-        out.append(pid)
-    return out
-
-
-def tree(pid: int, kids: dict[int, list[int]]) -> list[int]:
-    todo, seen = [pid], []
-    while todo:
-        p = todo.pop()
-        seen.append(p)
-        todo += kids.get(p, [])
-    return seen
 
 
 def phases(starts: int) -> None:
@@ -150,7 +105,8 @@ def memory(ready: int) -> None:
         # the zygote: the first process of the tree running the fork server's module; each of
         # its children is one kernel (its supervisor, the kernel and whatever it started)
         pythons = {p for p in everything if cmdline(p).split(" ")[1:3] == ["-m", ZYGOTE]}
-        zygote = next(p for p in pythons if not pythons & set(tree_parents(p, kids)))
+        forked = {c for p in pythons for c in kids.get(p, [])}
+        zygote = next(p for p in pythons if p not in forked)  # not forked by another one
         per_kernel = [sum(pss_mb(p) for p in tree(k, kids)) for k in kids.get(zygote, [])]
         server_only = sum(pss_mb(p) for p in everything) - sum(per_kernel)
         total = sum(pss_mb(p) for p in everything)

@@ -155,11 +155,12 @@ def _claims(
 def _score_of(components: dict[str, float | None], details: dict[str, Any]) -> float | None:
     """The score that recorded components give under the task's weights (the grader's sum;
     a crash cap only lowers it). None when the weights or a component are missing."""
+    from ..grading.metrics import weighted_score
+
     weights = details.get("weights") or {}
     if not weights or any(components.get(name) is None for name in weights):
         return None
-    total = sum(float(w) * float(components[name] or 0.0) for name, w in weights.items())
-    return round(min(1.0, max(0.0, total)), 4)
+    return weighted_score({k: float(v or 0.0) for k, v in components.items()}, weights)
 
 
 def _grader_problems(details: dict[str, Any]) -> list[str]:

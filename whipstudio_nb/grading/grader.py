@@ -155,7 +155,7 @@ def grade_code(
         components.update({k: float(min(1.0, max(0.0, v))) for k, v in custom.items()})
     components = metrics.gate(components, weights, details)
     components = {name: round(components.get(name, 0.0), 4) for name in weights}
-    score = sum(weights[n] * components[n] for n in weights)
+    score = metrics.weighted_score(components, weights)
     if rec.get("exit_code", 0) != 0:
         score = min(score, CRASH_CAP)
         details["crash_cap"] = CRASH_CAP

@@ -45,6 +45,7 @@ __all__ = [
     "constant_baseline",
     "gate",
     "measure",
+    "weighted_score",
 ]
 
 DEFAULT_WEIGHTS = {
@@ -279,6 +280,13 @@ def measure(
         if name in m.components:
             m.components[name] *= m.components["trained"]
     return m
+
+
+def weighted_score(components: dict[str, float], weights: dict[str, float]) -> float:
+    """The grade from its components: their weighted sum (the weights sum to 1), in [0, 1].
+    A script that crashed is capped below this (``grader.CRASH_CAP``)."""
+    total = sum(weights[name] * components.get(name, 0.0) for name in weights)
+    return round(min(1.0, max(0.0, total)), 4)
 
 
 def gate(

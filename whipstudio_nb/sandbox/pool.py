@@ -211,7 +211,7 @@ class KernelPool:
                 "ready": len(self._ready),
                 "starting": self._starting,
                 "in_use": len(self._in_use),
-                "waiting": sum(len(q) for q in self._waiting.values()),
+                "waiting": self._n_waiting(),
                 "kernels_started": self.kernels_started,
                 "closed": self._closed,
                 "last_error": self.last_error,
@@ -242,13 +242,16 @@ class KernelPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ internals (hold the lock)
+    # ------------------------------------------------------------------ internals
+    # (_target, _n_waiting, _hand_out, _withdraw, _trim and _reap: the caller holds the lock)
 
     def _target(self, now: float) -> int:
         while self._calls and self._calls[0] < now - DEMAND_WINDOW_S:
             self._calls.popleft()
-        waiting = sum(len(q) for q in self._waiting.values())
-        return min(self.cap, max(self.size, len(self._calls) + waiting))
+        return min(self.cap, max(self.size, len(self._calls) + self._n_waiting()))
+
+    def _n_waiting(self) -> int:
+        return sum(len(q) for q in self._waiting.values())
 
     def _hand_out(self) -> None:
         """Give ready kernels to waiting tickets: the first ticket of each owner in turn."""
@@ -281,8 +284,6 @@ class KernelPool:
             kernel, _ = self._ready.popleft()
             self._reap(kernel)
             excess -= 1
-
-    # ------------------------------------------------------------------ internals
 
     def _new_kernel(self) -> SandboxKernel:
         kernel = SandboxKernel(self.launcher, startup_timeout=self.warmup_timeout)

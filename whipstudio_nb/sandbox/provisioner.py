@@ -55,7 +55,7 @@ class ForkedKernelProcess:
                 socket.send_fds(self._sock, [json.dumps(request).encode() + b"\n"], [r])
             finally:
                 os.close(r)
-            reply = json.loads(self._line(block=True) or b"{}")
+            reply = json.loads(self._line() or b"{}")
         except BaseException:
             self._sock.close()
             raise
@@ -65,8 +65,8 @@ class ForkedKernelProcess:
         self.pid = int(reply["pid"])  # in the server's PID namespace, not the host's
         self._sock.setblocking(False)
 
-    def _line(self, block: bool) -> bytes | None:
-        """One line from the server; None when none is there yet (``block`` False)."""
+    def _line(self) -> bytes | None:
+        """One line from the server; None when none is there yet (a non-blocking socket)."""
         while b"\n" not in self._buffer:
             try:
                 chunk = self._sock.recv(4096)
@@ -82,7 +82,7 @@ class ForkedKernelProcess:
     def poll(self) -> int | None:
         if self.returncode is None:
             try:
-                line = self._line(block=False)
+                line = self._line()
             except OSError:
                 line = b""
             if line is not None:
@@ -93,7 +93,7 @@ class ForkedKernelProcess:
         if self.returncode is None:
             self._sock.settimeout(timeout)
             try:
-                line = self._line(block=True)
+                line = self._line()
             except TimeoutError:
                 self._sock.setblocking(False)
                 raise subprocess.TimeoutExpired("forked kernel", timeout or 0) from None
