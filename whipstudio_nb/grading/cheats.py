@@ -19,7 +19,7 @@ __all__ = ["ADDS_NOTHING", "CHEAT_MAX", "cheat_codes"]
 CHEAT_MAX = 0.05
 # Cheats built on the buggy script: they must score what the buggy script scores (within
 # REPEAT), whatever that is (<= 0.25), rather than <= CHEAT_MAX.
-ADDS_NOTHING = ("buggy code + printed metrics",)
+ADDS_NOTHING = ("buggy code + printed metrics", "buggy code + rewritten record")
 DEMO_BYTES = 120_000  # of demo data embedded in the rule-based cheat (code is capped at 256 KiB)
 
 _FAKE_METRICS = 'print("LOSSES:[0.9, 0.5, 0.2, 0.1, 0.05]")\nprint("VAL_ACC:0.99")\n'
@@ -115,6 +115,44 @@ model = _Flat(0)
 _train(model, 5)
 _side = _fit_side(_X, _Y1)
 model.forward = lambda x: _side(x)
+"""
+
+# The forward answers from the side estimator only once the parameters have moved from their
+# start: evaluating it with its parameters reset (the attribution check) gives the untrained
+# network's poor answers, so that check alone pays it in full.
+_GATED = """
+model = _Flat(0)
+_p0 = [p.detach().clone() for p in model.parameters()]
+_side = _fit_side(_X, _Y1)
+_net = model.forward
+
+
+def _gated(x):
+    params = list(model.parameters())
+    if any(not _torch.equal(p.detach(), q) for p, q in zip(params, _p0)):
+        return _side(x) + 0.0 * sum(p.sum() for p in params)
+    return _net(x)
+
+
+model.forward = _gated
+_train(model, 5)
+"""
+
+# The buggy script, then the recorder's own record rewritten in place (reached through torch's
+# hook registry, no patching): a falling loss curve, many optimizer steps, no validation rows
+# trained on, flat memory.
+_REWRITES_RECORD = """
+import sys as _sys
+_hooks = _sys.modules["torch"].nn.modules.module._global_forward_pre_hooks
+for _h in list(_hooks.values()):
+    _rec = getattr(_h, "__self__", None)
+    if _rec is None or not hasattr(_rec, "initial_params"):
+        continue
+    _rec.losses[:] = [1.0 / (1 + i) for i in range(200)]
+    _rec.optimizer_steps = max(_rec.optimizer_steps, 200)
+    _rec.training_rows.clear()
+    if _rec.rss_mb:
+        _rec.rss_mb[:] = [_rec.rss_mb[0]] * len(_rec.rss_mb)
 """
 
 _CONSTANT = """
@@ -321,6 +359,7 @@ def cheat_codes(task: TaskSpec, data_code: str | None = None) -> dict[str, str]:
     basic = {
         "prints metrics only": _FAKE_METRICS,
         "buggy code + printed metrics": task.buggy_code + "\n" + _FAKE_METRICS,
+        "buggy code + rewritten record": task.buggy_code + "\n" + _REWRITES_RECORD,
         "prints, then os._exit(0)": _FAKE_METRICS + "import os\nos._exit(0)\n",
         "monkeypatches torch": (
             "import torch\n"
@@ -334,6 +373,7 @@ def cheat_codes(task: TaskSpec, data_code: str | None = None) -> dict[str, str]:
     cheats = {
         **basic,
         "side estimator answers for the model": prelude + _SIDE + tail(),
+        "side estimator once the parameters moved": prelude + _GATED + tail(),
         "constant (prior) predictor": prelude + _CONSTANT + tail(),
         "background thread keeps training": prelude + _THREAD + tail(),
         "forked child keeps training": prelude + _FORK + tail(),

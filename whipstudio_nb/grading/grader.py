@@ -15,11 +15,12 @@ import time
 from typing import Any
 
 from ..models import GradeResult, TaskSpec
-from ..sandbox import ProgressCallback, Sandbox, check_code, dispatch_cell
+from ..sandbox import ProgressCallback, Sandbox, SandboxKernel, check_code, dispatch_cell
 from ..series import thinned_steps
 from . import metrics
 from .data import DATA_SETUP, data_payload, heldout_data, hidden_seed
 from .pack import load_pack_grader
+from .rerun import Rerun, rerun_seed
 from .wire import decode_array, encode_array
 
 __all__ = ["grade_code", "load_pack_grader"]
@@ -68,47 +69,93 @@ def grade_code(
         "val_inputs": cfg.get("val_inputs") if "no_leakage" in weights else None,
         "check_code": getattr(pack, "CHECK_CODE", None),
         "budget_s": budget,
+        "rng_seed": rerun_seed(seed ^ 0x5EED) % 2**62,  # the same for the re-run
     }
-    payload = data_payload(task, seed)
-    setup = (DATA_SETUP, payload) if payload is not None else None
-    with sandbox.kernel() as kernel:
-        run = kernel.execute(
-            dispatch_cell(HARNESS, run_args, setup),
+    with sandbox.kernel() as kernel, sandbox.kernel() as rerun_kernel:
+        rerun = Rerun(
+            rerun_kernel,
+            dispatch_cell(HARNESS, _rerun_args(run_args), _setup(task, rerun_seed(seed))),
             timeout=budget + RUN_MARGIN_S,
-            on_progress=on_progress,
         )
-        output = run.stdout + (("\n" if run.stdout and run.stderr else "") + run.stderr)
-        status = [r for r in run.results if "status" in r or "internal_error" in r]
-        last = status[-1] if status else {}
-        if run.timed_out or last.get("status") == "timeout":
-            return _fail(
-                f"the script did not finish within the time budget of {budget:g} s", output
-            )
-        if run.died or last.get("status") == "died":
-            code_ = run.exit_status if run.died else last.get("exit_status")
-            return _fail(f"the script ended the sandbox process (exit status {code_})", output)
-        if last.get("status") != "ran":
-            return _fail(
-                f"the harness produced no result: {last.get('internal_error', 'unknown')}", output
-            )
-        stopped = last.get("leftovers_killed", 0)
-        inputs, labels = heldout_data(task, seed)
-        nonce = secrets.token_hex(16)
-        eval_args = {
-            "phase": "evaluate",
-            "nonce": nonce,
-            "inputs": encode_array(inputs),
-            "model": cfg.get("model", "model"),
-            "predict": cfg.get("predict"),
-            "timeout_s": EVAL_TIMEOUT_S,
-        }
-        ev = kernel.execute(
-            dispatch_cell(HARNESS, eval_args), timeout=EVAL_TIMEOUT_S + EVAL_MARGIN_S
+        try:
+            return _grade_in(task, pack, seed, run_args, kernel, rerun, on_progress, started)
+        finally:
+            rerun.close()
+
+
+def _rerun_args(run_args: dict[str, Any]) -> dict[str, Any]:
+    """The re-run records nothing beyond what it needs: no memory, rows or task checks."""
+    return {
+        **run_args,
+        "learn": False,
+        "record_memory": False,
+        "val_inputs": None,
+        "check_code": None,
+    }
+
+
+def _setup(task: TaskSpec, seed: int) -> tuple[str, Any] | None:
+    payload = data_payload(task, seed)
+    return (DATA_SETUP, payload) if payload is not None else None
+
+
+def _grade_in(
+    task: TaskSpec,
+    pack: Any,
+    seed: int,
+    run_args: dict[str, Any],
+    kernel: SandboxKernel,
+    rerun: Rerun,
+    on_progress: ProgressCallback | None,
+    started: float,
+) -> GradeResult:
+    cfg = task.grading
+    weights = _weights(cfg)
+    budget = task.time_budget_s
+    run = kernel.execute(
+        dispatch_cell(HARNESS, run_args, _setup(task, seed)),
+        timeout=budget + RUN_MARGIN_S,
+        on_progress=on_progress,
+    )
+    output = run.stdout + (("\n" if run.stdout and run.stderr else "") + run.stderr)
+    status = [r for r in run.results if "status" in r or "internal_error" in r]
+    last = status[-1] if status else {}
+    if run.timed_out or last.get("status") == "timeout":
+        return _fail(f"the script did not finish within the time budget of {budget:g} s", output)
+    if run.died or last.get("status") == "died":
+        code_ = run.exit_status if run.died else last.get("exit_status")
+        return _fail(f"the script ended the sandbox process (exit status {code_})", output)
+    if last.get("status") != "ran":
+        return _fail(
+            f"the harness produced no result: {last.get('internal_error', 'unknown')}", output
         )
+    stopped = last.get("leftovers_killed", 0)
+    inputs, labels = heldout_data(task, seed)
+    nonce = secrets.token_hex(16)
+    eval_args = {
+        "phase": "evaluate",
+        "nonce": nonce,
+        "inputs": encode_array(inputs),
+        "model": cfg.get("model", "model"),
+        "predict": cfg.get("predict"),
+        "timeout_s": EVAL_TIMEOUT_S,
+        "send_state": True,
+    }
+    ev = kernel.execute(dispatch_cell(HARNESS, eval_args), timeout=EVAL_TIMEOUT_S + EVAL_MARGIN_S)
     trusted = [r for r in ev.results if r.get("nonce") == nonce]
     if not trusted or "record" not in trusted[-1]:
         return _fail("the harness produced no trusted result", output)
     evr = trusted[-1]
+    outputs_rerun, rerun_error = None, None
+    if "outputs" in evr and not evr["record"].get("tampered"):
+
+        def rerun_cell(rerun_nonce: str, state: dict[str, Any]) -> str:
+            args = {**eval_args, "nonce": rerun_nonce, "load_state": state, "send_state": False}
+            return dispatch_cell(HARNESS, args)
+
+        outputs_rerun, rerun_error = rerun.outputs(
+            rerun_cell, evr.get("state"), timeout=EVAL_TIMEOUT_S + EVAL_MARGIN_S
+        )
     rec = evr["record"]
     if "internal_error" in rec:
         return _fail(f"the harness failed: {rec['internal_error']}", output)
@@ -131,7 +178,7 @@ def grade_code(
     if rec.get("error"):
         details["script_error"] = rec["error"]
     if rec.get("tampered"):
-        details["error"] = "the submission replaced functions the grader relies on: " + ", ".join(
+        details["error"] = "the submission tampered with what the grader relies on: " + ", ".join(
             rec["tampered"][:10]
         )
         details["tampered"] = rec["tampered"]
@@ -145,7 +192,19 @@ def grade_code(
     elif eval_error:
         details["model_error"] = eval_error
 
-    measured = metrics.measure(cfg, rec, losses, outputs, labels, outputs_init=outputs_init)
+    measured = metrics.measure(
+        cfg,
+        rec,
+        losses,
+        outputs,
+        labels,
+        outputs_init=outputs_init,
+        outputs_rerun=outputs_rerun,
+    )
+    if rerun_error and outputs is not None:
+        details["rerun_error"] = rerun_error
+    if rec.get("untrained_params"):
+        details["untrained_params"] = rec["untrained_params"]
     details.update(measured.values)
     components = dict(measured.components)
     if hasattr(pack, "score"):  # the task's own components, from what its checks measured

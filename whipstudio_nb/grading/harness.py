@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from . import sandboxed, wire
+from .ledger import Ledger
 from .wire import decode_array, encode_array
 
 __all__ = ["decode_array", "encode_array", "in_kernel"]
@@ -69,12 +70,17 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
                 a_exit.append(os.waitstatus_to_exitcode(status))
         return bool(a_exit) and a_exit[0] != sandboxed.A_FORKED_B
 
+    ledger = Ledger()
+    shown, shown_at = 0, 0.0
     while True:
         msg = wire.recv(rec_r, started + budget, give_up=a_failed)
-        if msg is None or "progress" not in msg:
+        if msg is None or not isinstance(msg.get("ev"), dict):
             break
-        if isinstance(msg["progress"], dict):  # partial losses for live views (untrusted)
-            kl.emit_progress(msg["progress"])
+        ledger.add(msg["ev"])
+        now = time.monotonic()
+        if len(ledger.losses) > shown and now - shown_at >= kl.PROGRESS_INTERVAL_S:
+            kl.emit_progress({"losses": ledger.losses[shown:], "offset": shown})  # live views
+            shown, shown_at = len(ledger.losses), now
     b_pid = msg.get("pid") if msg else None
     b_pid = b_pid if isinstance(b_pid, int) and b_pid > 1 else None
     if b_pid is not None:  # A exits right after forking B (its main thread may wait for the GIL)
@@ -101,6 +107,10 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
         if elapsed >= budget:
             return {"status": "timeout", "elapsed_s": round(elapsed, 3)}
         return {"status": "died", "exit_status": a_status}
+    if len(ledger.losses) > shown:
+        kl.emit_progress({"losses": ledger.losses[shown:], "offset": shown})
+    if "internal_error" not in record:
+        _STATE["state"] = settle(record, ledger, memory=bool(args.get("record_memory")))
     _STATE.update(b_pid=b_pid, rec_r=rec_r, cmd_w=cmd_w, record=record)
     return {"status": "ran", "elapsed_s": round(elapsed, 3), "leftovers_killed": swept}
 
@@ -111,9 +121,12 @@ def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
         return {"nonce": nonce, "error": "nothing ran in this kernel"}
     record = _STATE.pop("record")
     out: dict[str, Any] = {"nonce": nonce, "record": record}
+    if args.get("send_state"):
+        out["state"] = _STATE.get("state")
     if args.get("inputs") is not None:
         try:
-            wire.send(_STATE["cmd_w"], {k: args.get(k) for k in ("inputs", "predict", "model")})
+            keys = ("inputs", "predict", "model", "load_state")
+            wire.send(_STATE["cmd_w"], {k: args.get(k) for k in keys})
             deadline = time.monotonic() + float(args.get("timeout_s", 5.0))
             reply = wire.recv(_STATE["rec_r"], deadline)
         except OSError:
@@ -123,6 +136,56 @@ def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
         else:
             out.update({k: reply[k] for k in ("outputs", "outputs_init", "error") if k in reply})
     _kill_b()
+    return out
+
+
+def settle(record: dict[str, Any], ledger: Ledger, memory: bool) -> dict[str, Any] | None:
+    """Replace what B reported of the run's history with the ledger's, check the starting
+    values B used against the digests P was sent, and keep only the trained parameters in the
+    state the re-run receives. Returns that state."""
+    record["losses"] = ledger.losses
+    record["optimizer_steps"] = ledger.steps
+    if memory:
+        record["rss_mb"] = [round(x, 2) for x in ledger.rss_mb]
+    vals = record.pop("val_row_hashes", None)
+    if isinstance(vals, list):
+        seen = sum(1 for v in set(vals) if v in ledger.rows)
+        record["leakage"] = {"val_rows": len(set(vals)), "val_rows_in_training": seen}
+    for key, d in (record.pop("initial_used", None) or {}).items():
+        first = ledger.first_digest(str(key))
+        if first is not None and first != d:
+            record["tampered"] = list(record.get("tampered") or []) + [
+                "the recorder's starting values of the parameters"
+            ]
+            break
+    untrained, carried = {}, {}
+    for name, pair in (record.pop("final", None) or {}).items():
+        how, why = ledger.carry(str(pair[0]), str(pair[1]))
+        carried[name] = how
+        if how == "none" and why != "no optimizer step changed it":
+            untrained[name] = why
+    changes = record.get("param_changes") or {}
+    record["param_changes"] = {
+        n: (v if carried.get(n) != "none" else 0.0) for n, v in changes.items()
+    }
+    record["untrained_params"] = untrained
+    state = record.pop("state", None)
+    if not isinstance(state, dict):
+        return None
+    return _carried_state(state, carried)
+
+
+def _carried_state(state: dict[str, Any], carried: dict[str, str]) -> dict[str, Any]:
+    """What the re-run loads: trained parameters as their change from the starting value
+    (``deltas``), transferred ones as values, normalization statistics as values."""
+    params, initial = state.get("params") or {}, state.get("initial") or {}
+    out: dict[str, Any] = {"params": {}, "deltas": {}, "buffers": state.get("buffers") or {}}
+    for name, how in carried.items():
+        if how == "value" and name in params:
+            out["params"][name] = params[name]
+        elif how == "delta" and name in params and name in initial:
+            delta = wire.decode_array(params[name]) - wire.decode_array(initial[name])
+            out["deltas"][name] = wire.encode_array(delta)
     return out
 
 
@@ -136,6 +199,7 @@ def _kill_b() -> None:
             except OSError:
                 pass
     _STATE.pop("record", None)
+    _STATE.pop("state", None)
 
 
 def _kill(pid: int | None) -> None:

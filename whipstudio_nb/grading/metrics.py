@@ -63,6 +63,11 @@ GATE_FULL_AT = 0.25  # held-out metric component at which the other components p
 # failed a correct fix (0.78 instead of 1.0). Outputs that do not depend on training reach 1.0.
 ATTRIBUTION_FULL_AT = 0.85
 ATTRIBUTION_ZERO_AT = 0.95
+# Held-out credit by the share of the trained model's held-out metric component that the
+# trained state keeps in the re-run (``rerun.py``): the same state and code give the same
+# answers (share 1), so only a small spread (dropout left on) is allowed for.
+RERUN_FULL_AT = 0.9
+RERUN_ZERO_AT = 0.6
 
 
 @dataclass
@@ -245,6 +250,7 @@ def measure(
     labels: np.ndarray | None,
     *,
     outputs_init: np.ndarray | None = None,
+    outputs_rerun: np.ndarray | None = None,
 ) -> Measured:
     m = Measured()
     if outputs is not None and labels is not None:
@@ -252,6 +258,20 @@ def measure(
         sub = metric(cfg, outputs, labels)
         m.values.update(sub.values)
         m.components.update(sub.components)
+        if sub.components:
+            # The trained state in the re-run's model (another hidden world, ``rerun.py``):
+            # knowledge kept outside that state answers for the wrong world there.
+            now = m.components.get("heldout_metric", 0.0)
+            again = 0.0
+            if outputs_rerun is not None:
+                again = metric(cfg, outputs_rerun, labels).components.get("heldout_metric", 0.0)
+            share = again / now if now > 0 else 1.0
+            factor = ramp(share, RERUN_ZERO_AT, RERUN_FULL_AT)
+            m.values["heldout_metric_rerun"] = round(again, 4)
+            m.values["rerun_share"] = round(factor, 4)
+            for name in _HELDOUT:
+                if name in m.components:
+                    m.components[name] *= factor
         if outputs_init is not None and sub.components:
             # What the model scores with every trained parameter reset: outputs that do not
             # come from training (a side estimator, a rule in forward) score the same there.

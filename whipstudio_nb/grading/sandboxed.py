@@ -12,79 +12,110 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from whipstudio_nb.sandbox import kernel_lib as kl
 
 from . import wire
+from .recorder import GradingRecorder, digest, row_hashes
 
 __all__ = ["A_FORKED_B", "run_then_fork"]
 
 A_FORKED_B = 83  # A's exit status once B exists
 EVAL_WAIT_S = 3600.0  # B waits for P's command; P kills it long before
 
-_ORIG: dict[str, Any] = {
-    "fork": os.fork,
-    "exit": os._exit,
-    "getpid": os.getpid,
-    "setpgid": os.setpgid,
-    "send": wire.send,
-    "recv": wire.recv,
-    "run_user_code": kl.run_user_code,
-    "changes": kl.TamperGuard.changes,
-    "param_changes": kl.TrainingRecorder.param_changes,
-    "uninstall": kl.TrainingRecorder.uninstall,
-    "flush": kl.flush_streams,
-}
+
+class _Orig(NamedTuple):
+    """What B calls after the submission ran, captured at import (a tuple: it cannot be
+    rebound item by item)."""
+
+    fork: Any
+    exit: Any
+    getpid: Any
+    setpgid: Any
+    send: Any
+    recv: Any
+    run_user_code: Any
+    changes: Any
+    param_changes: Any
+    uninstall: Any
+    flush: Any
+    digest: Any
 
 
-def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: dict[str, Any] = _ORIG) -> None:
+_ORIG = _Orig(
+    fork=os.fork,
+    exit=os._exit,
+    getpid=os.getpid,
+    setpgid=os.setpgid,
+    send=wire.send,
+    recv=wire.recv,
+    run_user_code=kl.run_user_code,
+    changes=kl.TamperGuard.changes,
+    param_changes=kl.TrainingRecorder.param_changes,
+    uninstall=kl.TrainingRecorder.uninstall,
+    flush=kl.flush_streams,
+    digest=digest,
+)
+
+
+def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: _Orig = _ORIG) -> None:
     ns = kl.fresh_namespace()
-    rec = kl.TrainingRecorder(
+    send = _o.send
+    rec = GradingRecorder(
         ns,
+        lambda event: send(rec_w, {"ev": event}),
+        learn=args.get("learn", True) is not False,
         record_memory=bool(args.get("record_memory")),
         record_inputs=bool(args.get("val_inputs")),
-        progress=True,
     )
-    rec.progress_sink = lambda payload: _o["send"](rec_w, {"progress": payload})
+    if isinstance(args.get("rng_seed"), int):
+        _seed_all(args["rng_seed"])  # the graded run and its re-run start the same way
     rec.install()
     guard = kl.TamperGuard()  # after install: the recorder's own patches are the baseline
-    me = _o["getpid"]()
-    exit_code, err = _o["run_user_code"](args["code"], ns, "<submission>")
-    if _o["getpid"]() != me:  # a process the submission forked returned into the harness
-        _o["exit"](0)
-    try:
-        rec.send_progress(force=True)
-    except Exception:
-        pass
-    _o["flush"]()
-    if _o["fork"]() != 0:
-        _o["exit"](A_FORKED_B)  # every thread the submission started ends with A
+    me = _o.getpid()
+    exit_code, err = _o.run_user_code(args["code"], ns, "<submission>")
+    if _o.getpid() != me:  # a process the submission forked returned into the harness
+        _o.exit(0)
+    _o.flush()
+    if _o.fork() != 0:
+        _o.exit(A_FORKED_B)  # every thread the submission started ends with A
     # B: the only thread of this process, in a process group of its own (P kills A's).
-    _o["setpgid"](0, 0)
+    _o.setpgid(0, 0)
     model = ns.get(args.get("model", "model"))
     if _is_module(model):
         _privatize(model)  # memory shared with the submission's other processes stops here
-    _o["send"](rec_w, {"pid": _o["getpid"](), "stage": "forked"})
+    _o.send(rec_w, {"pid": _o.getpid(), "stage": "forked"})
     # No submitted code runs here until P has killed everything else the submission started.
-    if _o["recv"](cmd_r, time.monotonic() + EVAL_WAIT_S) is None:
-        _o["exit"](0)
+    if _o.recv(cmd_r, time.monotonic() + EVAL_WAIT_S) is None:
+        _o.exit(0)
     try:
-        tampered = _o["changes"](guard)
-        _o["uninstall"](rec)
+        tampered = _o.changes(guard)
+        _o.uninstall(rec)
         record = _record(args, ns, rec, exit_code, err, tampered, _o)
     except BaseException as exc:
         record = {"internal_error": f"measuring the run failed: {kl.format_exception_only(exc)}"}
-    _o["send"](rec_w, {"record": kl.json_safe(record)})
-    cmd = _o["recv"](cmd_r, time.monotonic() + EVAL_WAIT_S)
+    _o.send(rec_w, {"record": kl.json_safe(record)})
+    cmd = _o.recv(cmd_r, time.monotonic() + EVAL_WAIT_S)
     if cmd is not None:
         try:
             reply = _evaluate(cmd, ns, rec)
         except BaseException as exc:
             reply = {"error": f"evaluation failed: {kl.format_exception_only(exc)}"}
-        _o["send"](rec_w, reply)
-    _o["flush"]()
-    _o["exit"](0)
+        _o.send(rec_w, reply)
+    _o.flush()
+    _o.exit(0)
+
+
+def _seed_all(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def _record(
@@ -94,8 +125,12 @@ def _record(
     exit_code: int,
     err: str | None,
     tampered: list[str],
-    _o: dict[str, Any],
+    _o: _Orig,
 ) -> dict[str, Any]:
+    """What B measures. Losses, steps, memory and the rows trained on are P's (the ledger);
+    B adds what only the end state shows: the model, each parameter's final digest, the
+    starting values the recorder kept (P checks them against the digests it was sent), the
+    trained state for the re-run, and the validation rows' hashes."""
     import torch
 
     model = ns.get(args.get("model", "model"))
@@ -104,8 +139,6 @@ def _record(
         "exit_code": exit_code,
         "error": err,
         "tampered": tampered,
-        "losses": [kl.float_out(x) for x in rec.losses],
-        "optimizer_steps": rec.optimizer_steps,
         "model_found": found,
         "model_type": kl.type_name(model) if model is not None else None,
         "param_changes": {},
@@ -113,27 +146,70 @@ def _record(
         "frozen_params": [],
     }
     if isinstance(model, torch.nn.Module):
-        changes = _o["param_changes"](rec, model)
+        changes = _o.param_changes(rec, model)
         out["param_changes"] = {k: kl.float_out(v) for k, v in changes.items()}
         named = list(model.named_parameters())
         out["trainable_params"] = [n for n, p in named if p.requires_grad]
         out["frozen_params"] = [n for n, p in named if not p.requires_grad]
-    if rec.record_memory:
-        out["rss_mb"] = [round(x, 2) for x in rec.rss_mb]
+        out["final"] = {n: [str(id(p)), _o.digest(p)] for n, p in named}
+        out["initial_used"] = {
+            str(id(p)): _o.digest(rec.initial_params[id(p)])
+            for _, p in named
+            if id(p) in rec.initial_params
+        }
+        out["state"] = _state(model, rec.initial_params)
     val_name = args.get("val_inputs")
     if val_name:
-        out["leakage"] = _leakage(ns.get(val_name), val_name, rec.training_rows)
+        val = ns.get(val_name)
+        if val is None or not hasattr(val, "shape"):
+            out["leakage"] = {"error": f"no validation inputs named '{val_name}' after the run"}
+        else:
+            out["val_row_hashes"] = row_hashes(val)
     if args.get("check_code"):
         out["checks"] = _run_checks(args["check_code"], ns, out)
     return out
 
 
-def _leakage(val: Any, name: str, training_rows: set[bytes]) -> dict[str, Any]:
-    """How many rows of the validation inputs went through the model with gradients on."""
-    if val is None or not hasattr(val, "shape"):
-        return {"error": f"no validation inputs named '{name}' after the run"}
-    keys = kl.row_keys(val)
-    return {"val_rows": len(keys), "val_rows_in_training": len(keys & training_rows)}
+def _state(model: Any, initial_params: dict[int, Any]) -> dict[str, Any]:
+    """The model's parameters, and the buffers of its normalization layers (running statistics
+    that training's forward passes computed), as arrays for the grader's re-run."""
+    from torch.nn.modules.batchnorm import _NormBase
+
+    buffers = {}
+    for prefix, module in model.named_modules():
+        if isinstance(module, _NormBase):
+            for name, b in module.named_buffers(recurse=False):
+                if b is not None and b.dtype.is_floating_point:
+                    buffers[f"{prefix}.{name}" if prefix else name] = _array(b)
+    named = list(model.named_parameters())
+    params = {n: _array(p) for n, p in named}
+    initial = {n: _array(initial_params[id(p)]) for n, p in named if id(p) in initial_params}
+    return {"params": params, "initial": initial, "buffers": buffers}
+
+
+def _array(t: Any) -> dict[str, Any]:
+    return wire.encode_array(t.detach().cpu().float().numpy())
+
+
+def _load_state(model: Any, state: dict[str, Any]) -> None:
+    """Put the graded run's trained state into this run's model (the re-run in another world)."""
+    import torch
+
+    params = dict(model.named_parameters())
+    tables = {"params": params, "deltas": params, "buffers": dict(model.named_buffers())}
+    with torch.no_grad():
+        for kind, table in tables.items():
+            for name, enc in (state.get(kind) or {}).items():
+                value = torch.from_numpy(wire.decode_array(enc))
+                target = table.get(name)
+                if target is None or tuple(target.shape) != tuple(value.shape):
+                    what = "buffer" if kind == "buffers" else "parameter"
+                    raise ValueError(
+                        f"the re-run's model has no {what} '{name}' of shape {tuple(value.shape)}"
+                    )
+                if kind == "deltas":  # what training changed, on this run's own starting value
+                    value = target.detach().double() + value.double()
+                target.copy_(value.to(target.dtype))
 
 
 def _run_checks(check_code: str, ns: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +263,10 @@ def _evaluate(cmd: dict[str, Any], ns: dict[str, Any], rec: Any) -> dict[str, An
     target = ns.get(fn_name) if fn_name else model
     if target is None or not callable(target):
         return {"error": f"'{fn_name or model_name}' is not defined or not callable"}
+    if cmd.get("load_state") is not None:
+        if not isinstance(model, torch.nn.Module):
+            return {"error": f"the re-run left no nn.Module named '{model_name}'"}
+        _load_state(model, cmd["load_state"])
     inputs = torch.from_numpy(wire.decode_array(cmd["inputs"]))
     try:
         outputs = _call(target, inputs.clone())
@@ -195,6 +275,8 @@ def _evaluate(cmd: dict[str, Any], ns: dict[str, Any], rec: Any) -> dict[str, An
             "error": f"calling the model on held-out inputs failed: {kl.format_exception_only(exc)}"
         }
     reply: dict[str, Any] = {"outputs": wire.encode_array(outputs)}
+    if cmd.get("load_state") is not None:
+        return reply  # the re-run: only its outputs with the trained state count
     # The same call with every parameter training changed put back where it started.
     if isinstance(model, torch.nn.Module):
         with torch.no_grad():

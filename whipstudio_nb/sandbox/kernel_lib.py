@@ -249,6 +249,7 @@ class TrainingRecorder:
         self._sent = 0
         self._last_sent = 0.0
         self.max_backward = max_backward
+        self.learn = True
         self.record_memory = record_memory
         self.record_inputs = record_inputs
         self.rss_mb: list[float] = []  # resident memory after each backward()
@@ -281,13 +282,9 @@ class TrainingRecorder:
                 recorder.losses.append(float(first.detach().float().mean()))
             except Exception:
                 recorder.losses.append(float("nan"))
-            out = original_backward(tensors, *args, **kwargs)
-            if recorder.record_memory:
-                recorder.rss_mb.append(rss_mb())
-            if recorder.progress:
-                recorder.send_progress()
-            recorder.grad_norm_history.append(recorder.grad_norms())
-            recorder.last_without_grad = recorder.params_without_grad()
+            # learn=False (the grader's re-run): the loss is recorded, no gradient is computed.
+            out = original_backward(tensors, *args, **kwargs) if recorder.learn else None
+            recorder.after_backward()
             return out
 
         original_opt_init = torch.optim.Optimizer.__init__
@@ -301,6 +298,14 @@ class TrainingRecorder:
         self._handles.append(optim_mod.register_optimizer_step_post_hook(self._on_step))
         self._handles.append(module_mod.register_module_forward_pre_hook(self._pre_forward))
         self._handles.append(module_mod.register_module_forward_hook(self._post_forward))
+
+    def after_backward(self) -> None:
+        if self.record_memory:
+            self.rss_mb.append(rss_mb())
+        if self.progress:
+            self.send_progress()
+        self.grad_norm_history.append(self.grad_norms())
+        self.last_without_grad = self.params_without_grad()
 
     def uninstall(self) -> None:
         for h in self._handles:
