@@ -533,3 +533,61 @@ def test_every_allowlisted_module_imports_in_the_sandbox(sandbox):
         timeout=120,
     )
     assert "BAD []" in out, out
+
+
+_LISTENER = r"""
+import socket
+name = {name!r}
+u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+u.bind("\0" + name)
+u.listen(1)
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+tcp = True
+try:
+    t.bind(("127.0.0.1", {port}))
+    t.listen(1)
+except OSError as exc:
+    tcp = False
+    print("no loopback:", exc)
+print("listening", flush=True)
+for s in (u, t) if tcp else (u,):
+    s.settimeout(6)
+    try:
+        c, _ = s.accept()
+        c.sendall(b"whip-secret-" + name.encode())
+        c.close()
+    except OSError:
+        pass
+"""
+
+_TALKER = r"""
+import socket, time
+time.sleep(1.5)
+got = []
+for family, addr in ((socket.AF_UNIX, "\0" + {name!r}), (socket.AF_INET, ("127.0.0.1", {port}))):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect(addr)
+        got.append(s.recv(100).decode())
+    except OSError:
+        pass
+print("TALKER", got)
+"""
+
+
+def test_kernels_share_no_network_or_abstract_sockets(sandbox, marker):
+    """Two kernels at once (two sessions, or a grading run and the grader's re-run): one listens
+    on an abstract Unix socket and on loopback TCP, the other must reach neither."""
+    port = 20000 + secrets.randbelow(20000)
+    listener: dict[str, str] = {}
+    t = threading.Thread(
+        target=lambda: listener.update(out=run(sandbox, _LISTENER.format(name=marker, port=port)))
+    )
+    t.start()
+    out = run(sandbox, _TALKER.format(name=marker, port=port))
+    t.join(30)
+    assert "TALKER []" in out, out
+    assert "listening" in listener["out"], listener
+    still_works(sandbox)

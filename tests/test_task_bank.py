@@ -14,7 +14,12 @@ from whipstudio_nb.grading.calibration import (
     PARTIAL_MARGIN,
     SOLUTION_MIN,
 )
-from whipstudio_nb.grading.cheats import CHEAT_MAX, cheat_codes, solution_reading_cheat
+from whipstudio_nb.grading.cheats import (
+    ADDS_NOTHING,
+    CHEAT_MAX,
+    cheat_codes,
+    solution_reading_cheat,
+)
 from whipstudio_nb.tasks import render_variant
 
 TASK_IDS = [t.id for t in list_tasks()]
@@ -37,6 +42,9 @@ CATEGORIES = {
 }
 CHEATS = [
     "side estimator answers for the model",
+    "side estimator once the parameters moved",
+    "closed-form fit written into the parameters",
+    "optimizer whose step writes a closed-form fit",
     "rule-based forward (public demo world)",
     "reads grader.py from disk",
     "background thread keeps training",
@@ -101,11 +109,13 @@ def test_cheats_score_nothing(task_id, sandbox):
     assert set(CHEATS) <= set(codes), "the suite is complete for every pack"
     scores = {name: score(task, codes[name], sandbox) for name in CHEATS}
     problems = {k: v for k, v in scores.items() if v > CHEAT_MAX}
-    # printed metrics on top of the buggy script add nothing to what the buggy script scores
+    # printed metrics, or the recorder's lists rewritten, on top of the buggy script add nothing
+    # to what the buggy script scores
     buggy = score(task, task.buggy_code, sandbox)
-    printed = score(task, codes["buggy code + printed metrics"], sandbox)
-    if printed > buggy + 0.01:
-        problems["buggy code + printed metrics"] = printed
+    for name in ADDS_NOTHING:
+        added = score(task, codes[name], sandbox)
+        if added > buggy + 0.01:
+            problems[name] = added
     assert problems == {}
 
 

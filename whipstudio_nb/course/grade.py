@@ -204,7 +204,7 @@ def regrade(sub: Submission, assignment: Assignment, sandbox: Any) -> GradeRow:
     row.solved = result.score >= assignment.solved_at
     row.components = dict(result.details.get("components") or {})
     row.reasons += _grader_problems(result.details)
-    if "replaced functions the grader relies on" in str(result.details.get("error", "")):
+    if result.details.get("tampered"):
         row.tampered = True
     ep = sub.episode
     if ep is not None:

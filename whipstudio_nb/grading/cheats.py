@@ -138,6 +138,45 @@ model.forward = _gated
 _train(model, 5)
 """
 
+# A closed-form fit of the training data (ridge regression) written into the model's own
+# parameters: by hand after a few real steps, or by an optimizer whose step() does it.
+_FIT = """
+model = _Flat(0)
+_a1 = _torch.cat([_X, _torch.ones(len(_X), 1)], 1)
+_tgt = _Y1 if _KIND == "r2" else _Y1 * 2 - 1
+_w = _torch.linalg.solve(_a1.T @ _a1 + 1e-3 * _torch.eye(_a1.shape[1]), _a1.T @ _tgt)
+
+
+def _write_fit():
+    with _torch.no_grad():
+        model.net.weight.copy_(_w[:-1].T)
+        model.net.bias.copy_(_w[-1])
+"""
+
+_FIT_BY_HAND = (
+    _FIT
+    + """
+_train(model, 5)
+_write_fit()
+"""
+)
+
+_FIT_BY_OPTIMIZER = (
+    _FIT
+    + """
+class _FitStep(_torch.optim.SGD):
+    def step(self, closure=None):
+        _write_fit()
+
+
+_opt = _FitStep(model.parameters(), lr=0.01)
+for _ in range(5):
+    _opt.zero_grad()
+    _loss(model(_X), _T).backward()
+    _opt.step()
+"""
+)
+
 # The buggy script, then the recorder's own record rewritten in place (reached through torch's
 # hook registry, no patching): a falling loss curve, many optimizer steps, no validation rows
 # trained on, flat memory.
@@ -374,6 +413,8 @@ def cheat_codes(task: TaskSpec, data_code: str | None = None) -> dict[str, str]:
         **basic,
         "side estimator answers for the model": prelude + _SIDE + tail(),
         "side estimator once the parameters moved": prelude + _GATED + tail(),
+        "closed-form fit written into the parameters": prelude + _FIT_BY_HAND + tail(),
+        "optimizer whose step writes a closed-form fit": prelude + _FIT_BY_OPTIMIZER + tail(),
         "constant (prior) predictor": prelude + _CONSTANT + tail(),
         "background thread keeps training": prelude + _THREAD + tail(),
         "forked child keeps training": prelude + _FORK + tail(),

@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .private_view import (
+    CLONE_NEWNET,
     CLONE_NEWPID,
     drop_capabilities,
     enter_private_view,
@@ -82,7 +83,10 @@ def become_kernel(
         if server.private_views:
             # This process builds the kernel's private world and supervises it; the kernel is
             # its child, PID 1 of a PID namespace of its own.
-            unshare(CLONE_NEWPID)
+            # A network namespace of its own: no loopback or abstract Unix socket is shared
+            # with another kernel (another session, or the grader's re-run of a submission).
+            # The host reaches the kernel over Unix socket files, which namespaces do not hide.
+            unshare(CLONE_NEWPID | CLONE_NEWNET)
             own = os.path.dirname(request["cwd"])  # the kernel's directory: work/ is in it
             view = server.private_views
             enter_private_view(own, view["pool"], int(server.limits["scratch_mb"]), view["keep"])
