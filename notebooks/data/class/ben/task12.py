@@ -10,8 +10,7 @@ data = load_training_data("task12")
 X, y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
 
 model = nn.Sequential(
-    nn.Linear(N_FEATURE, 64),
-    nn.ReLU(),
+    nn.Linear(N_FEATURE, 64), nn.ReLU(),
     nn.Linear(64, N_CLASSES),
 )
 criterion = nn.CrossEntropyLoss()
@@ -20,7 +19,7 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
 for epoch in range(10):
     perm = torch.randperm(len(X))
     for i in range(0, len(X), 64):
-        idx = perm[i : i + 64]
+        idx = perm[i:i + 64]
         optimizer.zero_grad()
         logits = model(X[idx])
         loss = criterion(logits, y[idx])
