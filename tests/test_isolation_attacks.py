@@ -591,3 +591,22 @@ def test_kernels_share_no_network_or_abstract_sockets(sandbox, marker):
     assert "TALKER []" in out, out
     assert "listening" in listener["out"], listener
     still_works(sandbox)
+
+
+def test_a_forked_childs_output_reaches_the_cell(sandbox, marker):
+    """A kernel's network namespace of its own still has loopback: ipykernel forwards what a
+    forked process prints (the grader's run of a submission, a snippet's child) over it. With
+    loopback down each such print waited out a 3 s send timeout and was lost, and every graded
+    script that printed ran past its time budget."""
+    code = (
+        "import os\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        f"    print('child says {marker}', flush=True)\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('parent done')\n"
+    )
+    out = run(sandbox, code)
+    assert f"child says {marker}" in out, out
+    assert "parent done" in out, out

@@ -25,6 +25,7 @@ from .private_view import (
     CLONE_NEWPID,
     drop_capabilities,
     enter_private_view,
+    loopback_up,
     make_read_only,
     mount_proc,
     unshare,
@@ -87,6 +88,7 @@ def become_kernel(
             # with another kernel (another session, or the grader's re-run of a submission).
             # The host reaches the kernel over Unix socket files, which namespaces do not hide.
             unshare(CLONE_NEWPID | CLONE_NEWNET)
+            loopback_up()
             own = os.path.dirname(request["cwd"])  # the kernel's directory: work/ is in it
             view = server.private_views
             enter_private_view(own, view["pool"], int(server.limits["scratch_mb"]), view["keep"])

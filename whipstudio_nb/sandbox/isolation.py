@@ -210,8 +210,9 @@ def _namespace_args() -> list[str]:
 
 
 # What the fork server keeps so that each kernel's supervisor can build its private world (see
-# private_view.py); every kernel drops them before it imports or runs anything.
-SERVER_CAPS = ("CAP_SYS_ADMIN", "CAP_SETPCAP")
+# private_view.py) and bring up loopback in its own network namespace; every kernel drops them
+# before it imports or runs anything.
+SERVER_CAPS = ("CAP_SYS_ADMIN", "CAP_SETPCAP", "CAP_NET_ADMIN")
 
 
 def _cap_args() -> list[str]:
