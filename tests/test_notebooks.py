@@ -187,7 +187,9 @@ def test_agent_notebook_solves_task1_and_exports_the_trajectory(executed: dict) 
 def test_instructor_notebook_validates_a_pack_and_grades_a_class(executed: dict) -> None:
     nb = executed["04_instructor.ipynb"]
     text = "".join(o.text for o in _outputs_of(nb, "from whipstudio_nb.grading.calibration"))
-    assert "PASS  buggy code scores low: 0.000" in text and "15/15 checks passed" in text
+    assert "PASS  buggy code scores low: 0.000" in text and "FAIL" not in text, text
+    passed = re.search(r"(\d+)/(\d+) checks passed", text)
+    assert passed and passed[1] == passed[2] and int(passed[2]) >= 15, text
     (listed,) = _outputs_of(nb, "import os", "execute_result")
     assert "('course1', 'Gradients Wiped', 'easy')" in listed.data["text/plain"]
     # the course: release, three students' episodes, `whip course grade`, gradebook, feedback

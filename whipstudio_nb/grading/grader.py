@@ -74,13 +74,18 @@ def grade_code(
     with sandbox.kernel() as kernel, sandbox.kernel() as rerun_kernel:
         rerun = Rerun(
             rerun_kernel,
-            dispatch_cell(HARNESS, _rerun_args(run_args), _setup(task, rerun_seed(seed))),
+            dispatch_cell(
+                HARNESS, _rerun_args(run_args), _setup(task, rerun_seed(seed), scramble=True)
+            ),
             timeout=budget + RUN_MARGIN_S,
         )
         try:
-            return _grade_in(task, pack, seed, run_args, kernel, rerun, on_progress, started)
-        finally:
-            rerun.close()
+            result = _grade_in(task, pack, seed, run_args, kernel, rerun, on_progress, started)
+        except BaseException:
+            rerun.close(wait=False)  # an interrupt stops the grade now, not after the re-run
+            raise
+        rerun.close()
+        return result
 
 
 def _rerun_args(run_args: dict[str, Any]) -> dict[str, Any]:
@@ -94,8 +99,8 @@ def _rerun_args(run_args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _setup(task: TaskSpec, seed: int) -> tuple[str, Any] | None:
-    payload = data_payload(task, seed)
+def _setup(task: TaskSpec, seed: int, scramble: bool = False) -> tuple[str, Any] | None:
+    payload = data_payload(task, seed, scramble_labels=scramble)
     return (DATA_SETUP, payload) if payload is not None else None
 
 

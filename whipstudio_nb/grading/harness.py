@@ -93,6 +93,10 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
     record = None
     if b_pid is not None:
         try:
+            # Every other process is dead now, but what they wrote may still be in the pipe
+            # (a leftover's events, half a frame, a made-up record). B writes nothing until
+            # "go", so all that comes after this is B's.
+            wire.drain(rec_r)
             wire.send(cmd_w, {"go": True})
             deadline = max(started + budget, time.monotonic() + CHECKS_MIN_S)
             reply = wire.recv(rec_r, deadline)

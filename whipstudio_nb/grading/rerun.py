@@ -1,4 +1,5 @@
-"""The grader's re-run: the submission again, in another hidden world, with training turned off.
+"""The grader's re-run: the submission again, in another hidden world whose labels are shuffled
+across rows (``data.scrambled``), with training turned off.
 
 The held-out answers must come from what training put into the model. So the trained state
 (the parameters that torch's optimizer steps changed and nothing else did, ``ledger.py``, and
@@ -6,7 +7,9 @@ the normalization layers' statistics) is loaded into the model of this re-run, w
 asked the same held-out inputs. A script's own helpers (``predict``, ``model.eval()``, input
 scaling) are there too, since the whole script ran. Knowledge kept anywhere else (a side
 estimator in a closure, a rule in ``forward``, a fit used only once the parameters moved)
-belongs to the other world there, and its answers fall apart.
+was learned there from labels that say nothing about their inputs, and its answers fall apart,
+even for a pack whose hidden worlds happen to be alike (task6's stroke-to-class order is the same
+in 1 of 24 worlds).
 
 The re-run starts with the graded run, in a second kernel, and computes no gradients, so it
 costs a fraction of the graded run's time.
@@ -67,10 +70,12 @@ class Rerun:
             return None, f"the re-run could not evaluate the trained state: {err}"
         return decode_array(reply["outputs"]), None
 
-    def close(self) -> None:
-        """Wait for the re-run (bounded by its timeout): its kernel must be idle when it goes."""
-        try:
-            self._run.result()
-        except Exception:
-            pass
-        self._pool.shutdown(wait=True)
+    def close(self, wait: bool = True) -> None:
+        """Wait for the re-run (bounded by its timeout): its kernel must be idle when it goes.
+        ``wait=False`` (the grade was interrupted): do not; the kernel is killed under it."""
+        if wait:
+            try:
+                self._run.result()
+            except Exception:
+                pass
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["decode_array", "encode_array", "recv", "send"]
+__all__ = ["decode_array", "drain", "encode_array", "recv", "send"]
 
 _HEADER = struct.Struct("<Q")
 MAX_FRAME = 256 * 2**20
@@ -73,3 +73,14 @@ def recv(
     except ValueError:
         return None
     return msg if isinstance(msg, dict) else None
+
+
+def drain(fd: int) -> int:
+    """Discard whatever is waiting in ``fd`` (bytes, possibly half a frame); how many bytes."""
+    dropped = 0
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        dropped += len(chunk)
+    return dropped
