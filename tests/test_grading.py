@@ -248,3 +248,33 @@ def test_the_rerun_world_has_labels_that_say_nothing() -> None:
     agree = float(np.mean(out["y"] == (x[:, 0] > 0)))
     assert 0.4 < agree < 0.6  # the rule that made the labels predicts them no better than chance
     assert np.array_equal(scrambled(arrays, seed=7)["y"], out["y"])  # a fixed seed repeats
+
+
+# The recorder's channel rewritten through its closure (the function object stays the same):
+# the digests taken before each optimizer step are dropped, so a fit written by hand between
+# steps would pass for training.
+CLOSURE_FILTER = """
+import sys
+for _h in list(sys.modules["torch"].nn.modules.module._global_forward_pre_hooks.values()):
+    _rec = getattr(_h, "__self__", None)
+    if _rec is not None and callable(getattr(_rec, "_send", None)):
+        for _cell in _rec._send.__closure__ or ():
+            if callable(_cell.cell_contents):
+                _real = _cell.cell_contents
+                _cell.cell_contents = lambda fd, msg, _r=_real: (
+                    None if "pre" in msg.get("ev", {}) else _r(fd, msg)
+                )
+"""
+
+# A builtin shadowed in a harness module: a new global ``sorted`` there (the guard compared only
+# the names a module had).
+SHADOWED_BUILTIN = """
+import sys
+sys.modules["whipstudio_nb.grading.recorder"].sorted = lambda xs: []
+"""
+
+
+@pytest.mark.parametrize("attack", [CLOSURE_FILTER, SHADOWED_BUILTIN], ids=["closure", "shadow"])
+def test_harness_state_rewritten_in_place_is_tampering(sandbox, task1, attack):
+    res = grade_code(task1, attack + task1.solution_code, sandbox)
+    assert res.score == 0.0 and res.details.get("tampered"), res.details

@@ -45,6 +45,8 @@ CHEATS = [
     "side estimator once the parameters moved",
     "closed-form fit written into the parameters",
     "optimizer whose step writes a closed-form fit",
+    "closed-form fit hidden by filtering the recorder's channel",
+    "closed-form fit hidden by rebinding a harness module's global",
     "rule-based forward (public demo world)",
     "reads grader.py from disk",
     "background thread keeps training",

@@ -72,7 +72,7 @@ def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: _Orig = _ORI
     if isinstance(args.get("rng_seed"), int):
         _seed_all(args["rng_seed"])  # the graded run and its re-run start the same way
     rec.install()
-    guard = kl.TamperGuard()  # after install: the recorder's own patches are the baseline
+    guard = kl.TamperGuard(rec)  # after install: the recorder's own patches are the baseline
     me = _o.getpid()
     exit_code, err = _o.run_user_code(args["code"], ns, "<submission>")
     if _o.getpid() != me:  # a process the submission forked returned into the harness
