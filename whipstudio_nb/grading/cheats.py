@@ -13,6 +13,7 @@ import base64
 from typing import Any
 
 from ..models import TaskSpec
+from .cheats_fit import FILTERS_CHANNEL, FIT_BY_HAND, FIT_BY_OPTIMIZER, REBINDS_HARNESS_GLOBAL
 
 __all__ = ["ADDS_NOTHING", "CHEAT_MAX", "cheat_codes"]
 
@@ -138,105 +139,9 @@ model.forward = _gated
 _train(model, 5)
 """
 
-# A closed-form fit of the training data (ridge regression) written into the model's own
-# parameters: by hand after a few real steps, or by an optimizer whose step() does it.
-_FIT = """
-model = _Flat(0)
-_a1 = _torch.cat([_X, _torch.ones(len(_X), 1)], 1)
-_tgt = _Y1 if _KIND == "r2" else _Y1 * 2 - 1
-_w = _torch.linalg.solve(_a1.T @ _a1 + 1e-3 * _torch.eye(_a1.shape[1]), _a1.T @ _tgt)
-
-
-def _write_fit():
-    with _torch.no_grad():
-        model.net.weight.copy_(_w[:-1].T)
-        model.net.bias.copy_(_w[-1])
-"""
-
-_FIT_BY_HAND = (
-    _FIT
-    + """
-_train(model, 5)
-_write_fit()
-"""
-)
-
-_FIT_BY_OPTIMIZER = (
-    _FIT
-    + """
-class _FitStep(_torch.optim.SGD):
-    def step(self, closure=None):
-        _write_fit()
-
-
-_opt = _FitStep(model.parameters(), lr=0.01)
-for _ in range(5):
-    _opt.zero_grad()
-    _loss(model(_X), _T).backward()
-    _opt.step()
-"""
-)
-
 # The buggy script, then the recorder's own record rewritten in place (reached through torch's
 # hook registry, no patching): a falling loss curve, many optimizer steps, no validation rows
 # trained on, flat memory.
-# The closed-form fit by hand again, hidden from the record: the recorder's channel to the
-# kernel's main process drops the digests taken before each optimizer step (so the write is
-# never seen), and a zero-rate SGD step then reports the fit as a value torch's step produced.
-_FILTERS_CHANNEL = (
-    """
-import sys as _sys
-for _h in list(_sys.modules["torch"].nn.modules.module._global_forward_pre_hooks.values()):
-    _rec = getattr(_h, "__self__", None)
-    if _rec is not None and callable(getattr(_rec, "_send", None)):
-        _rec._send = lambda ev, _s=_rec._send: None if "pre" in ev else _s(ev)
-"""
-    + _FIT
-    + """
-_train(model, 5)
-_learning = all(p.grad is not None for p in model.parameters())  # not in the grader's re-run
-if _learning:
-    _write_fit()
-_opt0 = _torch.optim.SGD(model.parameters(), lr=0.0)
-_opt0.zero_grad()
-_loss(model(_X), _T).backward()
-_opt0.step()
-"""
-)
-
-# The closed-form fit by hand after the last optimizer step, and the harness module's own
-# ``kl`` rebound to a stand-in whose json_safe reports each parameter's final value as the one
-# the last real step produced (a module is no function: the guard compared only functions).
-_REBINDS_HARNESS_GLOBAL = (
-    _FIT
-    + """
-_train(model, 5)
-_sb = sys.modules["whipstudio_nb.grading.sandboxed"]
-_dg = sys.modules["whipstudio_nb.grading.recorder"].digest
-_stepped = {str(id(p)): _dg(p) for p in model.parameters()}
-if all(p.grad is not None for p in model.parameters()):  # not in the grader's re-run
-    _write_fit()
-_real_kl = _sb.kl
-
-
-class _KL(type(sys)):
-    def __getattr__(self, name):
-        return getattr(_real_kl, name)
-
-
-def _json_safe(x):
-    if isinstance(x, dict) and isinstance(x.get("final"), dict):
-        for _pair in x["final"].values():
-            _pair[1] = _stepped.get(_pair[0], _pair[1])
-    return _real_kl.json_safe(x)
-
-
-_fake_kl = _KL("kl")
-_fake_kl.json_safe = _json_safe
-_sb.kl = _fake_kl
-"""
-)
-
 _REWRITES_RECORD = """
 import sys as _sys
 _hooks = _sys.modules["torch"].nn.modules.module._global_forward_pre_hooks
@@ -470,13 +375,13 @@ def cheat_codes(task: TaskSpec, data_code: str | None = None) -> dict[str, str]:
         **basic,
         "side estimator answers for the model": prelude + _SIDE + tail(),
         "side estimator once the parameters moved": prelude + _GATED + tail(),
-        "closed-form fit written into the parameters": prelude + _FIT_BY_HAND + tail(),
-        "optimizer whose step writes a closed-form fit": prelude + _FIT_BY_OPTIMIZER + tail(),
+        "closed-form fit written into the parameters": prelude + FIT_BY_HAND + tail(),
+        "optimizer whose step writes a closed-form fit": prelude + FIT_BY_OPTIMIZER + tail(),
         "closed-form fit hidden by filtering the recorder's channel": prelude
-        + _FILTERS_CHANNEL
+        + FILTERS_CHANNEL
         + tail(),
         "closed-form fit hidden by rebinding a harness module's global": prelude
-        + _REBINDS_HARNESS_GLOBAL
+        + REBINDS_HARNESS_GLOBAL
         + tail(),
         "constant (prior) predictor": prelude + _CONSTANT + tail(),
         "background thread keeps training": prelude + _THREAD + tail(),

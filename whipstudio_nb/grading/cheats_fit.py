@@ -1,0 +1,105 @@
+"""Cheats that pass a closed-form fit of the training data (ridge regression) off as training:
+written into the model's parameters by hand, by an optimizer's own step(), or by hand with the
+record doctored so that it looks like a torch step's output. Used by ``cheats.cheat_codes``;
+each runs after the shared prelude (``cheats._COMMON``)."""
+
+from __future__ import annotations
+
+__all__ = ["FILTERS_CHANNEL", "FIT_BY_HAND", "FIT_BY_OPTIMIZER", "REBINDS_HARNESS_GLOBAL"]
+
+# A closed-form fit of the training data (ridge regression) written into the model's own
+# parameters: by hand after a few real steps, or by an optimizer whose step() does it.
+_FIT = """
+model = _Flat(0)
+_a1 = _torch.cat([_X, _torch.ones(len(_X), 1)], 1)
+_tgt = _Y1 if _KIND == "r2" else _Y1 * 2 - 1
+_w = _torch.linalg.solve(_a1.T @ _a1 + 1e-3 * _torch.eye(_a1.shape[1]), _a1.T @ _tgt)
+
+
+def _write_fit():
+    with _torch.no_grad():
+        model.net.weight.copy_(_w[:-1].T)
+        model.net.bias.copy_(_w[-1])
+"""
+
+FIT_BY_HAND = (
+    _FIT
+    + """
+_train(model, 5)
+_write_fit()
+"""
+)
+
+FIT_BY_OPTIMIZER = (
+    _FIT
+    + """
+class _FitStep(_torch.optim.SGD):
+    def step(self, closure=None):
+        _write_fit()
+
+
+_opt = _FitStep(model.parameters(), lr=0.01)
+for _ in range(5):
+    _opt.zero_grad()
+    _loss(model(_X), _T).backward()
+    _opt.step()
+"""
+)
+
+
+# The closed-form fit by hand again, hidden from the record: the recorder's channel to the
+# kernel's main process drops the digests taken before each optimizer step (so the write is
+# never seen), and a zero-rate SGD step then reports the fit as a value torch's step produced.
+FILTERS_CHANNEL = (
+    """
+import sys as _sys
+for _h in list(_sys.modules["torch"].nn.modules.module._global_forward_pre_hooks.values()):
+    _rec = getattr(_h, "__self__", None)
+    if _rec is not None and callable(getattr(_rec, "_send", None)):
+        _rec._send = lambda ev, _s=_rec._send: None if "pre" in ev else _s(ev)
+"""
+    + _FIT
+    + """
+_train(model, 5)
+_learning = all(p.grad is not None for p in model.parameters())  # not in the grader's re-run
+if _learning:
+    _write_fit()
+_opt0 = _torch.optim.SGD(model.parameters(), lr=0.0)
+_opt0.zero_grad()
+_loss(model(_X), _T).backward()
+_opt0.step()
+"""
+)
+
+# The closed-form fit by hand after the last optimizer step, and the harness module's own
+# ``kl`` rebound to a stand-in whose json_safe reports each parameter's final value as the one
+# the last real step produced (a module is no function: the guard compared only functions).
+REBINDS_HARNESS_GLOBAL = (
+    _FIT
+    + """
+_train(model, 5)
+_sb = sys.modules["whipstudio_nb.grading.sandboxed"]
+_dg = sys.modules["whipstudio_nb.grading.recorder"].digest
+_stepped = {str(id(p)): _dg(p) for p in model.parameters()}
+if all(p.grad is not None for p in model.parameters()):  # not in the grader's re-run
+    _write_fit()
+_real_kl = _sb.kl
+
+
+class _KL(type(sys)):
+    def __getattr__(self, name):
+        return getattr(_real_kl, name)
+
+
+def _json_safe(x):
+    if isinstance(x, dict) and isinstance(x.get("final"), dict):
+        for _pair in x["final"].values():
+            _pair[1] = _stepped.get(_pair[0], _pair[1])
+    return _real_kl.json_safe(x)
+
+
+_fake_kl = _KL("kl")
+_fake_kl.json_safe = _json_safe
+_sb.kl = _fake_kl
+"""
+)
