@@ -36,7 +36,6 @@ __all__ = [
     "demo_training_data",
     "heldout_data",
     "hidden_seed",
-    "is_label_key",
     "is_legacy",
     "scrambled",
     "training_data",
@@ -125,7 +124,7 @@ def data_payload(
     return {"task_id": task.info.id, "arrays": {k: encode_array(v) for k, v in arrays.items()}}
 
 
-def is_label_key(key: str) -> bool:
+def _is_label(key: str) -> bool:
     """Label arrays are named ``y`` or ``y_<anything>`` (``y_val``, ``y_pretrain``)."""
     return key == "y" or key.startswith("y_")
 
@@ -138,7 +137,7 @@ def scrambled(arrays: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]
     rng = np.random.default_rng([seed, 0x5C4A])
     out = dict(arrays)
     for key, a in arrays.items():
-        if is_label_key(key) and a.ndim >= 1 and len(a) > 1:
+        if _is_label(key) and a.ndim >= 1 and len(a) > 1:
             out[key] = np.ascontiguousarray(a[rng.permutation(len(a))])
     return out
 

@@ -75,12 +75,7 @@ def recv(
     return msg if isinstance(msg, dict) else None
 
 
-def drain(fd: int) -> int:
-    """Discard whatever is waiting in ``fd`` (bytes, possibly half a frame); how many bytes."""
-    dropped = 0
-    while select.select([fd], [], [], 0)[0]:
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            break
-        dropped += len(chunk)
-    return dropped
+def drain(fd: int) -> None:
+    """Discard whatever is waiting in ``fd`` (bytes, possibly half a frame)."""
+    while select.select([fd], [], [], 0)[0] and os.read(fd, 1 << 20):
+        pass

@@ -23,7 +23,10 @@ no other process can have created anything there first.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
+import socket
+import struct
 
 __all__ = [
     "CLONE_NEWNET",
@@ -31,6 +34,7 @@ __all__ = [
     "CLONE_NEWPID",
     "drop_capabilities",
     "enter_private_view",
+    "loopback_up",
     "make_read_only",
     "mount_proc",
     "unshare",
@@ -44,6 +48,8 @@ _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
 _MNT_DETACH = 2
 _PR_CAPBSET_DROP = 24
 _CAP_VERSION_3 = 0x20080522
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+_IFREQ = struct.Struct("16sh22x")  # struct ifreq: the name, then ifr_flags
 
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: nothing to import later
 
@@ -76,15 +82,9 @@ def loopback_up() -> None:
     reaches nothing else; loopback is what ipykernel uses to forward the output of processes
     forked inside the kernel (a graded run, a snippet's child). Without it each such print waits
     out a 3 s send timeout and is lost."""
-    import fcntl
-    import socket
-    import struct
-
-    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sh22x", b"lo", 0)
-        flags = struct.unpack("16sh22x", fcntl.ioctl(s.fileno(), siocgifflags, req))[1]
-        fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sh22x", b"lo", flags | iff_up))
+        _, flags = _IFREQ.unpack(fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, _IFREQ.pack(b"lo", 0)))
+        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, _IFREQ.pack(b"lo", flags | _IFF_UP))
 
 
 def make_read_only(path: str) -> None:
