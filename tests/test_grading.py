@@ -229,25 +229,63 @@ def test_loader_outside_the_environment_uses_the_demo_draw():
     assert "public demo draw" in out.stderr
 
 
-def test_the_rerun_world_has_labels_that_say_nothing() -> None:
-    """The re-run's training data: inputs as drawn, every label array's rows shuffled (its
-    values kept), so a side estimator fitted there answers nothing, even where two hidden worlds
-    of a pack happen to be alike."""
-    import numpy as np
+def test_trained_weights_go_into_the_reference_model_only_where_they_fit() -> None:
+    """The held-out check loads the trained weights into the task's reference model: by name,
+    else by order and shape (layers renumbered, e.g. a dropout removed); a parameter the
+    reference model has no place for (training data stashed in an extra parameter) does not
+    fit, and the error names it."""
+    import torch
+    from torch import nn
 
-    from whipstudio_nb.grading.data import scrambled
+    from whipstudio_nb.grading import wire
+    from whipstudio_nb.grading.harness import _carried_state
+    from whipstudio_nb.grading.sandboxed import _load_state, _state
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((500, 3)).astype(np.float32)
-    arrays = {"X": x, "y": (x[:, 0] > 0).astype(np.int64), "y_val": x[:50, 1].copy(), "w": x[:, 2]}
-    out = scrambled(arrays, seed=7)
-    assert out["X"] is arrays["X"] and out["w"] is arrays["w"]
-    for key in ("y", "y_val"):
-        assert sorted(out[key].tolist()) == sorted(arrays[key].tolist())
-        assert not np.array_equal(out[key], arrays[key])
-    agree = float(np.mean(out["y"] == (x[:, 0] > 0)))
-    assert 0.4 < agree < 0.6  # the rule that made the labels predicts them no better than chance
-    assert np.array_equal(scrambled(arrays, seed=7)["y"], out["y"])  # a fixed seed repeats
+    def reference() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.2), nn.Linear(8, 2))
+
+    def trained(model: nn.Module) -> dict:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.5)
+        model(torch.randn(16, 4))  # batch-norm statistics move in train mode
+        names = [n for n, _ in model.named_parameters()]
+        return _carried_state(_state(model), {n: "trained" for n in names})
+
+    same = reference()
+    ref = reference()
+    _load_state(ref, trained(same))
+    for (_, a), (_, b) in zip(same.state_dict().items(), ref.state_dict().items(), strict=True):
+        if a.dtype.is_floating_point:
+            assert torch.equal(a, b)
+
+    renumbered = nn.Sequential(*[m for m in reference() if not isinstance(m, nn.Dropout)])
+    ref = reference()
+    _load_state(ref, trained(renumbered))
+    assert torch.equal(ref[3].weight, renumbered[2].weight)
+    assert torch.equal(ref[1].running_mean, renumbered[1].running_mean)
+
+    stash = reference()
+    stash.stash = nn.Parameter(torch.zeros(100, 6))
+    state = trained(stash)
+    assert "stash" in state["params"]
+    wire.decode_array(state["params"]["stash"])  # it travels like any other
+    with pytest.raises(ValueError, match=r"'stash' of shape \(100, 6\) has no counterpart"):
+        _load_state(reference(), state)
+
+    untouched = reference()
+    before = {n: p.detach().clone() for n, p in untouched.named_parameters()}
+    partly = _carried_state(_state(stash), {"0.weight": "trained", "3.bias": "none"})
+    with pytest.raises(ValueError):  # extra parameters make the order useless, names still rule
+        partly["params"]["extra"] = partly["params"]["0.weight"]
+        _load_state(untouched, partly)
+    del partly["params"]["extra"]
+    _load_state(untouched, partly)
+    assert not torch.equal(untouched[0].weight, before["0.weight"])
+    assert torch.equal(
+        untouched[3].bias, before["3.bias"]
+    )  # not trained: the reference keeps its own
 
 
 # The recorder's channel rewritten through its closure (the function object stays the same):
@@ -278,3 +316,82 @@ sys.modules["whipstudio_nb.grading.recorder"].sorted = lambda xs: []
 def test_harness_state_rewritten_in_place_is_tampering(sandbox, task1, attack):
     res = grade_code(task1, attack + task1.solution_code, sandbox)
     assert res.score == 0.0 and res.details.get("tampered"), res.details
+
+
+def _train_on_val(partial: str, marker: str, line: str) -> str:
+    assert marker in partial
+    return partial.replace(marker, marker + "\n" + line)
+
+
+# Every forward pass of the training loop made with torch's global module hooks taken out (the
+# recorder saw the inputs there), after one ordinary call that registers the parameters.
+HIDDEN_FROM_HOOKS = """
+import sys
+_mm = sys.modules["torch"].nn.modules.module
+
+
+def _unhooked(x):
+    saved = dict(_mm._global_forward_pre_hooks)
+    _mm._global_forward_pre_hooks.clear()
+    try:
+        return model(x)
+    finally:
+        _mm._global_forward_pre_hooks.update(saved)
+"""
+
+
+def test_validation_rows_trained_on_are_seen_whatever_the_name_holds_at_the_end(sandbox):
+    """task3's partial fix trains on its validation rows (no_leakage 0). Rebinding ``X_val``
+    after training, training on the true rows while ``X_val`` holds a copy moved by a little
+    noise, or hiding the forward passes from torch's module hooks used to hide that (score
+    0.52 -> 1.00 each); the reference fix stays clean."""
+    from whipstudio_nb import load_task
+    from whipstudio_nb.grading.calibration import CALIBRATION_SEED
+
+    task = load_task("task3")
+    split = "X_val, y_val = X[perm[1200:]], y[perm[1200:]]"
+    hidden = _train_on_val(task.partial_code, split, "_Xv = X_val\nX_val = X_val + 1e-3")
+    unhooked = task.partial_code.replace("model(X_train", "_unhooked(X_train").replace(
+        "history = []", HIDDEN_FROM_HOOKS + "\nmodel(X_train[:1])\nhistory = []"
+    )
+    cases = {
+        "rebound after training": task.partial_code + "\nX_val = X_val[:0] + X_val.mean()\n",
+        "noisy copy": hidden.replace("torch.cat([X_train, X_val])", "torch.cat([X_train, _Xv])"),
+        "forward passes hidden from torch's module hooks": unhooked,
+    }
+    for name, code in cases.items():
+        r = grade_code(task, code, sandbox, data_seed=CALIBRATION_SEED)
+        assert r.details["components"]["no_leakage"] == 0.0, (name, r.details.get("leakage"))
+        assert r.score <= 0.6, (name, r.score)
+    fix = grade_code(task, task.solution_code, sandbox, data_seed=CALIBRATION_SEED)
+    leak = fix.details["leakage"]
+    assert fix.details["components"]["no_leakage"] == 1.0, leak
+    assert leak["val_rows_in_training"] == 0 and leak["val_rows_nearly_in_training"] <= 3, leak
+
+
+FORGED_MEMORY = """
+import sys
+for _h in list(sys.modules["torch"].nn.modules.module._global_forward_pre_hooks.values()):
+    _rec = getattr(_h, "__self__", None)
+    if _rec is not None and callable(getattr(_rec, "_send", None)):
+        for _ in range(400):
+            _rec._send({"loss": 0.01, "rss": 1.0})  # flat, tiny memory after many more steps
+"""
+
+
+def test_memory_is_read_from_outside_the_submission(sandbox):
+    """task3's fix with its memory leak put back: made-up memory readings sent down the
+    recorder's own channel used to hide the growth (0.52 -> 1.00). The kernel's main process
+    now reads the submission's memory itself."""
+    from whipstudio_nb import load_task
+    from whipstudio_nb.grading.calibration import CALIBRATION_SEED
+
+    task = load_task("task3")
+    leaky = task.solution_code.replace(
+        "history.append(train_loss.item())", "history.append(train_loss)"
+    ).replace("round(v, 4)", "round(v.item(), 4)")
+    assert leaky != task.solution_code
+    r = grade_code(task, leaky + FORGED_MEMORY, sandbox, data_seed=CALIBRATION_SEED)
+    assert r.details["components"]["memory"] == 0.0, r.details.get("memory_growth_mb")
+    assert r.details["memory_growth_mb"] > 30, r.details["memory_growth_mb"]
+    assert r.score <= 0.6, r.score

@@ -610,3 +610,81 @@ def test_a_forked_childs_output_reaches_the_cell(sandbox, marker):
     out = run(sandbox, code)
     assert f"child says {marker}" in out, out
     assert "parent done" in out, out
+
+
+# The graded submission hunts for the task's solution while the grader's reference run holds it
+# (the solution's code, in a kernel of its own, started with the graded run): in every file it
+# can reach, in every visible process's command line, environment and memory.
+_SOLUTION_HUNT = r"""
+import os, sys
+time = sys.modules["time"]  # the submission allowlist has no 'time'
+want = {half1!r} + {half2!r}
+me = {{os.getpid(), os.getppid()}}
+found = []
+
+
+def scan_processes():
+    for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in me]:
+        try:
+            cmdline = open(f"/proc/{{pid}}/cmdline", "rb").read()
+            if want.encode() in cmdline or want.encode() in open(f"/proc/{{pid}}/environ", "rb").read():
+                found.append(f"/proc/{{pid}}")
+        except OSError:
+            pass
+        if b"python" not in cmdline:
+            continue
+        try:
+            maps = open(f"/proc/{{pid}}/maps").read().splitlines()
+            mem = open(f"/proc/{{pid}}/mem", "rb", buffering=0)
+        except OSError:
+            continue
+        for line in maps:
+            span, perms = line.split()[:2]
+            lo, hi = (int(x, 16) for x in span.split("-"))
+            if "r" not in perms or hi - lo > 256 * 2**20 or len(line.split()) > 5:
+                continue  # anonymous readable memory (heaps) only
+            try:
+                mem.seek(lo)
+                if want.encode() in mem.read(hi - lo):
+                    found.append(f"/proc/{{pid}}/mem")
+                    break
+            except (OSError, ValueError, OverflowError):
+                pass
+
+
+def scan_files(until):
+    for root, dirs, files in os.walk("/", topdown=True):
+        if time.monotonic() > until:
+            return
+        dirs[:] = [d for d in dirs if os.path.join(root, d) not in ("/sys", "/usr", "/dev", "/proc")]
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                if os.path.getsize(path) < 10**6 and want in open(path, errors="ignore").read():
+                    found.append(path)
+            except OSError:
+                pass
+
+
+deadline = time.monotonic() + 6
+while time.monotonic() < deadline and not found:
+    scan_processes()
+    scan_files(deadline)
+    time.sleep(0.2)
+print("HUNT", sorted(set(found)))
+"""
+
+
+def test_the_reference_run_is_out_of_reach_of_the_submission(sandbox, marker):
+    """Grading runs the task's solution (training off) in a second kernel to check the trained
+    weights: the submission graded at the same time must find no trace of it."""
+    from whipstudio_nb import load_task
+    from whipstudio_nb.grading import grade_code
+
+    task = load_task("task1")
+    held = task.solution_code + f"\n_whip_secret = {marker!r}\nimport time\ntime.sleep(5)\n"
+    task = task.model_copy(update={"solution_code": held})
+    hunt = _SOLUTION_HUNT.format(half1=marker[:10], half2=marker[10:])
+    result = grade_code(task, task.buggy_code + "\n" + hunt, sandbox)
+    assert "HUNT []" in result.output, result.output[-2000:]
+    still_works(sandbox)

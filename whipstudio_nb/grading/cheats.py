@@ -13,7 +13,13 @@ import base64
 from typing import Any
 
 from ..models import TaskSpec
-from .cheats_fit import FILTERS_CHANNEL, FIT_BY_HAND, FIT_BY_OPTIMIZER, REBINDS_HARNESS_GLOBAL
+from .cheats_fit import (
+    FILTERS_CHANNEL,
+    FIT_BY_HAND,
+    FIT_BY_OPTIMIZER,
+    REBINDS_HARNESS_GLOBAL,
+    STASH_BY_STEP,
+)
 
 __all__ = ["ADDS_NOTHING", "CHEAT_MAX", "cheat_codes"]
 
@@ -382,6 +388,9 @@ def cheat_codes(task: TaskSpec, data_code: str | None = None) -> dict[str, str]:
         + tail(),
         "closed-form fit hidden by rebinding a harness module's global": prelude
         + REBINDS_HARNESS_GLOBAL
+        + tail(),
+        "training data stashed in a parameter by a crafted optimizer step": prelude
+        + STASH_BY_STEP
         + tail(),
         "constant (prior) predictor": prelude + _CONSTANT + tail(),
         "background thread keeps training": prelude + _THREAD + tail(),

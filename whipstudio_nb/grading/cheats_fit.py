@@ -5,7 +5,13 @@ each runs after the shared prelude (``cheats._COMMON``)."""
 
 from __future__ import annotations
 
-__all__ = ["FILTERS_CHANNEL", "FIT_BY_HAND", "FIT_BY_OPTIMIZER", "REBINDS_HARNESS_GLOBAL"]
+__all__ = [
+    "FILTERS_CHANNEL",
+    "FIT_BY_HAND",
+    "FIT_BY_OPTIMIZER",
+    "REBINDS_HARNESS_GLOBAL",
+    "STASH_BY_STEP",
+]
 
 # A closed-form fit of the training data (ridge regression) written into the model's own
 # parameters: by hand after a few real steps, or by an optimizer whose step() does it.
@@ -102,3 +108,35 @@ _fake_kl.json_safe = _json_safe
 _sb.kl = _fake_kl
 """
 )
+
+
+# The training data stashed in an extra parameter of the model by one torch optimizer step on a
+# gradient written by hand (a real torch step: the record shows training), and a forward that
+# answers by nearest neighbours / ridge from the stash once it holds something. In any re-run of
+# the script, the stash comes back with the trained state; with the parameters reset it is empty.
+STASH_BY_STEP = """
+model = _Flat(0)
+_d = _X.shape[1]
+model.stash = _torch.nn.Parameter(_torch.zeros(_n, _d + _Y1.shape[1]))
+_net = model.forward
+_cache = {}
+
+
+def _stashed(x):
+    s = model.stash.detach()
+    if float(s.abs().sum()) == 0.0:
+        return _net(x)
+    key = float(s.sum())
+    if key not in _cache:
+        _cache.clear()
+        _cache[key] = _fit_side(s[:, :_d].clone(), s[:, _d:].clone())
+    return _cache[key](x)
+
+
+model.forward = _stashed
+_train(model, 5)
+if all(p.grad is not None for p in model.net.parameters()):  # not in a re-run without learning
+    _st = _torch.optim.SGD([model.stash], lr=1.0)
+    model.stash.grad = -_torch.cat([_X, _Y1], 1)
+    _st.step()
+"""

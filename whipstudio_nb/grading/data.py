@@ -37,7 +37,6 @@ __all__ = [
     "heldout_data",
     "hidden_seed",
     "is_legacy",
-    "scrambled",
     "training_data",
 ]
 
@@ -107,39 +106,16 @@ def heldout_data(task: TaskSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(inputs), np.asarray(labels)
 
 
-def data_payload(
-    task: TaskSpec, seed: int | None = None, *, scramble_labels: bool = False
-) -> dict[str, Any] | None:
+def data_payload(task: TaskSpec, seed: int | None = None) -> dict[str, Any] | None:
     """What the environment hands a kernel (``whip_data._install``): training arrays only
-    (None for a legacy pack). ``scramble_labels`` (the grader's re-run) shuffles the label arrays
-    across rows (``scrambled``)."""
+    (None for a legacy pack)."""
     from .harness import encode_array
 
     if is_legacy(task):
         return None
     seed = hidden_seed(task) if seed is None else seed
     arrays = training_data(task, seed)
-    if scramble_labels:
-        arrays = scrambled(arrays, seed)
     return {"task_id": task.info.id, "arrays": {k: encode_array(v) for k, v in arrays.items()}}
-
-
-def _is_label(key: str) -> bool:
-    """Label arrays are named ``y`` or ``y_<anything>`` (``y_val``, ``y_pretrain``)."""
-    return key == "y" or key.startswith("y_")
-
-
-def scrambled(arrays: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
-    """The same arrays with every label array's rows shuffled: inputs keep their distribution
-    and labels their marginals, but no input says anything about its label. Whatever a script
-    learns from such data, other than through training that this world's re-run turns off, knows
-    nothing, even where two hidden worlds of a pack happen to be alike."""
-    rng = np.random.default_rng([seed, 0x5C4A])
-    out = dict(arrays)
-    for key, a in arrays.items():
-        if _is_label(key) and a.ndim >= 1 and len(a) > 1:
-            out[key] = np.ascontiguousarray(a[rng.permutation(len(a))])
-    return out
 
 
 def _params_key(task: TaskSpec) -> tuple[tuple[str, Any], ...]:

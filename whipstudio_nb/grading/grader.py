@@ -20,7 +20,7 @@ from ..series import thinned_steps
 from . import metrics
 from .data import DATA_SETUP, data_payload, heldout_data, hidden_seed
 from .pack import load_pack_grader
-from .rerun import Rerun, rerun_seed
+from .reference import ReferenceRun, run_seed
 from .wire import decode_array, encode_array
 
 __all__ = ["grade_code", "load_pack_grader"]
@@ -69,29 +69,29 @@ def grade_code(
         "val_inputs": cfg.get("val_inputs") if "no_leakage" in weights else None,
         "check_code": getattr(pack, "CHECK_CODE", None),
         "budget_s": budget,
-        "rng_seed": rerun_seed(seed ^ 0x5EED) % 2**62,  # the same for the re-run
+        "rng_seed": run_seed(seed),  # the same for the reference run
     }
-    with sandbox.kernel() as kernel, sandbox.kernel() as rerun_kernel:
-        rerun = Rerun(
-            rerun_kernel,
-            dispatch_cell(
-                HARNESS, _rerun_args(run_args), _setup(task, rerun_seed(seed), scramble=True)
-            ),
+    with sandbox.kernel() as kernel, sandbox.kernel() as reference_kernel:
+        reference = ReferenceRun(
+            reference_kernel,
+            dispatch_cell(HARNESS, _reference_args(run_args, task), _setup(task, seed)),
             timeout=budget + RUN_MARGIN_S,
         )
         try:
-            result = _grade_in(task, pack, seed, run_args, kernel, rerun, on_progress, started)
+            result = _grade_in(task, pack, seed, run_args, kernel, reference, on_progress, started)
         except BaseException:
-            rerun.close(wait=False)  # an interrupt stops the grade now, not after the re-run
+            reference.close(wait=False)  # an interrupt stops the grade now, not after that run
             raise
-        rerun.close()
+        reference.close()
         return result
 
 
-def _rerun_args(run_args: dict[str, Any]) -> dict[str, Any]:
-    """The re-run records nothing beyond what it needs: no memory, rows or task checks."""
+def _reference_args(run_args: dict[str, Any], task: TaskSpec) -> dict[str, Any]:
+    """The task's solution in place of the submission, training turned off, recording nothing
+    beyond what it needs: no memory, rows or task checks."""
     return {
         **run_args,
+        "code": task.solution_code,
         "learn": False,
         "record_memory": False,
         "val_inputs": None,
@@ -99,8 +99,8 @@ def _rerun_args(run_args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _setup(task: TaskSpec, seed: int, scramble: bool = False) -> tuple[str, Any] | None:
-    payload = data_payload(task, seed, scramble_labels=scramble)
+def _setup(task: TaskSpec, seed: int) -> tuple[str, Any] | None:
+    payload = data_payload(task, seed)
     return (DATA_SETUP, payload) if payload is not None else None
 
 
@@ -110,7 +110,7 @@ def _grade_in(
     seed: int,
     run_args: dict[str, Any],
     kernel: SandboxKernel,
-    rerun: Rerun,
+    reference: ReferenceRun,
     on_progress: ProgressCallback | None,
     started: float,
 ) -> GradeResult:
@@ -151,15 +151,15 @@ def _grade_in(
     if not trusted or "record" not in trusted[-1]:
         return _fail("the harness produced no trusted result", output)
     evr = trusted[-1]
-    outputs_rerun, rerun_error = None, None
+    outputs_reference, reference_error = None, None
     if "outputs" in evr and not evr["record"].get("tampered"):
 
-        def rerun_cell(rerun_nonce: str, state: dict[str, Any]) -> str:
-            args = {**eval_args, "nonce": rerun_nonce, "load_state": state, "send_state": False}
+        def reference_cell(ref_nonce: str, state: dict[str, Any]) -> str:
+            args = {**eval_args, "nonce": ref_nonce, "load_state": state, "send_state": False}
             return dispatch_cell(HARNESS, args)
 
-        outputs_rerun, rerun_error = rerun.outputs(
-            rerun_cell, evr.get("state"), timeout=EVAL_TIMEOUT_S + EVAL_MARGIN_S
+        outputs_reference, reference_error = reference.outputs(
+            reference_cell, evr.get("state"), timeout=EVAL_TIMEOUT_S + EVAL_MARGIN_S
         )
     rec = evr["record"]
     if "internal_error" in rec:
@@ -204,10 +204,10 @@ def _grade_in(
         outputs,
         labels,
         outputs_init=outputs_init,
-        outputs_rerun=outputs_rerun,
+        outputs_reference=outputs_reference,
     )
-    if rerun_error and outputs is not None:
-        details["rerun_error"] = rerun_error
+    if reference_error and outputs is not None:
+        details["reference_error"] = reference_error
     if rec.get("untrained_params"):
         details["untrained_params"] = rec["untrained_params"]
     details.update(measured.values)

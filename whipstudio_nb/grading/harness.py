@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from . import sandboxed, wire
-from .ledger import Ledger
+from .ledger import Ledger, leaked_rows, rows_of
 from .wire import decode_array, encode_array
 
 __all__ = ["decode_array", "encode_array", "in_kernel"]
@@ -71,12 +71,17 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
         return bool(a_exit) and a_exit[0] != sandboxed.A_FORKED_B
 
     ledger = Ledger()
+    memory = bool(args.get("record_memory"))
     shown, shown_at = 0, 0.0
     while True:
         msg = wire.recv(rec_r, started + budget, give_up=a_failed)
         if msg is None or not isinstance(msg.get("ev"), dict):
             break
-        ledger.add(msg["ev"])
+        event = msg["ev"]
+        if "loss" in event:
+            # Memory as P reads it from outside A, not a number A's code could make up.
+            event["rss"] = (kl.rss_mb(a_pid) or None) if memory else None
+        ledger.add(event)
         now = time.monotonic()
         if len(ledger.losses) > shown and now - shown_at >= kl.PROGRESS_INTERVAL_S:
             kl.emit_progress({"losses": ledger.losses[shown:], "offset": shown})  # live views
@@ -114,7 +119,7 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
     if len(ledger.losses) > shown:
         kl.emit_progress({"losses": ledger.losses[shown:], "offset": shown})
     if "internal_error" not in record:
-        _STATE["state"] = settle(record, ledger, memory=bool(args.get("record_memory")))
+        _STATE["state"] = settle(record, ledger, memory=memory)
     _STATE.update(b_pid=b_pid, rec_r=rec_r, cmd_w=cmd_w, record=record)
     return {"status": "ran", "elapsed_s": round(elapsed, 3), "leftovers_killed": swept}
 
@@ -146,15 +151,19 @@ def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
 def settle(record: dict[str, Any], ledger: Ledger, memory: bool) -> dict[str, Any] | None:
     """Replace what B reported of the run's history with the ledger's, check the starting
     values B used against the digests P was sent, and keep only the trained parameters in the
-    state the re-run receives. Returns that state."""
+    state the reference model receives. Returns that state."""
     record["losses"] = ledger.losses
     record["optimizer_steps"] = ledger.steps
     if memory:
         record["rss_mb"] = [round(x, 2) for x in ledger.rss_mb]
-    vals = record.pop("val_row_hashes", None)
-    if isinstance(vals, list):
-        seen = sum(1 for v in set(vals) if v in ledger.rows)
-        record["leakage"] = {"val_rows": len(set(vals)), "val_rows_in_training": seen}
+    final_val = record.pop("val_rows", None)
+    if isinstance(final_val, dict):
+        rows, exact, near = leaked_rows([*ledger.vals, rows_of(final_val)], ledger.rows)
+        record["leakage"] = {
+            "val_rows": rows,
+            "val_rows_in_training": exact,
+            "val_rows_nearly_in_training": near,
+        }
     for key, d in (record.pop("initial_used", None) or {}).items():
         first = ledger.first_digest(str(key))
         if first is not None and first != d:
@@ -180,17 +189,20 @@ def settle(record: dict[str, Any], ledger: Ledger, memory: bool) -> dict[str, An
 
 
 def _carried_state(state: dict[str, Any], carried: dict[str, str]) -> dict[str, Any]:
-    """What the re-run loads: trained parameters as their change from the starting value
-    (``deltas``), transferred ones as values, normalization statistics as values."""
-    params, initial = state.get("params") or {}, state.get("initial") or {}
-    out: dict[str, Any] = {"params": {}, "deltas": {}, "buffers": state.get("buffers") or {}}
-    for name, how in carried.items():
-        if how == "value" and name in params:
-            out["params"][name] = params[name]
-        elif how == "delta" and name in params and name in initial:
-            delta = wire.decode_array(params[name]) - wire.decode_array(initial[name])
-            out["deltas"][name] = wire.encode_array(delta)
-    return out
+    """What the reference model loads: the final values of the trained (and transferred)
+    parameters and of the normalization statistics, with the names and shapes of all the
+    model's parameters and buffers in order (``layout``: how they map onto the reference
+    model's when the names differ)."""
+    params = state.get("params") or {}
+    buffers = state.get("buffers") or {}
+    return {
+        "params": {n: params[n] for n, how in carried.items() if how != "none" and n in params},
+        "buffers": buffers,
+        "layout": {
+            "params": [[n, list(a["shape"])] for n, a in params.items()],
+            "buffers": [[n, list(a["shape"])] for n, a in buffers.items()],
+        },
+    }
 
 
 def _kill_b() -> None:

@@ -10,7 +10,10 @@ components and their weights. Built-in components:
 - ``loss_decrease``: how far the training loss that reached backward() fell;
 - ``trained``: the fraction of the model's trainable parameters that the run changed;
 - ``memory``: memory growth over the run (``memory_ok_mb`` scores 1, ``memory_bad_mb`` 0);
-- ``no_leakage``: 1 when no validation row (``val_inputs``) was trained on.
+- ``no_leakage``: 1 when no validation row (``val_inputs``, any object the script bound to that
+  name while it trained) was trained on, exactly or as a copy moved by a little noise
+  (``ledger.leaked_rows``; independent samples can lie that close by chance, so up to
+  ``NEAR_ROWS_ALLOWED`` of the rows may).
 
 Honest floors: ``chance`` (where ``heldout_metric`` starts to pay) is at least the best score any
 constant predictor reaches on the held-out labels (the majority-class rate; the best fixed tag
@@ -64,10 +67,11 @@ GATE_FULL_AT = 0.25  # held-out metric component at which the other components p
 ATTRIBUTION_FULL_AT = 0.85
 ATTRIBUTION_ZERO_AT = 0.95
 # Held-out credit by the share of the trained model's held-out metric component that the
-# trained state keeps in the re-run (``rerun.py``): the same state and code give the same
-# answers (share 1), so only a small spread (dropout left on) is allowed for.
-RERUN_FULL_AT = 0.9
-RERUN_ZERO_AT = 0.6
+# trained weights keep in the task's reference model (``reference.py``): a fix gives the same
+# answers there (share 1), so only a small spread (dropout left on) is allowed for.
+NEAR_ROWS_ALLOWED = 0.1
+REFERENCE_FULL_AT = 0.9
+REFERENCE_ZERO_AT = 0.6
 
 
 @dataclass
@@ -250,7 +254,7 @@ def measure(
     labels: np.ndarray | None,
     *,
     outputs_init: np.ndarray | None = None,
-    outputs_rerun: np.ndarray | None = None,
+    outputs_reference: np.ndarray | None = None,
 ) -> Measured:
     m = Measured()
     if outputs is not None and labels is not None:
@@ -259,16 +263,16 @@ def measure(
         m.values.update(sub.values)
         m.components.update(sub.components)
         if sub.components:
-            # The trained state in the re-run's model (another hidden world, ``rerun.py``):
-            # knowledge kept outside that state answers for the wrong world there.
+            # The trained weights in the task's reference model (``reference.py``): knowledge
+            # kept anywhere else, or read back by code the submission added, is not there.
             now = m.components.get("heldout_metric", 0.0)
             again = 0.0
-            if outputs_rerun is not None:
-                again = metric(cfg, outputs_rerun, labels).components.get("heldout_metric", 0.0)
+            if outputs_reference is not None:
+                again = metric(cfg, outputs_reference, labels).components.get("heldout_metric", 0.0)
             share = again / now if now > 0 else 1.0
-            factor = ramp(share, RERUN_ZERO_AT, RERUN_FULL_AT)
-            m.values["heldout_metric_rerun"] = round(again, 4)
-            m.values["rerun_share"] = round(factor, 4)
+            factor = ramp(share, REFERENCE_ZERO_AT, REFERENCE_FULL_AT)
+            m.values["heldout_metric_reference"] = round(again, 4)
+            m.values["reference_share"] = round(factor, 4)
             for name in _HELDOUT:
                 if name in m.components:
                     m.components[name] *= factor
@@ -294,8 +298,10 @@ def measure(
     if "leakage" in rec:
         leak = rec["leakage"]
         m.values["leakage"] = leak
-        seen = leak.get("val_rows_in_training")
-        m.components["no_leakage"] = 1.0 if seen == 0 and rec.get("optimizer_steps") else 0.0
+        exact, near = leak.get("val_rows_in_training"), leak.get("val_rows_nearly_in_training", 0)
+        rows = max(int(leak.get("val_rows") or 0), 1)
+        clean = exact == 0 and near <= NEAR_ROWS_ALLOWED * rows
+        m.components["no_leakage"] = 1.0 if clean and rec.get("optimizer_steps") else 0.0
     for name in _HELDOUT:
         if name in m.components:
             m.components[name] *= m.components["trained"]

@@ -3,13 +3,17 @@ process the moment it is made.
 
 The submission runs in the interpreter the recorder runs in, so whatever the recorder keeps
 can be rewritten afterwards (its lists are reachable through torch's hook registries). So each
-loss, memory reading, batch of rows trained on and parameter digest goes to the kernel's main
-process (P) as an event, and P's ledger (``ledger.py``) is the record. Parameter digests are
-taken when a parameter first takes part in a forward pass and around every optimizer step:
-P can then tell which parameters training changed, and which changed some other way.
+loss, batch of input rows trained on (and every version of the validation inputs) and parameter
+digest goes to the kernel's main process (P) as an event, and P's ledger (``ledger.py``) is the
+record; P reads memory itself, from outside. Parameter digests are taken when a parameter first
+takes part in a forward pass and around every optimizer step: P can then tell which parameters
+training changed, and which changed some other way.
 
-``learn=False`` (the grader's re-run in another hidden world, ``grader.py``): losses are
-recorded but backward() computes no gradients, so nothing trains.
+Code in the same interpreter can still call the channel with made-up events (README, "What
+grading does not promise"); the held-out credit does not rest on them (``reference.py``).
+
+``learn=False`` (the grader's reference run of the task's solution): losses are recorded but
+backward() computes no gradients, so nothing trains.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import Any
 
 from whipstudio_nb.sandbox import kernel_lib as kl
 
-__all__ = ["GradingRecorder", "digest", "is_torch_step", "row_hashes"]
+from . import wire
+
+__all__ = ["GradingRecorder", "digest", "graph_inputs", "is_torch_step", "unique_rows"]
 
 _blake2b = hashlib.blake2b
 
@@ -35,9 +41,65 @@ def digest(t: Any) -> str:
     return _blake2b(head + raw, digest_size=12).hexdigest()
 
 
-def row_hashes(t: Any) -> list[str]:
-    """One hash per row (first dimension), of the row's exact float32 value (``kl.row_keys``)."""
-    return sorted(_blake2b(k, digest_size=8).hexdigest() for k in kl.row_keys(t))
+ROW_DIMS = 64  # wider rows travel as a fixed random projection (distances kept, roughly)
+_projections: dict[int, Any] = {}
+
+
+_saved_names: dict[type, tuple[str, ...]] = {}
+MAX_GRAPH_NODES = 5000
+
+
+def graph_inputs(loss: Any) -> list[Any]:
+    """Floating-point tensors of two or more dimensions that ``loss``'s autograd graph saved
+    and that need no gradient: the data the loss was computed from (and constants)."""
+    import torch
+
+    found: list[Any] = []
+    stack, seen = [getattr(loss, "grad_fn", None)], set()
+    while stack and len(seen) < MAX_GRAPH_NODES:
+        fn = stack.pop()
+        if fn is None or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        kind = type(fn)
+        if kind not in _saved_names:
+            _saved_names[kind] = tuple(a for a in dir(fn) if a.startswith("_saved_"))
+        for name in _saved_names[kind]:
+            try:
+                t = getattr(fn, name)
+            except Exception:  # freed, or not a tensor the graph can give back
+                continue
+            if (
+                isinstance(t, torch.Tensor)
+                and not t.requires_grad
+                and t.dim() >= 2
+                and t.is_floating_point()
+            ):
+                found.append(t)
+        stack.extend(nxt for nxt, _ in getattr(fn, "next_functions", ()) if nxt is not None)
+    return found
+
+
+def unique_rows(t: Any) -> Any:
+    """The distinct rows (first dimension, flattened, float32) of a tensor or array; rows wider
+    than ROW_DIMS projected onto ROW_DIMS fixed random directions, so that the kernel's main
+    process gets a bounded amount and can still tell a copy (or a nearly equal row) from
+    another sample."""
+    import numpy as np
+
+    a = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+    if a.ndim == 0 or a.shape[0] == 0 or a.size == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    a = np.ascontiguousarray(a.reshape(a.shape[0], -1).astype(np.float32, copy=False))
+    a = np.unique(a, axis=0)
+    width = a.shape[1]
+    if width > ROW_DIMS:
+        if width not in _projections:
+            rng = np.random.default_rng(width)
+            r = rng.standard_normal((width, ROW_DIMS)) / np.sqrt(ROW_DIMS)
+            _projections[width] = r.astype(np.float32)
+        a = np.ascontiguousarray(a @ _projections[width])
+    return a
 
 
 def _torch_dir() -> str:
@@ -70,13 +132,14 @@ class GradingRecorder(kl.TrainingRecorder):
         send: Any,
         *,
         learn: bool = True,
-        record_memory: bool = False,
-        record_inputs: bool = False,
+        val_name: str | None = None,
     ) -> None:
-        super().__init__(ns, record_memory=record_memory)
+        super().__init__(ns)
         self.learn = learn
         self._send = send
-        self._rows = record_inputs
+        self._val_name = val_name  # the script's validation inputs: rows and their versions go to P
+        self._row_keys: set[bytes] = set()  # rows already sent
+        self._vals: list[Any] = []  # every object bound to the name (held: ids stay their own)
         self._tracked: dict[int, Any] = {}  # id -> parameter (held, so its id stays its own)
 
     def install(self) -> None:
@@ -86,11 +149,7 @@ class GradingRecorder(kl.TrainingRecorder):
         self._handles.append(optim_mod.register_optimizer_step_pre_hook(self._on_pre_step))
 
     def after_backward(self) -> None:
-        event: dict[str, Any] = {"loss": kl.float_out(self.losses[-1])}
-        if self.record_memory:
-            event["rss"] = kl.rss_mb()
-            self.rss_mb.append(event["rss"])
-        self._send(event)
+        self._send({"loss": kl.float_out(self.losses[-1])})  # P adds memory, read from outside
 
     def _pre_forward(self, module: Any, args: Any) -> None:
         if self._depth == 0:
@@ -101,12 +160,36 @@ class GradingRecorder(kl.TrainingRecorder):
                     new[str(id(p))] = digest(p)
             if new:
                 self._send({"p0": new})
-            if self._rows and args:
-                import torch
-
-                if torch.is_grad_enabled() and isinstance(args[0], torch.Tensor):
-                    self._send({"rows": row_hashes(args[0])})
         super()._pre_forward(module, args)
+
+    def before_backward(self, loss: Any) -> None:
+        """The input rows this loss was computed from: the tensors its graph saved (for the
+        first layer's weight gradient) that are data, not parameters or activations. Hooks on
+        modules can be removed by the script; the graph of a loss that trains cannot avoid
+        holding its inputs."""
+        if not self._val_name:
+            return
+        for t in graph_inputs(loss):
+            self._send_rows("rows", t)
+        self.note_val()
+
+    def note_val(self) -> None:
+        """Send the rows of what the validation name holds now, if it is a new object: a
+        script that rebinds it after training (or perturbs a copy) still had the rows it
+        trained on bound there, or close to them."""
+        val = self.ns.get(self._val_name) if self._val_name else None
+        if val is None or not hasattr(val, "shape") or any(v is val for v in self._vals):
+            return
+        self._vals.append(val)
+        self._send({"val": wire.encode_array(unique_rows(val))})
+
+    def _send_rows(self, kind: str, t: Any) -> None:
+        rows = unique_rows(t)
+        keys = [r.tobytes() for r in rows]
+        new = [i for i, k in enumerate(keys) if k not in self._row_keys]
+        if new:
+            self._row_keys.update(keys[i] for i in new)
+            self._send({kind: wire.encode_array(rows[new])})
 
     def _digests(self) -> dict[str, str]:
         return {str(k): digest(p) for k, p in self._tracked.items()}

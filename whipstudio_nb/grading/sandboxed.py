@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from whipstudio_nb.sandbox import kernel_lib as kl
 
 from . import wire
-from .recorder import GradingRecorder, digest, row_hashes
+from .recorder import GradingRecorder, digest, unique_rows
 
 __all__ = ["A_FORKED_B", "run_then_fork"]
 
@@ -66,11 +66,10 @@ def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: _Orig = _ORI
         ns,
         lambda event: send(rec_w, {"ev": event}),
         learn=args.get("learn", True) is not False,
-        record_memory=bool(args.get("record_memory")),
-        record_inputs=bool(args.get("val_inputs")),
+        val_name=args.get("val_inputs") or None,
     )
     if isinstance(args.get("rng_seed"), int):
-        _seed_all(args["rng_seed"])  # the graded run and its re-run start the same way
+        _seed_all(args["rng_seed"])  # the graded run and the reference run start the same way
     rec.install()
     guard = kl.TamperGuard(rec)  # after install: the recorder's own patches are the baseline
     me = _o.getpid()
@@ -130,7 +129,7 @@ def _record(
     """What B measures. Losses, steps, memory and the rows trained on are P's (the ledger);
     B adds what only the end state shows: the model, each parameter's final digest, the
     starting values the recorder kept (P checks them against the digests it was sent), the
-    trained state for the re-run, and the validation rows' hashes."""
+    trained state for the reference model, and the validation rows."""
     import torch
 
     model = ns.get(args.get("model", "model"))
@@ -157,34 +156,35 @@ def _record(
             for _, p in named
             if id(p) in rec.initial_params
         }
-        out["state"] = _state(model, rec.initial_params)
+        out["state"] = _state(model)
     val_name = args.get("val_inputs")
     if val_name:
         val = ns.get(val_name)
         if val is None or not hasattr(val, "shape"):
             out["leakage"] = {"error": f"no validation inputs named '{val_name}' after the run"}
         else:
-            out["val_row_hashes"] = row_hashes(val)
+            out["val_rows"] = wire.encode_array(unique_rows(val))
     if args.get("check_code"):
         out["checks"] = _run_checks(args["check_code"], ns, out)
     return out
 
 
-def _state(model: Any, initial_params: dict[int, Any]) -> dict[str, Any]:
+def _state(model: Any) -> dict[str, Any]:
     """The model's parameters, and the buffers of its normalization layers (running statistics
-    that training's forward passes computed), as arrays for the grader's re-run."""
-    from torch.nn.modules.batchnorm import _NormBase
-
+    that training's forward passes computed), as arrays for the reference model."""
     buffers = {}
     for prefix, module in model.named_modules():
-        if isinstance(module, _NormBase):
+        if _is_norm(module):
             for name, b in module.named_buffers(recurse=False):
                 if b is not None and b.dtype.is_floating_point:
                     buffers[f"{prefix}.{name}" if prefix else name] = _array(b)
-    named = list(model.named_parameters())
-    params = {n: _array(p) for n, p in named}
-    initial = {n: _array(initial_params[id(p)]) for n, p in named if id(p) in initial_params}
-    return {"params": params, "initial": initial, "buffers": buffers}
+    return {"params": {n: _array(p) for n, p in model.named_parameters()}, "buffers": buffers}
+
+
+def _is_norm(module: Any) -> bool:
+    from torch.nn.modules.batchnorm import _NormBase
+
+    return isinstance(module, _NormBase)
 
 
 def _array(t: Any) -> dict[str, Any]:
@@ -192,24 +192,53 @@ def _array(t: Any) -> dict[str, Any]:
 
 
 def _load_state(model: Any, state: dict[str, Any]) -> None:
-    """Put the graded run's trained state into this run's model (the re-run in another world)."""
+    """Put the graded run's trained weights into this run's model (the task's reference model).
+    They go where the same name is; when the names differ (layers renumbered), by order, if every
+    parameter's shape matches in order. Anything else does not fit: ValueError says what."""
     import torch
 
-    params = dict(model.named_parameters())
-    tables = {"params": params, "deltas": params, "buffers": dict(model.named_buffers())}
+    layout = state.get("layout") or {}
+    params = _placed(
+        "parameter", layout.get("params") or [], list(model.named_parameters()), state["params"]
+    )
+    norm_buffers = [
+        (f"{prefix}.{name}" if prefix else name, b)
+        for prefix, module in model.named_modules()
+        if _is_norm(module)
+        for name, b in module.named_buffers(recurse=False)
+        if b is not None and b.dtype.is_floating_point
+    ]
+    buffers = _placed(
+        "normalization buffer", layout.get("buffers") or [], norm_buffers, state.get("buffers")
+    )
     with torch.no_grad():
-        for kind, table in tables.items():
-            for name, enc in (state.get(kind) or {}).items():
-                value = torch.from_numpy(wire.decode_array(enc))
-                target = table.get(name)
-                if target is None or tuple(target.shape) != tuple(value.shape):
-                    what = "buffer" if kind == "buffers" else "parameter"
-                    raise ValueError(
-                        f"the re-run's model has no {what} '{name}' of shape {tuple(value.shape)}"
-                    )
-                if kind == "deltas":  # what training changed, on this run's own starting value
-                    value = target.detach().double() + value.double()
-                target.copy_(value.to(target.dtype))
+        for target, enc in params + buffers:
+            target.copy_(torch.from_numpy(wire.decode_array(enc)).to(target.dtype))
+
+
+def _placed(
+    what: str, theirs: list[Any], ours: list[tuple[str, Any]], values: dict[str, Any] | None
+) -> list[tuple[Any, dict[str, Any]]]:
+    """(tensor of this model, value to put there) for each of ``values`` (name -> array), whose
+    model had ``theirs`` ([name, shape] in order)."""
+    values = values or {}
+    by_name = {n: t for n, t in ours}
+    shape_of = {str(n): tuple(shape) for n, shape in theirs}
+    if all(n in by_name and tuple(by_name[n].shape) == shape_of.get(n) for n in values):
+        return [(by_name[n], v) for n, v in values.items()]
+    if [tuple(s) for _, s in theirs] == [tuple(t.shape) for _, t in ours]:
+        at = {str(n): ours[i][1] for i, (n, _) in enumerate(theirs)}
+        return [(at[n], v) for n, v in values.items() if n in at]
+    odd = next(
+        (n for n in values if n not in by_name or tuple(by_name[n].shape) != shape_of.get(n)),
+        None,
+    )
+    shape = shape_of.get(odd, ())
+    raise ValueError(
+        f"the model's {what} '{odd}' of shape {tuple(shape)} has no counterpart in the task's "
+        f"reference model (by name, or by order and shape); the held-out check runs the "
+        f"reference model with the trained weights, so keep the script's model architecture"
+    )
 
 
 def _run_checks(check_code: str, ns: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
@@ -265,8 +294,11 @@ def _evaluate(cmd: dict[str, Any], ns: dict[str, Any], rec: Any) -> dict[str, An
         return {"error": f"'{fn_name or model_name}' is not defined or not callable"}
     if cmd.get("load_state") is not None:
         if not isinstance(model, torch.nn.Module):
-            return {"error": f"the re-run left no nn.Module named '{model_name}'"}
-        _load_state(model, cmd["load_state"])
+            return {"error": f"the reference run left no nn.Module named '{model_name}'"}
+        try:
+            _load_state(model, cmd["load_state"])
+        except ValueError as exc:
+            return {"error": str(exc)}
     inputs = torch.from_numpy(wire.decode_array(cmd["inputs"]))
     try:
         outputs = _call(target, inputs.clone())
@@ -276,7 +308,7 @@ def _evaluate(cmd: dict[str, Any], ns: dict[str, Any], rec: Any) -> dict[str, An
         }
     reply: dict[str, Any] = {"outputs": wire.encode_array(outputs)}
     if cmd.get("load_state") is not None:
-        return reply  # the re-run: only its outputs with the trained state count
+        return reply  # the reference model: only its outputs with the trained weights count
     # The same call with every parameter training changed put back where it started.
     if isinstance(model, torch.nn.Module):
         with torch.no_grad():

@@ -199,10 +199,11 @@ def find_optimizers(ns: dict[str, Any]) -> list[tuple[str, Any]]:
     return found
 
 
-def rss_mb() -> float:
-    """This process's resident memory in MiB (Linux; 0.0 elsewhere)."""
+def rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory in MiB (this one's by default; Linux; 0.0 elsewhere, or
+    for a process that has ended)."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid}/statm") as f:
             pages = int(f.read().split()[1])
     except (OSError, ValueError, IndexError):
         return 0.0
@@ -282,7 +283,9 @@ class TrainingRecorder:
                 recorder.losses.append(float(first.detach().float().mean()))
             except Exception:
                 recorder.losses.append(float("nan"))
-            # learn=False (the grader's re-run): the loss is recorded, no gradient is computed.
+            recorder.before_backward(first)  # the graph is still whole here
+            # learn=False (the grader's reference run): the loss is recorded, no gradient is
+            # computed.
             out = original_backward(tensors, *args, **kwargs) if recorder.learn else None
             recorder.after_backward()
             return out
@@ -298,6 +301,9 @@ class TrainingRecorder:
         self._handles.append(optim_mod.register_optimizer_step_post_hook(self._on_step))
         self._handles.append(module_mod.register_module_forward_pre_hook(self._pre_forward))
         self._handles.append(module_mod.register_module_forward_hook(self._post_forward))
+
+    def before_backward(self, loss: Any) -> None:
+        """Called with the loss before backward() runs (subclasses look at its graph)."""
 
     def after_backward(self) -> None:
         if self.record_memory:

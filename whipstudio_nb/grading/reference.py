@@ -1,0 +1,82 @@
+"""The grader's reference run: the task's own solution, in a kernel no submitted code ever ran
+in, over the same hidden training data, with training turned off.
+
+The held-out answers must come from what training put into the model, and nothing the
+submission's process reports can be trusted for that: code in that interpreter can reach the
+recorder, fork a stand-in for the harness, or stash knowledge anywhere the script's own code can
+read it back (a side estimator in a closure, training data in an extra parameter, a rule in
+``forward``). So the trained weights (the parameters torch's optimizer steps changed and nothing
+else did, ``ledger.py``, and the normalization layers' statistics) are loaded into the *reference*
+model, matched by name or else by order and shape, and the reference code answers the same
+held-out inputs. Weights that do not fit the reference model, or that only work together with
+code the submission added, earn no held-out credit.
+
+The reference run starts with the graded run and computes no gradients, so it costs a fraction of
+the graded run's time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from ..sandbox import SandboxKernel
+from .wire import decode_array
+
+__all__ = ["ReferenceRun", "run_seed"]
+
+
+def run_seed(seed: int) -> int:
+    """The RNG seed both runs start from, derived from the hidden data seed (the same start
+    gives the same untrained values to parameters training never touched)."""
+    digest = hashlib.blake2b(f"{seed}|rng".encode(), digest_size=7).digest()
+    return int.from_bytes(digest, "big") % 2**62
+
+
+class ReferenceRun:
+    """Runs ``cell`` (the harness's run phase for the solution, ``learn: False``) on ``kernel``
+    in a thread from construction; ``outputs`` then evaluates the trained weights there."""
+
+    def __init__(self, kernel: SandboxKernel, cell: str, timeout: float) -> None:
+        self._kernel = kernel
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whip-reference")
+        self._run: Future[Any] = self._pool.submit(kernel.execute, cell, timeout=timeout)
+
+    def outputs(
+        self, cell_for: Any, state: dict[str, Any] | None, timeout: float
+    ) -> tuple[np.ndarray | None, str | None]:
+        """(held-out outputs of the reference model holding ``state``, None) or (None, why not).
+        ``cell_for(nonce, state)`` builds the evaluate cell."""
+        if not state or not state.get("params"):
+            return None, "no parameter of the model was trained by an optimizer step"
+        try:
+            run = self._run.result()
+        except Exception as exc:  # the kernel failed under it
+            return None, f"the reference run failed: {exc}"
+        status = [r for r in run.results if "status" in r or "internal_error" in r]
+        last = status[-1] if status else {}
+        if last.get("status") != "ran":
+            why = "timed out" if run.timed_out or last.get("status") == "timeout" else "failed"
+            return None, f"the reference run {why} (a problem with the task pack, not the script)"
+        nonce = secrets.token_hex(16)
+        ev = self._kernel.execute(cell_for(nonce, state), timeout=timeout)
+        trusted = [r for r in ev.results if r.get("nonce") == nonce]
+        reply = trusted[-1] if trusted else {}
+        if "outputs" not in reply:
+            err = reply.get("error") or reply.get("eval_error") or "it produced no result"
+            return None, f"the trained weights could not be checked in the reference model: {err}"
+        return decode_array(reply["outputs"]), None
+
+    def close(self, wait: bool = True) -> None:
+        """Wait for the run (bounded by its timeout): its kernel must be idle when it goes.
+        ``wait=False`` (the grade was interrupted): do not; the kernel is killed under it."""
+        if wait:
+            try:
+                self._run.result()
+            except Exception:
+                pass
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
