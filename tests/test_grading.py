@@ -318,6 +318,26 @@ def test_harness_state_rewritten_in_place_is_tampering(sandbox, task1, attack):
     assert res.score == 0.0 and res.details.get("tampered"), res.details
 
 
+# A harness function's body swapped for a new code object that lands where the old one lived:
+# freed objects' memory is reused at once, so a guard that kept only ids saw nothing.
+SAME_ADDRESS_SWAP = """
+import sys
+_kl = sys.modules["whipstudio_nb.sandbox.kernel_lib"]
+_f = _kl.json_safe
+_old = id(_f.__code__)
+for _ in range(2000):
+    _f.__code__ = _f.__code__.replace(co_name=_f.__code__.co_name)
+    if id(_f.__code__) == _old:
+        break
+print("SAME ADDRESS", id(_f.__code__) == _old)
+"""
+
+
+def test_a_swap_that_reuses_the_old_objects_address_is_tampering(sandbox, task1):
+    res = grade_code(task1, SAME_ADDRESS_SWAP + task1.solution_code, sandbox)
+    assert res.score == 0.0 and res.details.get("tampered"), (res.details, res.output[:200])
+
+
 def _train_on_val(partial: str, marker: str, line: str) -> str:
     assert marker in partial
     return partial.replace(marker, marker + "\n" + line)
@@ -340,11 +360,21 @@ def _unhooked(x):
 """
 
 
+# Gradients taken with torch.autograd.grad and put into .grad by hand (the recorder looked only
+# at backward()), and an empty backward() per step so that memory is still measured.
+GRADIENTS_WITHOUT_BACKWARD = """\
+        for _p, _g in zip(model.parameters(), torch.autograd.grad(loss, list(model.parameters()))):
+            _p.grad = _g
+        torch.zeros(1, requires_grad=True).sum().backward()
+"""
+
+
 def test_validation_rows_trained_on_are_seen_whatever_the_name_holds_at_the_end(sandbox):
     """task3's partial fix trains on its validation rows (no_leakage 0). Rebinding ``X_val``
     after training, training on the true rows while ``X_val`` holds a copy moved by a little
-    noise, or hiding the forward passes from torch's module hooks used to hide that (score
-    0.52 -> 1.00 each); the reference fix stays clean."""
+    noise, hiding the forward passes from torch's module hooks, or taking gradients with
+    ``torch.autograd.grad`` used to hide that (score 0.52 -> 1.00 each); the reference fix stays
+    clean."""
     from whipstudio_nb import load_task
     from whipstudio_nb.grading.calibration import CALIBRATION_SEED
 
@@ -358,6 +388,9 @@ def test_validation_rows_trained_on_are_seen_whatever_the_name_holds_at_the_end(
         "rebound after training": task.partial_code + "\nX_val = X_val[:0] + X_val.mean()\n",
         "noisy copy": hidden.replace("torch.cat([X_train, X_val])", "torch.cat([X_train, _Xv])"),
         "forward passes hidden from torch's module hooks": unhooked,
+        "gradients from autograd.grad, not backward()": task.partial_code.replace(
+            "        loss.backward()\n", GRADIENTS_WITHOUT_BACKWARD
+        ),
     }
     for name, code in cases.items():
         r = grade_code(task, code, sandbox, data_seed=CALIBRATION_SEED)
@@ -395,3 +428,27 @@ def test_memory_is_read_from_outside_the_submission(sandbox):
     assert r.details["components"]["memory"] == 0.0, r.details.get("memory_growth_mb")
     assert r.details["memory_growth_mb"] > 30, r.details["memory_growth_mb"]
     assert r.score <= 0.6, r.score
+
+
+def test_held_out_credit_is_what_the_reference_model_also_earns() -> None:
+    """The script's own outputs can lose held-out credit, never add to it: a script answering
+    better than its trained weights do in the reference model (a side estimator in ``predict``
+    on top of a weak model) gets the reference model's credit."""
+    import numpy as np
+
+    from whipstudio_nb.grading import metrics
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    perfect = np.eye(2)[labels] * 8.0
+    weaker = perfect.copy()
+    flip = rng.random(400) < 0.03  # the weights alone: 97% right
+    weaker[flip] = weaker[flip][:, ::-1]
+    cfg = {"metric": "accuracy", "chance": 0.5, "target": 1.0, "loss_target": 0.0, "loss_max": 0.7}
+    rec = {"optimizer_steps": 10, "param_changes": {"w": 1.0}}
+    own = metrics.measure(cfg, rec, [1.0, 0.1], perfect, labels, outputs_reference=weaker)
+    ref = metrics.measure(cfg, rec, [1.0, 0.1], weaker, labels, outputs_reference=weaker)
+    assert own.values["reference_share"] == 1.0  # within the allowed spread
+    for name in ("heldout_metric", "heldout_loss"):
+        assert own.components[name] == pytest.approx(ref.components[name]), name
+        assert own.components[name] < 0.97

@@ -338,7 +338,8 @@ class TaskInfo(BaseModel):
 
 
 class TaskSpec(BaseModel):
-    """A loaded task pack. ``solution_code`` is host-only: never sent to a sandbox or a client."""
+    """A loaded task pack. ``solution_code`` never goes to a client, nor to a kernel that runs
+    submitted code: grading runs it alone in a kernel of its own (``grading.reference``)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 

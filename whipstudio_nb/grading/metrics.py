@@ -265,17 +265,20 @@ def measure(
         if sub.components:
             # The trained weights in the task's reference model (``reference.py``): knowledge
             # kept anywhere else, or read back by code the submission added, is not there.
+            # Credit is what both earn (a script's own outputs can only lose it), and none
+            # when the reference model keeps too little of it.
             now = m.components.get("heldout_metric", 0.0)
-            again = 0.0
+            ref: dict[str, float] = {}
             if outputs_reference is not None:
-                again = metric(cfg, outputs_reference, labels).components.get("heldout_metric", 0.0)
+                ref = metric(cfg, outputs_reference, labels).components
+            again = ref.get("heldout_metric", 0.0)
             share = again / now if now > 0 else 1.0
             factor = ramp(share, REFERENCE_ZERO_AT, REFERENCE_FULL_AT)
             m.values["heldout_metric_reference"] = round(again, 4)
             m.values["reference_share"] = round(factor, 4)
             for name in _HELDOUT:
                 if name in m.components:
-                    m.components[name] *= factor
+                    m.components[name] = min(m.components[name], ref.get(name, 0.0)) * factor
         if outputs_init is not None and sub.components:
             # What the model scores with every trained parameter reset: outputs that do not
             # come from training (a side estimator, a rule in forward) score the same there.

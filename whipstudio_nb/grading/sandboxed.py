@@ -236,8 +236,9 @@ def _placed(
     shape = shape_of.get(odd, ())
     raise ValueError(
         f"the model's {what} '{odd}' of shape {tuple(shape)} has no counterpart in the task's "
-        f"reference model (by name, or by order and shape); the held-out check runs the "
-        f"reference model with the trained weights, so keep the script's model architecture"
+        f"reference model (matched by name, or by order and shape). The held-out check runs the "
+        f"task's reference model with your trained weights, so a fix must keep the model's "
+        f"layers and their sizes as the task's own fix does"
     )
 
 

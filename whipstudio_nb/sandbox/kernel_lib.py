@@ -229,8 +229,8 @@ class TrainingRecorder:
     """Records what a training script really does: every loss that reaches backward(), the
     gradient norms right after it, optimizer steps, and the models and optimizers it used.
 
-    Installed by patching ``torch.autograd.backward`` (``Tensor.backward`` goes through it),
-    ``Optimizer.__init__`` and torch's global module/optimizer hooks.
+    Installed by patching ``torch.autograd.backward`` (``Tensor.backward`` goes through it) and
+    ``torch.autograd.grad``, ``Optimizer.__init__`` and torch's global module/optimizer hooks.
     """
 
     def __init__(
@@ -290,6 +290,22 @@ class TrainingRecorder:
             recorder.after_backward()
             return out
 
+        original_grad = torch.autograd.grad
+
+        def recording_grad(outputs: Any, *args: Any, **kwargs: Any) -> Any:
+            # Gradients taken without backward() (p.grad set from them by hand) train too.
+            if recorder.max_backward is not None and len(recorder.losses) >= recorder.max_backward:
+                raise StopRun()
+            first = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+            try:
+                recorder.losses.append(float(first.detach().float().mean()))
+            except Exception:
+                recorder.losses.append(float("nan"))
+            recorder.before_backward(first)
+            out = original_grad(outputs, *args, **kwargs)
+            recorder.after_backward()
+            return out
+
         original_opt_init = torch.optim.Optimizer.__init__
 
         def recording_opt_init(opt: Any, *args: Any, **kwargs: Any) -> None:
@@ -297,6 +313,7 @@ class TrainingRecorder:
             recorder.optimizers.append(opt)
 
         self._patch(torch.autograd, "backward", recording_backward)
+        self._patch(torch.autograd, "grad", recording_grad)
         self._patch(torch.optim.Optimizer, "__init__", recording_opt_init)
         self._handles.append(optim_mod.register_optimizer_step_post_hook(self._on_step))
         self._handles.append(module_mod.register_module_forward_pre_hook(self._pre_forward))
@@ -449,22 +466,23 @@ class TamperGuard:
             self._spaces[f"the {type(obj).__name__}"] = obj
         self._before = {name: self._ids(name) for name in self._spaces}
 
-    def _ids(self, name: str) -> dict[str, int]:
+    def _ids(self, name: str) -> dict[str, Any]:
+        """name -> the object bound there (held, so that no new object can take its id)."""
         whole = name in self._whole
-        out = {}
+        out: dict[str, Any] = {}
         for k, v in list(vars(self._spaces[name]).items()):
             if whole and k.startswith("__") and k != "__builtins__":
                 continue  # module bookkeeping (__warningregistry__, __loader__...)
             if not (whole or callable(v) or isinstance(v, (staticmethod, classmethod))):
                 continue
-            out[k] = id(v)
+            out[k] = v
             code = getattr(v, "__code__", None) if callable(v) else None
             if code is not None:  # a function's body, defaults or closure swapped in place
-                out[k + ".__code__"] = id(code)
-                out[k + ".__defaults__"] = id(getattr(v, "__defaults__", None))
+                out[k + ".__code__"] = code
+                out[k + ".__defaults__"] = getattr(v, "__defaults__", None)
                 for i, cell in enumerate(getattr(v, "__closure__", None) or ()):
                     try:
-                        out[f"{k}.__closure__[{i}]"] = id(cell.cell_contents)
+                        out[f"{k}.__closure__[{i}]"] = cell.cell_contents
                     except ValueError:  # an empty cell
                         pass
         return out
@@ -473,7 +491,7 @@ class TamperGuard:
         changed = []
         for name, before in self._before.items():
             now = self._ids(name)
-            names = {k for k, v in before.items() if now.get(k) != v}
+            names = {k for k, v in before.items() if k not in now or now[k] is not v}
             if name in self._whole:
                 # New names: a global that shadows a builtin the module's functions call. A
                 # submodule imported meanwhile is the import system's doing.
