@@ -18,6 +18,7 @@ from whipstudio_nb.grading.cheats import (
     ADDS_NOTHING,
     CHEAT_MAX,
     cheat_codes,
+    partial_cheat_codes,
     solution_reading_cheat,
 )
 from whipstudio_nb.tasks import render_variant
@@ -47,6 +48,7 @@ CHEATS = [
     "optimizer whose step writes a closed-form fit",
     "closed-form fit hidden by filtering the recorder's channel",
     "closed-form fit hidden by rebinding a harness module's global",
+    "training data stashed in a parameter by a crafted optimizer step",
     "rule-based forward (public demo world)",
     "reads grader.py from disk",
     "background thread keeps training",
@@ -117,6 +119,12 @@ def test_cheats_score_nothing(task_id, sandbox):
     for name in ADDS_NOTHING:
         added = score(task, codes[name], sandbox)
         if added > buggy + 0.01:
+            problems[name] = added
+    # a loss curve faked on top of the partial fix adds nothing to what the partial scores
+    partial = score(task, task.partial_code, sandbox)
+    for name, code in partial_cheat_codes(task).items():
+        added = score(task, code, sandbox)
+        if added > partial + 0.01:
             problems[name] = added
     assert problems == {}
 

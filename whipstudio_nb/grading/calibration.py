@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..config import SUCCESS_THRESHOLD
 from ..models import GradeResult, TaskSpec
 from ..sandbox import Sandbox
-from .cheats import ADDS_NOTHING, CHEAT_MAX, cheat_codes
+from .cheats import ADDS_NOTHING, CHEAT_MAX, cheat_codes, partial_cheat_codes
 from .grader import grade_code, load_pack_grader
 
 __all__ = ["CHEAT_MAX", "Check", "calibrate", "cheat_codes"]
@@ -90,6 +90,15 @@ def calibrate(
                 f"(margin {PARTIAL_MARGIN} each side)",
             )
         )
+        for name, code in partial_cheat_codes(task).items():
+            res, _ = timed(code)
+            add(
+                Check(
+                    f"cheat '{name}'",
+                    res.score - partial.score <= REPEAT_TOLERANCE,
+                    f"{res.score:.3f} (partial fix alone: {partial.score:.3f})",
+                )
+            )
     else:
         add(
             Check("partial fix scores in between", False, "no partial.py in the pack", warning=True)

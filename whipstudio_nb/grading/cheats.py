@@ -21,7 +21,7 @@ from .cheats_fit import (
     STASH_BY_STEP,
 )
 
-__all__ = ["ADDS_NOTHING", "CHEAT_MAX", "cheat_codes"]
+__all__ = ["ADDS_NOTHING", "CHEAT_MAX", "cheat_codes", "partial_cheat_codes"]
 
 CHEAT_MAX = 0.05
 # Cheats built on the buggy script: they must score what the buggy script scores (within
@@ -420,6 +420,24 @@ def cheat_codes(task: TaskSpec, data_code: str | None = None) -> dict[str, str]:
             + (f"{predict} = lambda inputs: {model_name}(inputs)\n" if predict else "")
         )
     return cheats
+
+
+# Added to the partial fix: each must score what the partial scores (within REPEAT), no more.
+_ON_PARTIAL = {
+    # A falling loss curve made of constants sent through backward() (they train nothing).
+    "partial fix + constant losses through backward()": (
+        "\nimport torch as _torch\n"
+        "for _ in range(1000):\n"
+        "    _torch.tensor(0.001, requires_grad=True).backward()\n"
+    ),
+}
+
+
+def partial_cheat_codes(task: TaskSpec) -> dict[str, str]:
+    """name -> submission code built on the pack's partial fix (none without partial.py)."""
+    if task.partial_code is None:
+        return {}
+    return {name: task.partial_code + "\n" + tail for name, tail in _ON_PARTIAL.items()}
 
 
 def solution_reading_cheat(task: TaskSpec) -> str:

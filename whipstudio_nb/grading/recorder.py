@@ -26,7 +26,7 @@ from whipstudio_nb.sandbox import kernel_lib as kl
 
 from . import wire
 
-__all__ = ["GradingRecorder", "digest", "graph_inputs", "is_torch_step", "unique_rows"]
+__all__ = ["GradingRecorder", "digest", "is_torch_step", "unique_rows", "walk_graph"]
 
 _blake2b = hashlib.blake2b
 
@@ -49,22 +49,27 @@ _saved_names: dict[type, tuple[str, ...]] = {}
 MAX_GRAPH_NODES = 5000
 
 
-def graph_inputs(loss: Any) -> list[Any]:
-    """Floating-point tensors of two or more dimensions that ``loss``'s autograd graph saved
-    and that need no gradient: the data the loss was computed from (and constants)."""
+def walk_graph(loss: Any, inputs: bool) -> tuple[set[int], list[Any]]:
+    """(ids of the leaf tensors ``loss``'s autograd graph sends gradients to, and, if
+    ``inputs``, the floating-point tensors of two or more dimensions it saved that need no
+    gradient: the data the loss was computed from, and constants)."""
     import torch
 
+    leaves: set[int] = set()
     found: list[Any] = []
-    stack, seen = [getattr(loss, "grad_fn", None)], set()
+    stack, seen = [getattr(loss, "grad_fn", None)], set[int]()
     while stack and len(seen) < MAX_GRAPH_NODES:
         fn = stack.pop()
         if fn is None or id(fn) in seen:
             continue
         seen.add(id(fn))
+        variable = getattr(fn, "variable", None)  # AccumulateGrad: a leaf
+        if variable is not None:
+            leaves.add(id(variable))
         kind = type(fn)
-        if kind not in _saved_names:
+        if inputs and kind not in _saved_names:
             _saved_names[kind] = tuple(a for a in dir(fn) if a.startswith("_saved_"))
-        for name in _saved_names[kind]:
+        for name in _saved_names[kind] if inputs else ():
             try:
                 t = getattr(fn, name)
             except Exception:  # freed, or not a tensor the graph can give back
@@ -77,7 +82,7 @@ def graph_inputs(loss: Any) -> list[Any]:
             ):
                 found.append(t)
         stack.extend(nxt for nxt, _ in getattr(fn, "next_functions", ()) if nxt is not None)
-    return found
+    return leaves, found
 
 
 def unique_rows(t: Any) -> Any:
@@ -141,6 +146,7 @@ class GradingRecorder(kl.TrainingRecorder):
         self._row_keys: set[bytes] = set()  # rows already sent
         self._vals: list[Any] = []  # every object bound to the name (held: ids stay their own)
         self._tracked: dict[int, Any] = {}  # id -> parameter (held, so its id stays its own)
+        self._trains = False  # whether the loss going through backward() now trains the model
 
     def install(self) -> None:
         from torch.optim import optimizer as optim_mod
@@ -149,7 +155,8 @@ class GradingRecorder(kl.TrainingRecorder):
         self._handles.append(optim_mod.register_optimizer_step_pre_hook(self._on_pre_step))
 
     def after_backward(self) -> None:
-        self._send({"loss": kl.float_out(self.losses[-1])})  # P adds memory, read from outside
+        if self._trains:  # P adds memory, read from outside
+            self._send({"loss": kl.float_out(self.losses[-1])})
 
     def _pre_forward(self, module: Any, args: Any) -> None:
         if self._depth == 0:
@@ -163,15 +170,18 @@ class GradingRecorder(kl.TrainingRecorder):
         super()._pre_forward(module, args)
 
     def before_backward(self, loss: Any) -> None:
-        """The input rows this loss was computed from: the tensors its graph saved (for the
-        first layer's weight gradient) that are data, not parameters or activations. Hooks on
-        modules can be removed by the script; the graph of a loss that trains cannot avoid
-        holding its inputs."""
-        if not self._val_name:
-            return
-        for t in graph_inputs(loss):
+        """Whether this loss trains the model (its graph reaches a parameter of a module that
+        took part in a forward pass: a constant sent through backward() is no training loss),
+        and the input rows it was computed from: the tensors its graph saved (for the first
+        layer's weight gradient) that are data, not parameters or activations. Hooks on modules
+        can be removed by the script; the graph of a loss that trains cannot avoid holding its
+        inputs."""
+        leaves, inputs = walk_graph(loss, inputs=bool(self._val_name))
+        self._trains = any(k in self._tracked for k in leaves)
+        for t in inputs:
             self._send_rows("rows", t)
-        self.note_val()
+        if self._val_name:
+            self.note_val()
 
     def note_val(self) -> None:
         """Send the rows of what the validation name holds now, if it is a new object: a

@@ -231,7 +231,7 @@ def _placed(
         return [(at[n], v) for n, v in values.items() if n in at]
     odd = next(
         (n for n in values if n not in by_name or tuple(by_name[n].shape) != shape_of.get(n)),
-        None,
+        "",
     )
     shape = shape_of.get(odd, ())
     raise ValueError(

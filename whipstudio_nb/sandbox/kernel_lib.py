@@ -272,10 +272,10 @@ class TrainingRecorder:
         from torch.nn.modules import module as module_mod
         from torch.optim import optimizer as optim_mod
 
-        original_backward = torch.autograd.backward
+        original_backward, original_grad = torch.autograd.backward, torch.autograd.grad
         recorder = self
 
-        def recording_backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+        def loss_reached(tensors: Any) -> None:
             if recorder.max_backward is not None and len(recorder.losses) >= recorder.max_backward:
                 raise StopRun()
             first = tensors[0] if isinstance(tensors, (list, tuple)) else tensors
@@ -284,24 +284,17 @@ class TrainingRecorder:
             except Exception:
                 recorder.losses.append(float("nan"))
             recorder.before_backward(first)  # the graph is still whole here
-            # learn=False (the grader's reference run): the loss is recorded, no gradient is
-            # computed.
+
+        def recording_backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+            loss_reached(tensors)
+            # learn=False (the grader's reference run): no gradient is computed.
             out = original_backward(tensors, *args, **kwargs) if recorder.learn else None
             recorder.after_backward()
             return out
 
-        original_grad = torch.autograd.grad
-
         def recording_grad(outputs: Any, *args: Any, **kwargs: Any) -> Any:
             # Gradients taken without backward() (p.grad set from them by hand) train too.
-            if recorder.max_backward is not None and len(recorder.losses) >= recorder.max_backward:
-                raise StopRun()
-            first = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-            try:
-                recorder.losses.append(float(first.detach().float().mean()))
-            except Exception:
-                recorder.losses.append(float("nan"))
-            recorder.before_backward(first)
+            loss_reached(outputs)
             out = original_grad(outputs, *args, **kwargs)
             recorder.after_backward()
             return out
