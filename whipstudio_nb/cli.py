@@ -58,7 +58,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         return 0
     d = result.details
     print(f"score: {result.score:.3f}")
-    for key in ("error", "model_error", "script_error"):
+    for key in ("error", "model_error", "script_error", "reference_error"):
         if d.get(key):
             print(f"{key.replace('_', ' ')}: {d[key]}")
     for name, value in d.get("components", {}).items():

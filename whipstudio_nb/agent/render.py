@@ -76,7 +76,7 @@ def render_reset(obs: Any) -> str:
 
 def _grader_summary(details: dict[str, Any]) -> list[str]:
     out = []
-    for key in ("error", "script_error", "model_error"):
+    for key in ("error", "script_error", "model_error", "reference_error"):
         if details.get(key):
             out.append(f"{key.replace('_', ' ')}: {truncate(str(details[key]), 600)}")
     comps = details.get("components") or {}

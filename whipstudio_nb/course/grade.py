@@ -173,6 +173,8 @@ def _grader_problems(details: dict[str, Any]) -> list[str]:
         out.append(f"script error: {lines[-1].strip()}" + (f" ({where})" if where else ""))
     if details.get("model_error"):
         out.append(f"model: {details['model_error']}")
+    if details.get("reference_error"):
+        out.append(f"held-out check: {details['reference_error']}")
     return out
 
 

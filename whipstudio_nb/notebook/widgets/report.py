@@ -131,7 +131,7 @@ class GradeReport(View):
 
     def _problems(self) -> list[str]:
         out = []
-        for key in ("error", "script_error", "model_error"):
+        for key in ("error", "script_error", "model_error", "reference_error"):
             if self.details.get(key):
                 out.append(f"{key.replace('_', ' ')}: {self.details[key]}")
         if self.details.get("crash_cap") is not None:
