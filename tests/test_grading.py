@@ -452,3 +452,42 @@ def test_held_out_credit_is_what_the_reference_model_also_earns() -> None:
     for name in ("heldout_metric", "heldout_loss"):
         assert own.components[name] == pytest.approx(ref.components[name]), name
         assert own.components[name] < 0.97
+
+
+FORGED_LOSSES = """
+import sys
+for _h in list(sys.modules["torch"].nn.modules.module._global_forward_pre_hooks.values()):
+    _rec = getattr(_h, "__self__", None)
+    if _rec is not None and callable(getattr(_rec, "_send", None)):
+        for _ in range(1000):
+            _rec._send({"loss": 0.001})  # a made-up falling curve, down the recorder's channel
+"""
+
+
+def test_a_made_up_loss_curve_is_capped_by_the_hosts_own_measure(sandbox, task1):
+    """task1's partial fix (the learning rate of 10 left in) trains weights that answer well
+    but never converge: its training loss does not fall (loss_decrease 0, score 0.85). Losses
+    sent down the recorder's channel used to make it 1.00; the reference model's own training
+    loss, before and after the trained weights went in, now caps the curve."""
+    from whipstudio_nb.grading.calibration import CALIBRATION_SEED
+
+    partial = grade_code(task1, task1.partial_code, sandbox, data_seed=CALIBRATION_SEED)
+    forged = grade_code(
+        task1, task1.partial_code + FORGED_LOSSES, sandbox, data_seed=CALIBRATION_SEED
+    )
+    assert forged.details["loss_steps"] > partial.details["loss_steps"]  # the forgery arrived
+    assert forged.details["components"]["loss_decrease"] == 0.0
+    assert forged.details["train_loss_ratio_reference"] > 1.0
+    assert forged.score <= partial.score + 0.01 and partial.score < 0.9
+
+
+def test_trained_is_capped_by_what_the_weights_moved_in_the_reference_model() -> None:
+    from whipstudio_nb.grading import metrics
+
+    cfg = {"metric": "accuracy", "chance": 0.5, "target": 1.0}
+    claimed = {"optimizer_steps": 50, "param_changes": {"0.weight": 1.0, "0.bias": 1.0}}
+    seen = {"trainable": ["0.bias", "0.weight"], "moved": ["0.bias"]}
+    m = metrics.measure(cfg, claimed, [1.0, 0.5], None, None, reference_trained=seen)
+    assert m.components["trained"] == 0.5
+    m = metrics.measure(cfg, claimed, [1.0, 0.5], None, None)
+    assert m.components["trained"] == 1.0

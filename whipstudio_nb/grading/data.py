@@ -38,6 +38,7 @@ __all__ = [
     "hidden_seed",
     "is_legacy",
     "training_data",
+    "training_sample",
 ]
 
 DEMO_SEED = 0
@@ -83,6 +84,24 @@ def training_data(task: TaskSpec, seed: int) -> dict[str, np.ndarray]:
             a.setflags(write=False)
         _cache[key] = arrays
     return _cache[key]
+
+
+TRAIN_CHECK_ROWS = 2000
+
+
+def training_sample(task: TaskSpec, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Up to TRAIN_CHECK_ROWS rows of the training inputs ``X`` and labels ``y`` (a fixed
+    choice per seed), for the host's own training-loss check; None for a legacy pack."""
+    if is_legacy(task):
+        return None
+    arrays = training_data(task, seed)
+    if "X" not in arrays or "y" not in arrays or len(arrays["X"]) != len(arrays["y"]):
+        return None
+    x, y = arrays["X"], arrays["y"]
+    if len(x) > TRAIN_CHECK_ROWS:
+        pick = np.sort(np.random.default_rng([seed, 3]).permutation(len(x))[:TRAIN_CHECK_ROWS])
+        x, y = x[pick], y[pick]
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
 
 def demo_training_data(task: TaskSpec) -> dict[str, np.ndarray]:

@@ -18,9 +18,9 @@ from ..models import GradeResult, TaskSpec
 from ..sandbox import ProgressCallback, Sandbox, SandboxKernel, check_code, dispatch_cell
 from ..series import thinned_steps
 from . import metrics
-from .data import DATA_SETUP, data_payload, heldout_data, hidden_seed
+from .data import DATA_SETUP, data_payload, heldout_data, hidden_seed, training_sample
 from .pack import load_pack_grader
-from .reference import ReferenceRun, run_seed
+from .reference import Checked, ReferenceRun, run_seed
 from .wire import decode_array, encode_array
 
 __all__ = ["grade_code", "load_pack_grader"]
@@ -151,16 +151,20 @@ def _grade_in(
     if not trusted or "record" not in trusted[-1]:
         return _fail("the harness produced no trusted result", output)
     evr = trusted[-1]
-    outputs_reference, reference_error = None, None
+    checked = Checked()
+    sample = training_sample(task, seed)
     if "outputs" in evr and not evr["record"].get("tampered"):
 
         def reference_cell(ref_nonce: str, state: dict[str, Any]) -> str:
             args = {**eval_args, "nonce": ref_nonce, "load_state": state, "send_state": False}
+            if sample is not None:
+                args["train_inputs"] = encode_array(sample[0])
             return dispatch_cell(HARNESS, args)
 
-        outputs_reference, reference_error = reference.outputs(
+        checked = reference.outputs(
             reference_cell, evr.get("state"), timeout=EVAL_TIMEOUT_S + EVAL_MARGIN_S
         )
+    reference_error = checked.error
     rec = evr["record"]
     if "internal_error" in rec:
         return _fail(f"the harness failed: {rec['internal_error']}", output)
@@ -204,7 +208,13 @@ def _grade_in(
         outputs,
         labels,
         outputs_init=outputs_init,
-        outputs_reference=outputs_reference,
+        outputs_reference=checked.outputs,
+        train_check=(
+            (checked.train[0], checked.train[1], sample[1])
+            if checked.train is not None and sample is not None
+            else None
+        ),
+        reference_trained=checked.trained,
     )
     if reference_error and outputs is not None:
         details["reference_error"] = reference_error

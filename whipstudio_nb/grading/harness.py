@@ -134,7 +134,7 @@ def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
         out["state"] = _STATE.get("state")
     if args.get("inputs") is not None:
         try:
-            keys = ("inputs", "predict", "model", "load_state")
+            keys = ("inputs", "predict", "model", "load_state", "train_inputs")
             wire.send(_STATE["cmd_w"], {k: args.get(k) for k in keys})
             deadline = time.monotonic() + float(args.get("timeout_s", 5.0))
             reply = wire.recv(_STATE["rec_r"], deadline)
@@ -143,7 +143,15 @@ def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
         if reply is None:
             out["eval_error"] = "evaluating the model on held-out inputs did not finish in time"
         else:
-            out.update({k: reply[k] for k in ("outputs", "outputs_init", "error") if k in reply})
+            kept = (
+                "outputs",
+                "outputs_init",
+                "train_outputs",
+                "train_outputs_init",
+                "reference_trained",
+                "error",
+            )
+            out.update({k: reply[k] for k in kept if k in reply})
     _kill_b()
     return out
 

@@ -221,6 +221,22 @@ def loss_decrease(cfg: dict[str, Any], losses: list[float]) -> float:
     return ramp(end / start, 1.0, cfg.get("loss_ratio_target", 0.5))
 
 
+def host_loss_ratio(
+    cfg: dict[str, Any], before: np.ndarray, after: np.ndarray, labels: np.ndarray
+) -> float | None:
+    """The task's loss (cross-entropy, binary cross-entropy or MSE) on training rows after
+    training over before it; None when the loss cannot be computed (class indices, not logits,
+    or a start that is not finite)."""
+    metric = _METRIC_FUNCS[cfg.get("metric", "accuracy")]
+    if cfg.get("metric") == "multilabel_f1" and labels.ndim == 1:
+        labels = labels.reshape(-1, 1)  # a binary task's training labels, in held-out layout
+    start = metric(cfg, before, labels).values.get("heldout_loss")
+    if not isinstance(start, (int, float)) or not start > 0:
+        return None
+    end = metric(cfg, after, labels).values.get("heldout_loss")
+    return math.inf if end is None else float(end) / float(start)
+
+
 def trained(cfg: dict[str, Any], rec: dict[str, Any]) -> float:
     """The fraction of the model's parameter tensors that changed, if an optimizer stepped.
     Frozen parameters count as untrained, except those whose names start with a prefix in the
@@ -255,6 +271,8 @@ def measure(
     *,
     outputs_init: np.ndarray | None = None,
     outputs_reference: np.ndarray | None = None,
+    train_check: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    reference_trained: dict[str, list[str]] | None = None,
 ) -> Measured:
     m = Measured()
     if outputs is not None and labels is not None:
@@ -293,7 +311,29 @@ def measure(
                 if name in m.components:
                     m.components[name] *= factor
     m.components["loss_decrease"] = loss_decrease(cfg, losses)
+    if train_check is not None:
+        # The curve comes from the submission's process; the host's own measure of the same
+        # fall caps it: the reference model's loss on a training sample, before and after the
+        # trained weights went in.
+        ratio = host_loss_ratio(cfg, *train_check)
+        if ratio is not None:
+            m.values["train_loss_ratio_reference"] = round(ratio, 4)
+            host = ramp(ratio, 1.0, cfg.get("loss_ratio_target", 0.5))
+            m.components["loss_decrease"] = min(m.components["loss_decrease"], host)
     m.components["trained"] = trained(cfg, rec)
+    if reference_trained is not None:
+        # Capped by what the host saw the weights change in the reference model.
+        host = trained(
+            cfg,
+            {
+                "optimizer_steps": rec.get("optimizer_steps"),
+                "param_changes": {
+                    n: float(n in reference_trained.get("moved", []))
+                    for n in reference_trained.get("trainable", [])
+                },
+            },
+        )
+        m.components["trained"] = min(m.components["trained"], host)
     m.values["losses_finite"] = all(math.isfinite(x) for x in losses) if losses else None
     if "rss_mb" in rec:
         m.components["memory"], growth = memory(cfg, rec["rss_mb"])

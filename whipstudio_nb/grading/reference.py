@@ -20,14 +20,25 @@ from __future__ import annotations
 import hashlib
 import secrets
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..sandbox import SandboxKernel
 from .wire import decode_array
 
-__all__ = ["ReferenceRun", "run_seed"]
+__all__ = ["Checked", "ReferenceRun", "run_seed"]
+
+
+class Checked(NamedTuple):
+    """The reference model's answers with the trained weights: to the held-out inputs, and to
+    the training sample before and after the weights went in (``train``); which of its
+    trainable parameters the weights moved (``trained``); or why there are none (``error``)."""
+
+    outputs: np.ndarray | None = None
+    train: tuple[np.ndarray, np.ndarray] | None = None
+    trained: dict[str, list[str]] | None = None  # the reference model's parameters it moved
+    error: str | None = None
 
 
 def run_seed(seed: int) -> int:
@@ -46,30 +57,43 @@ class ReferenceRun:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whip-reference")
         self._run: Future[Any] = self._pool.submit(kernel.execute, cell, timeout=timeout)
 
-    def outputs(
-        self, cell_for: Any, state: dict[str, Any] | None, timeout: float
-    ) -> tuple[np.ndarray | None, str | None]:
-        """(held-out outputs of the reference model holding ``state``, None) or (None, why not).
+    def outputs(self, cell_for: Any, state: dict[str, Any] | None, timeout: float) -> Checked:
+        """What the reference model holding ``state`` answers (``Checked``).
         ``cell_for(nonce, state)`` builds the evaluate cell."""
         if not state or not state.get("params"):
-            return None, "no parameter of the model was trained by an optimizer step"
+            return Checked(error="no parameter of the model was trained by an optimizer step")
         try:
             run = self._run.result()
         except Exception as exc:  # the kernel failed under it
-            return None, f"the reference run failed: {exc}"
+            return Checked(error=f"the reference run failed: {exc}")
         status = [r for r in run.results if "status" in r or "internal_error" in r]
         last = status[-1] if status else {}
         if last.get("status") != "ran":
             why = "timed out" if run.timed_out or last.get("status") == "timeout" else "failed"
-            return None, f"the reference run {why} (a problem with the task pack, not the script)"
+            return Checked(
+                error=f"the reference run {why} (a problem with the task pack, not the script)"
+            )
         nonce = secrets.token_hex(16)
         ev = self._kernel.execute(cell_for(nonce, state), timeout=timeout)
         trusted = [r for r in ev.results if r.get("nonce") == nonce]
         reply = trusted[-1] if trusted else {}
         if "outputs" not in reply:
             err = reply.get("error") or reply.get("eval_error") or "it produced no result"
-            return None, f"the trained weights could not be checked in the reference model: {err}"
-        return decode_array(reply["outputs"]), None
+            return Checked(
+                error=f"the trained weights could not be checked in the reference model: {err}"
+            )
+        train = None
+        if "train_outputs" in reply and "train_outputs_init" in reply:
+            train = (
+                decode_array(reply["train_outputs_init"]),
+                decode_array(reply["train_outputs"]),
+            )
+        moved = reply.get("reference_trained")
+        return Checked(
+            outputs=decode_array(reply["outputs"]),
+            train=train,
+            trained=moved if isinstance(moved, dict) else None,
+        )
 
     def close(self, wait: bool = True) -> None:
         """Wait for the run (bounded by its timeout): its kernel must be idle when it goes.

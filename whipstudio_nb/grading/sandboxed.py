@@ -284,6 +284,15 @@ def _call(target: Any, inputs: Any) -> Any:
     return np.asarray(out, dtype=np.float64)
 
 
+def _try_call(target: Any, encoded: dict[str, Any]) -> Any:
+    import torch
+
+    try:
+        return _call(target, torch.from_numpy(wire.decode_array(encoded)))
+    except BaseException:
+        return None
+
+
 def _evaluate(cmd: dict[str, Any], ns: dict[str, Any], rec: Any) -> dict[str, Any]:
     import torch
 
@@ -293,13 +302,20 @@ def _evaluate(cmd: dict[str, Any], ns: dict[str, Any], rec: Any) -> dict[str, An
     target = ns.get(fn_name) if fn_name else model
     if target is None or not callable(target):
         return {"error": f"'{fn_name or model_name}' is not defined or not callable"}
+    train = cmd.get("train_inputs")
+    train_init = None
     if cmd.get("load_state") is not None:
         if not isinstance(model, torch.nn.Module):
             return {"error": f"the reference run left no nn.Module named '{model_name}'"}
+        if train is not None:  # the reference model as it starts: the training loss's start
+            train_init = _try_call(target, train)
+        start = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
         try:
             _load_state(model, cmd["load_state"])
         except ValueError as exc:
             return {"error": str(exc)}
+        now = dict(model.named_parameters())
+        moved = [n for n, p in start.items() if not torch.equal(p, now[n].detach())]
     inputs = torch.from_numpy(wire.decode_array(cmd["inputs"]))
     try:
         outputs = _call(target, inputs.clone())
@@ -309,7 +325,14 @@ def _evaluate(cmd: dict[str, Any], ns: dict[str, Any], rec: Any) -> dict[str, An
         }
     reply: dict[str, Any] = {"outputs": wire.encode_array(outputs)}
     if cmd.get("load_state") is not None:
-        return reply  # the reference model: only its outputs with the trained weights count
+        reply["reference_trained"] = {"trainable": sorted(start), "moved": moved}
+        # The reference model: only its outputs with the trained weights count, and how far
+        # those weights brought the training loss down from where the model starts.
+        trained = _try_call(target, train) if train is not None and train_init is not None else None
+        if train_init is not None and trained is not None:
+            reply["train_outputs_init"] = wire.encode_array(train_init)
+            reply["train_outputs"] = wire.encode_array(trained)
+        return reply
     # The same call with every parameter training changed put back where it started.
     if isinstance(model, torch.nn.Module):
         with torch.no_grad():
