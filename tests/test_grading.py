@@ -491,3 +491,35 @@ def test_trained_is_capped_by_what_the_weights_moved_in_the_reference_model() ->
     assert m.components["trained"] == 0.5
     m = metrics.measure(cfg, claimed, [1.0, 0.5], None, None)
     assert m.components["trained"] == 1.0
+
+
+# A child forked while the script runs, reaching the harness's pipes through the interpreter's
+# frames, that announces itself as the harness's forked copy (B) before the real one exists.
+FAKE_B = """
+import os
+import sys
+_wire = sys.modules["whipstudio_nb.grading.wire"]
+_time = sys.modules["time"]
+_f = sys._getframe()
+while _f is not None and _f.f_code.co_name != "run_then_fork":
+    _f = _f.f_back
+_rec_w, _cmd_r = _f.f_locals["rec_w"], _f.f_locals["cmd_r"]
+if os.fork() == 0:
+    os.setsid()
+    _wire.send(_rec_w, {"pid": os.getpid(), "stage": "forked"})
+    if _wire.recv(_cmd_r, _time.monotonic() + 60) is not None:
+        _made_up = {"exit_code": 0, "error": "A STAND-IN ANSWERED", "tampered": []}
+        _wire.send(_rec_w, {"record": {**_made_up, "model_found": False}})
+    _time.sleep(30)
+    os._exit(0)
+"""
+
+
+def test_a_stand_in_for_the_harness_copy_is_never_asked(sandbox, task1):
+    """The harness's copy that holds the trained model (B) is the process the script's main
+    thread forks last, found by the kernel's main process when A exits; what any process says
+    about itself on the pipe counts for nothing."""
+    res = grade_code(task1, FAKE_B + task1.solution_code, sandbox)
+    assert "A STAND-IN ANSWERED" not in str(res.details), res.details
+    assert res.score >= 0.9, res.details
+    assert res.details.get("stopped_processes", 0) >= 1  # the stand-in was killed

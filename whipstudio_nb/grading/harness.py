@@ -20,13 +20,13 @@ from typing import Any
 
 from . import sandboxed, wire
 from .ledger import Ledger, leaked_rows, rows_of
+from .sandboxed import A_FORKED_B
 from .wire import decode_array, encode_array
 
 __all__ = ["decode_array", "encode_array", "in_kernel"]
 
 _STATE: dict[str, Any] = {}
 SETTLE_S = 0.15  # P sweeps until no leftover process has shown up for this long
-A_EXIT_WAIT_S = 1.0
 CHECKS_MIN_S = 2.0  # time left for the record and the task's checks, even at the budget's end
 
 
@@ -62,22 +62,22 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
     budget = float(args.get("budget_s", 20.0))
     a_exit: list[int | None] = []
 
-    def a_failed() -> bool:
-        """A ended without handing over to B (crash, os._exit, kill)."""
+    def a_ended() -> bool:
         if not a_exit:
             pid, status = os.waitpid(a_pid, os.WNOHANG)
             if pid:
                 a_exit.append(os.waitstatus_to_exitcode(status))
-        return bool(a_exit) and a_exit[0] != sandboxed.A_FORKED_B
+        return bool(a_exit)
 
     ledger = Ledger()
     memory = bool(args.get("record_memory"))
     shown, shown_at = 0, 0.0
-    while True:
-        msg = wire.recv(rec_r, started + budget, give_up=a_failed)
-        if msg is None or not isinstance(msg.get("ev"), dict):
-            break
-        event = msg["ev"]
+    # Events until A has ended (its own are all in the pipe by then). Nothing a process says
+    # about itself counts: any process the script started can write here.
+    while (msg := wire.recv(rec_r, started + budget, give_up=a_ended)) is not None:
+        event = msg.get("ev")
+        if not isinstance(event, dict):
+            continue
         if "loss" in event:
             # Memory as P reads it from outside A, not a number A's code could make up.
             event["rss"] = (kl.rss_mb(a_pid) or None) if memory else None
@@ -86,13 +86,10 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
         if len(ledger.losses) > shown and now - shown_at >= kl.PROGRESS_INTERVAL_S:
             kl.emit_progress({"losses": ledger.losses[shown:], "offset": shown})  # live views
             shown, shown_at = len(ledger.losses), now
-    b_pid = msg.get("pid") if msg else None
-    b_pid = b_pid if isinstance(b_pid, int) and b_pid > 1 else None
-    if b_pid is not None:  # A exits right after forking B (its main thread may wait for the GIL)
-        until = time.monotonic() + A_EXIT_WAIT_S
-        while not a_exit and time.monotonic() < until:
-            a_failed()
-            time.sleep(0.005)
+    # B is the process A's main thread forked last, once the script had returned, right before
+    # A exited: the newest of P's children now (P is their subreaper). Anything the script
+    # forked earlier is older; a stand-in that calls itself B is swept with the rest.
+    b_pid = max(_children(), default=None) if a_exit and a_exit[0] == A_FORKED_B else None
     a_status = _end_group(a_pid) if not a_exit else a_exit[0]
     swept = _sweep(keep=b_pid)  # before B runs any submitted code (task checks, evaluation)
     record = None

@@ -84,8 +84,8 @@ def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: _Orig = _ORI
     model = ns.get(args.get("model", "model"))
     if _is_module(model):
         _privatize(model)  # memory shared with the submission's other processes stops here
-    _o.send(rec_w, {"pid": _o.getpid(), "stage": "forked"})
-    # No submitted code runs here until P has killed everything else the submission started.
+    # B says nothing until P, which found it as its newest child when A exited, has killed
+    # everything else the submission started and says "go".
     if _o.recv(cmd_r, time.monotonic() + EVAL_WAIT_S) is None:
         _o.exit(0)
     try:
