@@ -89,7 +89,7 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
     # B is the process A's main thread forked last, once the script had returned, right before
     # A exited: the newest of P's children now (P is their subreaper). Anything the script
     # forked earlier is older; a stand-in that calls itself B is swept with the rest.
-    b_pid = max(_children(), default=None) if a_exit and a_exit[0] == A_FORKED_B else None
+    b_pid = _newest_child() if a_exit and a_exit[0] == A_FORKED_B else None
     a_status = _end_group(a_pid) if not a_exit else a_exit[0]
     swept = _sweep(keep=b_pid)  # before B runs any submitted code (task checks, evaluation)
     record = None
@@ -251,6 +251,11 @@ def _end_group(a_pid: int) -> int | None:
 
 
 def _children() -> list[int]:
+    return [pid for pid, _ in _children_started()]
+
+
+def _children_started() -> list[tuple[int, int]]:
+    """(pid, start time in clock ticks since boot) of every child of this process."""
     me, found = os.getpid(), []
     try:
         entries = os.listdir("/proc")
@@ -264,10 +269,17 @@ def _children() -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) == me:
-            found.append(int(entry))
+        fields = stat[stat.rfind(")") + 2 :].split()  # from field 3 (state) on
+        if len(fields) > 19 and int(fields[1]) == me:
+            found.append((int(entry), int(fields[19])))
     return found
+
+
+def _newest_child() -> int | None:
+    """The child started last (pids wrap around at pid_max, so by start time; a pid breaks a
+    tie within one clock tick)."""
+    started = _children_started()
+    return max(started, key=lambda c: (c[1], c[0]))[0] if started else None
 
 
 def _sweep(keep: int | None) -> int:
