@@ -505,7 +505,7 @@ while _f is not None and _f.f_code.co_name != "run_then_fork":
     _f = _f.f_back
 _rec_w, _cmd_r = _f.f_locals["rec_w"], _f.f_locals["cmd_r"]
 if os.fork() == 0:
-    os.setsid()
+    os.setpgid(0, 0)  # out of A's process group, in its session: as B is
     _wire.send(_rec_w, {"pid": os.getpid(), "stage": "forked"})
     if _wire.recv(_cmd_r, _time.monotonic() + 60) is not None:
         _made_up = {"exit_code": 0, "error": "A STAND-IN ANSWERED", "tampered": []}

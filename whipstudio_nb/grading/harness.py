@@ -251,11 +251,11 @@ def _end_group(a_pid: int) -> int | None:
 
 
 def _children() -> list[int]:
-    return [pid for pid, _ in _children_started()]
+    return [pid for pid, _, _ in _children_started()]
 
 
-def _children_started() -> list[tuple[int, int]]:
-    """(pid, start time in clock ticks since boot) of every child of this process."""
+def _children_started() -> list[tuple[int, int, int]]:
+    """(pid, session, start time in clock ticks since boot) of every child of this process."""
     me, found = os.getpid(), []
     try:
         entries = os.listdir("/proc")
@@ -271,15 +271,17 @@ def _children_started() -> list[tuple[int, int]]:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()  # from field 3 (state) on
         if len(fields) > 19 and int(fields[1]) == me:
-            found.append((int(entry), int(fields[19])))
+            found.append((int(entry), int(fields[3]), int(fields[19])))
     return found
 
 
 def _newest_child() -> int | None:
-    """The child started last (pids wrap around at pid_max, so by start time; a pid breaks a
-    tie within one clock tick)."""
-    started = _children_started()
-    return max(started, key=lambda c: (c[1], c[0]))[0] if started else None
+    """The child of this session started last. A process the script daemonized (a new
+    session) is never it, even when it was forked after B; pids wrap around at pid_max, so
+    by start time, a pid breaking a tie within one clock tick."""
+    mine = os.getsid(0)
+    started = [(t, pid) for pid, sid, t in _children_started() if sid == mine]
+    return max(started)[1] if started else None
 
 
 def _sweep(keep: int | None) -> int:
