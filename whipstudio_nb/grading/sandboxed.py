@@ -172,19 +172,23 @@ def _record(
 def _state(model: Any) -> dict[str, Any]:
     """The model's parameters, and the buffers of its normalization layers (running statistics
     that training's forward passes computed), as arrays for the reference model."""
-    buffers = {}
-    for prefix, module in model.named_modules():
-        if _is_norm(module):
-            for name, b in module.named_buffers(recurse=False):
-                if b is not None and b.dtype.is_floating_point:
-                    buffers[f"{prefix}.{name}" if prefix else name] = _array(b)
-    return {"params": {n: _array(p) for n, p in model.named_parameters()}, "buffers": buffers}
+    return {
+        "params": {n: _array(p) for n, p in model.named_parameters()},
+        "buffers": {n: _array(b) for n, b in _norm_buffers(model)},
+    }
 
 
-def _is_norm(module: Any) -> bool:
+def _norm_buffers(model: Any) -> list[tuple[str, Any]]:
+    """(name, tensor) of the floating-point buffers of the model's normalization layers."""
     from torch.nn.modules.batchnorm import _NormBase
 
-    return isinstance(module, _NormBase)
+    return [
+        (f"{prefix}.{name}" if prefix else name, b)
+        for prefix, module in model.named_modules()
+        if isinstance(module, _NormBase)
+        for name, b in module.named_buffers(recurse=False)
+        if b is not None and b.dtype.is_floating_point
+    ]
 
 
 def _array(t: Any) -> dict[str, Any]:
@@ -201,15 +205,11 @@ def _load_state(model: Any, state: dict[str, Any]) -> None:
     params = _placed(
         "parameter", layout.get("params") or [], list(model.named_parameters()), state["params"]
     )
-    norm_buffers = [
-        (f"{prefix}.{name}" if prefix else name, b)
-        for prefix, module in model.named_modules()
-        if _is_norm(module)
-        for name, b in module.named_buffers(recurse=False)
-        if b is not None and b.dtype.is_floating_point
-    ]
     buffers = _placed(
-        "normalization buffer", layout.get("buffers") or [], norm_buffers, state.get("buffers")
+        "normalization buffer",
+        layout.get("buffers") or [],
+        _norm_buffers(model),
+        state.get("buffers"),
     )
     with torch.no_grad():
         for target, enc in params + buffers:
@@ -284,11 +284,9 @@ def _call(target: Any, inputs: Any) -> Any:
     return np.asarray(out, dtype=np.float64)
 
 
-def _try_call(target: Any, encoded: dict[str, Any]) -> Any:
-    import torch
-
+def _try_call(target: Any, inputs: Any) -> Any:
     try:
-        return _call(target, torch.from_numpy(wire.decode_array(encoded)))
+        return _call(target, inputs.clone())
     except BaseException:
         return None
 
@@ -303,6 +301,8 @@ def _evaluate(cmd: dict[str, Any], ns: dict[str, Any], rec: Any) -> dict[str, An
     if target is None or not callable(target):
         return {"error": f"'{fn_name or model_name}' is not defined or not callable"}
     train = cmd.get("train_inputs")
+    if train is not None:
+        train = torch.from_numpy(wire.decode_array(train))
     train_init = None
     if cmd.get("load_state") is not None:
         if not isinstance(model, torch.nn.Module):
