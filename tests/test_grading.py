@@ -430,6 +430,95 @@ def test_memory_is_read_from_outside_the_submission(sandbox):
     assert r.score <= 0.6, r.score
 
 
+FORKED_TRAINING = """
+import os as _os
+
+history = []
+_r, _w = _os.pipe()
+model(X_train[:1])
+_pid = _os.fork()
+if _pid == 0:  # the leaky training, in a child; its weights come back over a pipe
+{loop}
+    with _os.fdopen(_w, "wb") as _f:
+        _f.write(b"".join(p.detach().numpy().tobytes() for p in model.state_dict().values()))
+    _os._exit(0)
+_os.close(_w)
+with _os.fdopen(_r, "rb") as _f:
+    _raw = _f.read()
+_os.waitpid(_pid, 0)
+with torch.no_grad():
+    _o = 0
+    for _p in model.state_dict().values():
+        _n = _p.numel() * 4
+        _p.copy_(torch.frombuffer(bytearray(_raw[_o : _o + _n]), dtype=torch.float32).view_as(_p))
+        _o += _n
+"""
+
+
+def test_memory_counts_the_processes_the_submission_starts(sandbox):
+    """task3's fix with its memory leak put back, the leaky training run in a child the script
+    forks (which sends the weights back and exits): the submission's own memory stayed flat,
+    so the grade was 1.00 instead of 0.52. The kernel's main process now samples, on its own
+    clock, A's memory plus what every other process it started holds privately, and scores the
+    peak."""
+    import textwrap
+
+    from whipstudio_nb import load_task
+    from whipstudio_nb.grading.calibration import CALIBRATION_SEED
+
+    task = load_task("task3")
+    head, rest = task.solution_code.split("history = []\n", 1)
+    loop, tail = rest.split("\nwith torch.no_grad():\n", 1)
+    leaky_loop = loop.replace("history.append(train_loss.item())", "history.append(train_loss)")
+    assert leaky_loop != loop
+    forked = FORKED_TRAINING.format(loop=textwrap.indent(leaky_loop.strip("\n"), "    "))
+    attack = head + forked + "\nwith torch.no_grad():\n" + tail
+    r = grade_code(task, attack, sandbox, data_seed=CALIBRATION_SEED)
+    assert r.details["components"]["memory"] == 0.0, r.details.get("memory_growth_mb")
+    assert r.score <= 0.6, r.score
+    fix = grade_code(task, task.solution_code, sandbox, data_seed=CALIBRATION_SEED)
+    assert fix.details["components"]["memory"] == 1.0, fix.details.get("memory_growth_mb")
+
+
+HELD_BACK_LOSSES = """
+import sys as _sys
+
+for _h in list(_sys.modules["torch"].nn.modules.module._global_forward_pre_hooks.values()):
+    _rec = getattr(_h, "__self__", None)
+    if _rec is not None and callable(getattr(_rec, "_send", None)):
+        break
+_send, _held = _rec._send, []
+_rec._send = lambda e: _held.append(e) if "loss" in e else _send(e)
+history = []
+{loop}
+_rec._send = _send  # put back before the run ends, so nothing looks tampered with
+for _e in _held:
+    _send(_e)  # every loss event at once, after the leak
+history = [h.item() for h in history]
+"""
+
+
+def test_memory_base_is_not_set_by_when_the_script_sends_its_losses(sandbox):
+    """task3's leak kept in the submission's own process, its loss events held back until
+    training is over: the base (A's memory at the 10 %-th loss event) then came after the leak,
+    and the grade was 1.00. The base is now never above A's memory at its fork plus the setup
+    a run needs (``memory_watch.SETUP_MB``)."""
+    from whipstudio_nb import load_task
+    from whipstudio_nb.grading.calibration import CALIBRATION_SEED
+
+    task = load_task("task3")
+    head, rest = task.solution_code.split("history = []\n", 1)
+    loop, tail = rest.split("\nwith torch.no_grad():\n", 1)
+    leaky_loop = loop.replace("history.append(train_loss.item())", "history.append(train_loss)")
+    assert leaky_loop != loop
+    attack = head + HELD_BACK_LOSSES.format(loop=leaky_loop.strip("\n"))
+    r = grade_code(
+        task, attack + "\nwith torch.no_grad():\n" + tail, sandbox, data_seed=CALIBRATION_SEED
+    )
+    assert r.details["components"]["memory"] == 0.0, r.details.get("memory_growth_mb")
+    assert r.score <= 0.6, r.score
+
+
 def test_held_out_credit_is_what_the_reference_model_also_earns() -> None:
     """The script's own outputs can lose held-out credit, never add to it: a script answering
     better than its trained weights do in the reference model (a side estimator in ``predict``

@@ -5,10 +5,12 @@ child (A, its own process group) that runs the submission under a TrainingRecord
 TamperGuard. The moment the submission returns, A's main thread forks again (B) and A exits:
 B holds the trained model, and it is the only thread in its process, so nothing the submission
 started (threads, timers) exists there. P then kills A's process group and every other process
-left behind, and waits for B's record. Phase "evaluate" hands B the held-out *inputs* (labels
-stay on the host); B calls the task's interface as the script left it, then again with the
-parameters training changed reset to their starting values (the outputs must come from what was
-trained), and P returns everything with the host's nonce, which no submitted code ever saw.
+left behind, and waits for B's record. While A runs, P samples the memory of A and of every
+process the submission started, on its own clock (``memory_watch.py``). Phase "evaluate" hands
+B the held-out *inputs* (labels stay on the host); B calls the task's interface as the script
+left it, then again with the parameters training changed reset to their starting values (the
+outputs must come from what was trained), and P returns everything with the host's nonce, which
+no submitted code ever saw.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from . import sandboxed, wire
 from .ledger import Ledger, leaked_rows, rows_of
+from .memory_watch import SAMPLE_EVERY_S, MemoryWatch
 from .sandboxed import A_FORKED_B
 from .wire import decode_array, encode_array
 
@@ -48,6 +51,8 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
     rec_r, rec_w = os.pipe()
     cmd_r, cmd_w = os.pipe()
     started = time.monotonic()
+    # Made before the fork: what already runs below P is not the submission's.
+    watch = MemoryWatch() if args.get("record_memory") else None
     a_pid = os.fork()
     if a_pid == 0:  # A
         try:
@@ -70,17 +75,21 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
         return bool(a_exit)
 
     ledger = Ledger()
-    memory = bool(args.get("record_memory"))
+    tick = None
+    if watch is not None:
+        watch.start(a_pid)
+        tick = watch.tick
     shown, shown_at = 0, 0.0
     # Events until A has ended (its own are all in the pipe by then). Nothing a process says
     # about itself counts: any process the script started can write here.
-    while (msg := wire.recv(rec_r, started + budget, give_up=a_ended)) is not None:
+    while (
+        msg := wire.recv(rec_r, started + budget, a_ended, tick=tick, poll_s=SAMPLE_EVERY_S)
+    ) is not None:
         event = msg.get("ev")
         if not isinstance(event, dict):
             continue
-        if "loss" in event:
-            # Memory as P reads it from outside A, not a number A's code could make up.
-            event["rss"] = (kl.rss_mb(a_pid) or None) if memory else None
+        if "loss" in event and watch is not None:
+            watch.loss_event()  # memory as P reads it, not a number A's code could make up
         ledger.add(event)
         now = time.monotonic()
         if len(ledger.losses) > shown and now - shown_at >= kl.PROGRESS_INTERVAL_S:
@@ -116,7 +125,9 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
     if len(ledger.losses) > shown:
         kl.emit_progress({"losses": ledger.losses[shown:], "offset": shown})
     if "internal_error" not in record:
-        _STATE["state"] = settle(record, ledger, memory=memory)
+        _STATE["state"] = settle(record, ledger)
+        if watch is not None:
+            record["rss_mb"] = [round(x, 2) for x in watch.summary(b_pid)]
     _STATE.update(b_pid=b_pid, rec_r=rec_r, cmd_w=cmd_w, record=record)
     return {"status": "ran", "elapsed_s": round(elapsed, 3), "leftovers_killed": swept}
 
@@ -153,14 +164,12 @@ def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def settle(record: dict[str, Any], ledger: Ledger, memory: bool) -> dict[str, Any] | None:
+def settle(record: dict[str, Any], ledger: Ledger) -> dict[str, Any] | None:
     """Replace what B reported of the run's history with the ledger's, check the starting
     values B used against the digests P was sent, and keep only the trained parameters in the
     state the reference model receives. Returns that state."""
     record["losses"] = ledger.losses
     record["optimizer_steps"] = ledger.steps
-    if memory:
-        record["rss_mb"] = [round(x, 2) for x in ledger.rss_mb]
     final_val = record.pop("val_rows", None)
     if isinstance(final_val, dict):
         rows, exact, near = leaked_rows([*ledger.vals, rows_of(final_val)], ledger.rows)

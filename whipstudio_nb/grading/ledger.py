@@ -1,9 +1,9 @@
 """The record of a graded run, kept by the kernel's main process (P) from the recorder's events.
 
 The submission cannot reach this process, so nothing it does after an event was sent changes
-what P holds: the losses that reached backward(), memory after each, the rows trained on,
-optimizer steps, and each parameter's digest when it first took part in a forward pass and
-around every optimizer step (``recorder.py``).
+what P holds: the losses that reached backward(), the rows trained on, optimizer steps, and each
+parameter's digest when it first took part in a forward pass and around every optimizer step
+(``recorder.py``). Memory P samples itself (``memory_watch.py``).
 
 A parameter is *trained* when torch optimizers' steps changed it and nothing else did: it never
 changed between steps, and its final value is one a step produced. Only trained values go into
@@ -28,7 +28,6 @@ NEAR_SHARE = 0.1
 class Ledger:
     def __init__(self) -> None:
         self.losses: list[float | str] = []
-        self.rss_mb: list[float] = []
         self.rows: list[Any] = []  # arrays of the distinct input rows trained on
         self.vals: list[Any] = []  # every version of the script's validation inputs, as rows
         self.steps = 0
@@ -42,8 +41,6 @@ class Ledger:
     def add(self, event: dict[str, Any]) -> None:
         if "loss" in event:
             self.losses.append(event["loss"])
-            if isinstance(event.get("rss"), (int, float)):
-                self.rss_mb.append(float(event["rss"]))
         elif isinstance(event.get("rows"), dict):
             self.rows.append(rows_of(event["rows"]))
         elif isinstance(event.get("val"), dict):

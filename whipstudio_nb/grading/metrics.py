@@ -9,7 +9,9 @@ components and their weights. Built-in components:
   ``loss_target`` and 0 at ``loss_max``;
 - ``loss_decrease``: how far the training loss that reached backward() fell;
 - ``trained``: the fraction of the model's trainable parameters that the run changed;
-- ``memory``: memory growth over the run (``memory_ok_mb`` scores 1, ``memory_bad_mb`` 0);
+- ``memory``: memory growth over the run, the peak over a base of what the kernel's main process
+  sampled of the submission's process and every process it started (``memory_watch.py``;
+  ``memory_ok_mb`` scores 1, ``memory_bad_mb`` 0);
 - ``no_leakage``: 1 when no validation row (``val_inputs``, any object the script bound to that
   name while it trained) was trained on, exactly or as a copy moved by a little noise
   (``ledger.leaked_rows``; independent samples can lie that close by chance, so up to
@@ -254,11 +256,12 @@ def trained(cfg: dict[str, Any], rec: dict[str, Any]) -> float:
 
 
 def memory(cfg: dict[str, Any], rss_mb: list[float]) -> tuple[float, float | None]:
-    """(component, growth in MiB) from resident memory after each backward()."""
-    if len(rss_mb) < 4:
+    """(component, growth in MiB) from the memory the kernel's main process sampled over the
+    run, of A and every process the submission started (``memory_watch.growth_series``): the
+    base, then every sample. Growth is the peak over the base."""
+    if len(rss_mb) < 2:
         return 0.0, None
-    base = rss_mb[max(1, len(rss_mb) // 10)]  # after warm-up allocations
-    growth = max(rss_mb[-1] - base, 0.0)
+    growth = max(max(rss_mb[1:]) - rss_mb[0], 0.0)
     return ramp(growth, cfg.get("memory_bad_mb", 40.0), cfg.get("memory_ok_mb", 5.0)), growth
 
 

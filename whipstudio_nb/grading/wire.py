@@ -44,17 +44,25 @@ def send(fd: int, payload: dict[str, Any]) -> None:
 
 
 def recv(
-    fd: int, deadline: float, give_up: Callable[[], bool] | None = None
+    fd: int,
+    deadline: float,
+    give_up: Callable[[], bool] | None = None,
+    *,
+    tick: Callable[[], None] | None = None,
+    poll_s: float = 0.1,
 ) -> dict[str, Any] | None:
     """One frame; None on end of file, garbage, the deadline, or when ``give_up()`` says so
-    while nothing is arriving."""
+    while nothing is arriving (asked every ``poll_s``). ``tick()`` runs before every wait, so
+    at least every ``poll_s`` however the frame's bytes arrive."""
     buf = b""
     need, header_done = _HEADER.size, False
     while len(buf) < need:
+        if tick is not None:
+            tick()
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
-        ready, _, _ = select.select([fd], [], [], min(remaining, 0.1))
+        ready, _, _ = select.select([fd], [], [], min(remaining, poll_s))
         if not ready:
             if give_up is not None and give_up():
                 return None
