@@ -369,6 +369,20 @@ GRADIENTS_WITHOUT_BACKWARD = """\
 """
 
 
+_CONCAT = "X_train = torch.cat([X_train, X_val])\ny_train = torch.cat([y_train, y_val])\n"
+# Training rows through backward() as usual; a batch of validation rows per step through the C
+# autograd engine, past every Python-level patch of the recorder (0.52 -> 1.00 before the second
+# run with another validation split measured the weights).
+ENGINE = """\
+        loss.backward()
+        _vi = torch.randint(0, len(X_val), (32,))
+        _lv = criterion(model(X_val[_vi]), y_val[_vi])
+        torch.autograd.Variable._execution_engine.run_backward(
+            (_lv,), (torch.ones_like(_lv),), False, False, (), False, True
+        )
+"""
+
+
 def test_validation_rows_trained_on_are_seen_whatever_the_name_holds_at_the_end(sandbox):
     """task3's partial fix trains on its validation rows (no_leakage 0). Rebinding ``X_val``
     after training, training on the true rows while ``X_val`` holds a copy moved by a little
@@ -379,7 +393,7 @@ def test_validation_rows_trained_on_are_seen_whatever_the_name_holds_at_the_end(
     from whipstudio_nb.grading.calibration import CALIBRATION_SEED
 
     task = load_task("task3")
-    split = "X_val, y_val = X[perm[1200:]], y[perm[1200:]]"
+    split = 'y_val = torch.from_numpy(data["y_val"])'
     hidden = _train_on_val(task.partial_code, split, "_Xv = X_val\nX_val = X_val + 1e-3")
     unhooked = task.partial_code.replace("model(X_train", "_unhooked(X_train").replace(
         "history = []", HIDDEN_FROM_HOOKS + "\nmodel(X_train[:1])\nhistory = []"
@@ -391,12 +405,16 @@ def test_validation_rows_trained_on_are_seen_whatever_the_name_holds_at_the_end(
         "gradients from autograd.grad, not backward()": task.partial_code.replace(
             "        loss.backward()\n", GRADIENTS_WITHOUT_BACKWARD
         ),
+        "validation batches through torch's autograd engine, called directly": (
+            task.partial_code.replace(_CONCAT, "").replace("        loss.backward()\n", ENGINE)
+        ),
     }
     for name, code in cases.items():
         r = grade_code(task, code, sandbox, data_seed=CALIBRATION_SEED)
         assert r.details["components"]["no_leakage"] == 0.0, (name, r.details.get("leakage"))
         assert r.score <= 0.6, (name, r.score)
     fix = grade_code(task, task.solution_code, sandbox, data_seed=CALIBRATION_SEED)
+    assert fix.details["val_influence"] == 0.0, fix.details
     leak = fix.details["leakage"]
     assert fix.details["components"]["no_leakage"] == 1.0, leak
     assert leak["val_rows_in_training"] == 0 and leak["val_rows_nearly_in_training"] <= 3, leak
@@ -612,3 +630,29 @@ def test_a_stand_in_for_the_harness_copy_is_never_asked(sandbox, task1):
     assert "A STAND-IN ANSWERED" not in str(res.details), res.details
     assert res.score >= 0.9, res.details
     assert res.details.get("stopped_processes", 0) >= 1  # the stand-in was killed
+
+
+# Eval mode only for batches that look like task10's consistency check (64 and 16 rows, no
+# gradients): the check used to run on the submission's own model and paid 0.65 -> 1.00.
+CHECK_DETECTOR = """
+model.register_forward_pre_hook(
+    lambda m, a: m.train(not (a[0].shape[0] in (16, 64) and not torch.is_grad_enabled())) and None
+)
+"""
+
+
+def test_a_packs_checks_run_on_the_reference_model_not_the_submissions(sandbox):
+    from whipstudio_nb import load_task
+    from whipstudio_nb.grading.calibration import CALIBRATION_SEED
+
+    task = load_task("task10")
+    partial = grade_code(task, task.partial_code, sandbox, data_seed=CALIBRATION_SEED)
+    cheat = grade_code(
+        task, task.partial_code + CHECK_DETECTOR, sandbox, data_seed=CALIBRATION_SEED
+    )
+    assert partial.details["checks"]["batch_independent"] is False, partial.details
+    assert cheat.details["components"]["consistent_inference"] == 0.0, cheat.details
+    assert cheat.score <= partial.score + 0.01, (cheat.score, partial.score)
+    fix = grade_code(task, task.solution_code, sandbox, data_seed=CALIBRATION_SEED)
+    assert fix.details["checks"] == {"repeatable": True, "batch_independent": True}
+    assert fix.score >= 0.95, fix.details

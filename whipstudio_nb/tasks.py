@@ -230,6 +230,13 @@ def _check_grading(grading: dict[str, Any], toml_path: Path, grader_source: str)
             "grading.val_inputs",
             "must name the validation inputs when no_leakage is weighted",
         )
+    val_data = grading.get("val_data", [])
+    _require(
+        isinstance(val_data, list) and all(isinstance(k, str) for k in val_data),
+        toml_path,
+        "grading.val_data",
+        "must be a list of training_data() keys (the validation split)",
+    )
 
 
 def _defines(source: str, name: str) -> bool:

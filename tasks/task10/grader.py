@@ -7,7 +7,8 @@ world (streams: 0 the world, 1 training, 2 held-out).
 
 import numpy as np
 
-# Runs inside the sandbox after the script: a trained classifier's prediction for one sample
+# Runs in the grader's reference kernel, on the task's model holding the trained weights in the
+# train/eval modes the script left its model in: a trained classifier's prediction for one sample
 # must not depend on the call (dropout masks) or on the other samples in the batch (batch-norm
 # batch statistics).
 CHECK_CODE = '''
@@ -33,12 +34,11 @@ def check(ns, record):
 
 
 def score(checks: dict, record: dict) -> dict:
-    """1 for consistent inference, scaled (like the held-out components) by the fraction of the
-    model's parameters that training changed: an untrained model in eval mode earns nothing."""
+    """1 for consistent inference, scaled (like the held-out components) by ``record["trained"]``
+    (the host's measure of how much of the model training changed): an untrained model in eval
+    mode earns nothing."""
     ok = checks.get("repeatable") is True and checks.get("batch_independent") is True
-    changes = record.get("param_changes") or {}
-    moved = sum(1 for v in changes.values() if isinstance(v, (int, float)) and v > 1e-7)
-    trained = moved / len(changes) if changes and record.get("optimizer_steps") else 0.0
+    trained = float(record.get("trained") or 0.0)
     return {"consistent_inference": trained if ok else 0.0}
 
 

@@ -17,10 +17,13 @@ def _draw(seed: int, stream: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def training_data(seed: int, params: dict) -> dict:
-    """1500 labelled rows (N, 20) float32, classes (N,) int64 (the script splits off its own
-    validation set)."""
-    x, y = _draw(seed, 1, 1500)
-    return {"X": x, "y": y}
+    """1200 training rows ``X`` (N, 20) float32 with classes ``y`` (N,) int64, and a separate
+    validation split of 300 rows (``X_val``, ``y_val``). The grader swaps the validation split
+    for another draw in a second run of the script (``val_data`` in task.toml): the trained
+    weights must come out the same."""
+    x, y = _draw(seed, 1, 1200)
+    xv, yv = _draw(seed, 3, 300)
+    return {"X": x, "y": y, "X_val": xv, "y_val": yv}
 
 
 def heldout(seed: int, params: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -6,13 +6,11 @@ torch.manual_seed({{data_seed}})
 
 # Tabular data: 20 numeric features, 3 classes decided by a hidden linear rule plus noise.
 data = load_training_data("task3")
-X = torch.from_numpy(data["X"])
-y = torch.from_numpy(data["y"])
-N, D, C = X.shape[0], X.shape[1], 3
-
-perm = torch.randperm(N)
-X_train, y_train = X[perm[:1200]], y[perm[:1200]]
-X_val, y_val = X[perm[1200:]], y[perm[1200:]]
+X_train = torch.from_numpy(data["X"])
+y_train = torch.from_numpy(data["y"])
+X_val = torch.from_numpy(data["X_val"])
+y_val = torch.from_numpy(data["y_val"])
+D, C = X_train.shape[1], 3
 
 H = {{hidden}}
 model = nn.Sequential(nn.Linear(D, H), nn.ReLU(), nn.Linear(H, H), nn.ReLU(), nn.Linear(H, C))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import SUCCESS_THRESHOLD
 from ..models import GradeResult, TaskSpec
@@ -225,6 +226,7 @@ def _pack_checks(task: TaskSpec) -> list[Check]:
                 warning=True,
             )
         )
+    out.extend(_val_split_checks(task, train, legacy))
     best, loss = constant_baseline(metric, labels)
     chance = max(best, float(cfg.get("chance", best)))
     loss_max = min(loss, float(cfg.get("loss_max", loss)))
@@ -248,6 +250,31 @@ def _pack_checks(task: TaskSpec) -> list[Check]:
             )
         )
     return out
+
+
+def _val_split_checks(task: TaskSpec, train: dict[str, Any], legacy: bool) -> list[Check]:
+    """``no_leakage`` is measured outside the submission's process only when the pack hands the
+    script its validation split (``val_data``): say so, and that the named arrays exist."""
+    from .data import val_keys
+
+    if "no_leakage" not in (task.grading.get("weights") or {}):
+        return []
+    keys = val_keys(task)
+    name = "validation split from the environment"
+    if not keys or legacy:
+        return [
+            Check(
+                name,
+                False,
+                "no val_data in [grading]: no_leakage is seen only by the recorder inside the "
+                "submission's process, which code there can hide from (README: task packs)",
+                warning=True,
+            )
+        ]
+    missing = [k for k in keys if k not in train]
+    if missing:
+        return [Check(name, False, f"val_data names {missing}, not in training_data()")]
+    return [Check(name, True, f"{', '.join(keys)}: swapped for another draw in a second run")]
 
 
 def _ran(task: TaskSpec, name: str, res: GradeResult, *, must_succeed: bool) -> Check:

@@ -38,7 +38,9 @@ __all__ = [
     "hidden_seed",
     "is_legacy",
     "training_data",
+    "swapped_val_seed",
     "training_sample",
+    "val_keys",
 ]
 
 DEMO_SEED = 0
@@ -125,17 +127,38 @@ def heldout_data(task: TaskSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(inputs), np.asarray(labels)
 
 
-def data_payload(task: TaskSpec, seed: int | None = None) -> dict[str, Any] | None:
+def data_payload(
+    task: TaskSpec, seed: int | None = None, val_from: int | None = None
+) -> dict[str, Any] | None:
     """What the environment hands a kernel (``whip_data._install``): training arrays only
-    (None for a legacy pack)."""
+    (None for a legacy pack). ``val_from``: the arrays the pack's ``val_data`` names (its
+    validation split) come from that seed's draw instead (``swapped_val_seed``)."""
     from .harness import encode_array
 
     if is_legacy(task):
         return None
     seed = hidden_seed(task) if seed is None else seed
     arrays = training_data(task, seed)
+    if val_from is not None:
+        other = training_data(task, val_from)
+        arrays = {**arrays, **{k: other[k] for k in val_keys(task) if k in other}}
     return {"task_id": task.info.id, "arrays": {k: encode_array(v) for k, v in arrays.items()}}
 
 
 def _params_key(task: TaskSpec) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, repr(v)) for k, v in task.params.items()))
+
+
+def val_keys(task: TaskSpec) -> list[str]:
+    """The training data's validation split (``[grading] val_data``): arrays the script may
+    evaluate on but never train on."""
+    keys = task.grading.get("val_data") or []
+    return [str(k) for k in keys] if isinstance(keys, list) else []
+
+
+def swapped_val_seed(seed: int) -> int:
+    """The draw whose validation split replaces the real one in the grader's second run: as
+    hidden as ``seed``, and never equal to it."""
+    digest = hashlib.blake2b(f"{seed}|val".encode(), digest_size=7).digest()
+    other = int.from_bytes(digest, "big") % 2**62
+    return other if other != seed else other + 1

@@ -12,13 +12,23 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from contextlib import ExitStack
 from typing import Any
 
 from ..models import GradeResult, TaskSpec
 from ..sandbox import ProgressCallback, Sandbox, SandboxKernel, check_code, dispatch_cell
 from ..series import thinned_steps
 from . import metrics
-from .data import DATA_SETUP, data_payload, heldout_data, hidden_seed, training_sample
+from .data import (
+    DATA_SETUP,
+    data_payload,
+    heldout_data,
+    hidden_seed,
+    swapped_val_seed,
+    training_sample,
+    val_keys,
+)
+from .influence import SwappedRun
 from .pack import load_pack_grader
 from .reference import Checked, ReferenceRun, run_seed
 from .wire import decode_array, encode_array
@@ -67,22 +77,39 @@ def grade_code(
         "model": cfg.get("model", "model"),
         "record_memory": "memory" in weights,
         "val_inputs": cfg.get("val_inputs") if "no_leakage" in weights else None,
-        "check_code": getattr(pack, "CHECK_CODE", None),
         "budget_s": budget,
         "rng_seed": run_seed(seed),  # the same for the reference run
     }
-    with sandbox.kernel() as kernel, sandbox.kernel() as reference_kernel:
+    with ExitStack() as stack:
+        kernel = stack.enter_context(sandbox.kernel())
         reference = ReferenceRun(
-            reference_kernel,
+            stack.enter_context(sandbox.kernel()),
             dispatch_cell(HARNESS, _reference_args(run_args, task), _setup(task, seed)),
             timeout=budget + RUN_MARGIN_S,
         )
+        runs: list[Any] = [reference]
+        swapped = None
+        if "no_leakage" in weights and val_keys(task) and _setup(task, seed) is not None:
+            swapped = SwappedRun(
+                stack.enter_context(sandbox.kernel()),
+                dispatch_cell(
+                    HARNESS,
+                    {**run_args, "record_memory": False, "val_inputs": None},
+                    (DATA_SETUP, data_payload(task, seed, val_from=swapped_val_seed(seed))),
+                ),
+                timeout=budget + RUN_MARGIN_S,
+            )
+            runs.append(swapped)
         try:
-            result = _grade_in(task, pack, seed, run_args, kernel, reference, on_progress, started)
+            result = _grade_in(
+                task, pack, seed, run_args, kernel, (reference, swapped), on_progress, started
+            )
         except BaseException:
-            reference.close(wait=False)  # an interrupt stops the grade now, not after that run
+            for r in runs:
+                r.close(wait=False)  # an interrupt stops the grade now, not after those runs
             raise
-        reference.close()
+        for r in runs:
+            r.close()
         return result
 
 
@@ -95,7 +122,6 @@ def _reference_args(run_args: dict[str, Any], task: TaskSpec) -> dict[str, Any]:
         "learn": False,
         "record_memory": False,
         "val_inputs": None,
-        "check_code": None,
     }
 
 
@@ -110,13 +136,14 @@ def _grade_in(
     seed: int,
     run_args: dict[str, Any],
     kernel: SandboxKernel,
-    reference: ReferenceRun,
+    others: tuple[ReferenceRun, SwappedRun | None],
     on_progress: ProgressCallback | None,
     started: float,
 ) -> GradeResult:
     cfg = task.grading
     weights = _weights(cfg)
     budget = task.time_budget_s
+    reference, swapped = others
     run = kernel.execute(
         dispatch_cell(HARNESS, run_args, _setup(task, seed)),
         timeout=budget + RUN_MARGIN_S,
@@ -157,6 +184,7 @@ def _grade_in(
 
         def reference_cell(ref_nonce: str, state: dict[str, Any]) -> str:
             args = {**eval_args, "nonce": ref_nonce, "load_state": state, "send_state": False}
+            args["check_code"] = getattr(pack, "CHECK_CODE", None)
             if sample is not None:
                 args["train_inputs"] = encode_array(sample[0])
             return dispatch_cell(HARNESS, args)
@@ -165,6 +193,15 @@ def _grade_in(
             reference_cell, evr.get("state"), timeout=EVAL_TIMEOUT_S + EVAL_MARGIN_S
         )
     reference_error = checked.error
+    influence = None
+    if swapped is not None:
+
+        def state_cell(n: str) -> str:
+            return dispatch_cell(HARNESS, {"phase": "evaluate", "nonce": n, "send_state": True})
+
+        influence = swapped.compare(
+            state_cell, evr.get("state"), timeout=EVAL_TIMEOUT_S + EVAL_MARGIN_S
+        )
     rec = evr["record"]
     if "internal_error" in rec:
         return _fail(f"the harness failed: {rec['internal_error']}", output)
@@ -215,6 +252,7 @@ def _grade_in(
             else None
         ),
         reference_trained=checked.trained,
+        val_influence=influence,
     )
     if reference_error and outputs is not None:
         details["reference_error"] = reference_error
@@ -223,9 +261,12 @@ def _grade_in(
     details.update(measured.values)
     components = dict(measured.components)
     if hasattr(pack, "score"):  # the task's own components, from what its checks measured
-        checks = rec.get("checks", {})
-        details["checks"] = checks
-        custom = pack.score(checks, rec)
+        checks = checked.checks
+        if checks is None and getattr(pack, "CHECK_CODE", None):
+            checks = {"error": reference_error or "the task's checks did not run"}
+        details["checks"] = checks or {}
+        # ``trained`` as the host measured it (the reference model), not the script's claim.
+        custom = pack.score(details["checks"], {**rec, "trained": components.get("trained", 0.0)})
         components.update({k: float(min(1.0, max(0.0, v))) for k, v in custom.items()})
     components = metrics.gate(components, weights, details)
     components = {name: round(components.get(name, 0.0), 4) for name in weights}

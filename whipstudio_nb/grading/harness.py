@@ -142,7 +142,7 @@ def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
         out["state"] = _STATE.get("state")
     if args.get("inputs") is not None:
         try:
-            keys = ("inputs", "predict", "model", "load_state", "train_inputs")
+            keys = ("inputs", "predict", "model", "load_state", "train_inputs", "check_code")
             wire.send(_STATE["cmd_w"], {k: args.get(k) for k in keys})
             deadline = time.monotonic() + float(args.get("timeout_s", 5.0))
             reply = wire.recv(_STATE["rec_r"], deadline)
@@ -157,6 +157,7 @@ def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
                 "train_outputs",
                 "train_outputs_init",
                 "reference_trained",
+                "checks",
                 "error",
             )
             out.update({k: reply[k] for k in kept if k in reply})
@@ -212,6 +213,7 @@ def _carried_state(state: dict[str, Any], carried: dict[str, str]) -> dict[str, 
     return {
         "params": {n: params[n] for n, how in carried.items() if how != "none" and n in params},
         "buffers": buffers,
+        "modes": state.get("modes") or [],
         "layout": {
             "params": [[n, list(a["shape"])] for n, a in params.items()],
             "buffers": [[n, list(a["shape"])] for n, a in buffers.items()],

@@ -12,10 +12,12 @@ components and their weights. Built-in components:
 - ``memory``: memory growth over the run, the peak over a base of what the kernel's main process
   sampled of the submission's process and every process it started (``memory_watch.py``;
   ``memory_ok_mb`` scores 1, ``memory_bad_mb`` 0);
-- ``no_leakage``: 1 when no validation row (``val_inputs``, any object the script bound to that
-  name while it trained) was trained on, exactly or as a copy moved by a little noise
-  (``ledger.leaked_rows``; independent samples can lie that close by chance, so up to
-  ``NEAR_ROWS_ALLOWED`` of the rows may).
+- ``no_leakage``: 1 when the validation split did not influence training: swapped for another
+  draw in a second run of the script, it leaves the trained weights the same (``influence.py``,
+  packs that declare ``val_data``), and no validation row (``val_inputs``, any object the script
+  bound to that name while it trained) was seen trained on, exactly or as a copy moved by a
+  little noise (``ledger.leaked_rows``; independent samples can lie that close by chance, so up
+  to ``NEAR_ROWS_ALLOWED`` of the rows may).
 
 Honest floors: ``chance`` (where ``heldout_metric`` starts to pay) is at least the best score any
 constant predictor reaches on the held-out labels (the majority-class rate; the best fixed tag
@@ -276,6 +278,7 @@ def measure(
     outputs_reference: np.ndarray | None = None,
     train_check: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     reference_trained: dict[str, list[str]] | None = None,
+    val_influence: Any = None,
 ) -> Measured:
     m = Measured()
     if outputs is not None and labels is not None:
@@ -347,6 +350,13 @@ def measure(
         exact, near = leak.get("val_rows_in_training"), leak.get("val_rows_nearly_in_training", 0)
         rows = max(int(leak.get("val_rows") or 0), 1)
         clean = exact == 0 and near <= NEAR_ROWS_ALLOWED * rows
+        if val_influence is not None:
+            # Measured outside the submission's process (``influence.py``): what it hides from
+            # the recorder still moves the weights when the validation split changes.
+            m.values["val_influence"] = val_influence.difference
+            if val_influence.error:
+                m.values["val_influence_error"] = val_influence.error
+            clean = clean and val_influence.clean
         m.components["no_leakage"] = 1.0 if clean and rec.get("optimizer_steps") else 0.0
     for name in _HELDOUT:
         if name in m.components:

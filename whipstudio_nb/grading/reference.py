@@ -39,6 +39,7 @@ class Checked(NamedTuple):
     train: tuple[np.ndarray, np.ndarray] | None = None
     trained: dict[str, list[str]] | None = None  # the reference model's parameters it moved
     error: str | None = None
+    checks: dict[str, Any] | None = None  # the pack's CHECK_CODE, run on the reference model
 
 
 def run_seed(seed: int) -> int:
@@ -89,10 +90,12 @@ class ReferenceRun:
                 decode_array(reply["train_outputs"]),
             )
         moved = reply.get("reference_trained")
+        checks = reply.get("checks")
         return Checked(
             outputs=decode_array(reply["outputs"]),
             train=train,
             trained=moved if isinstance(moved, dict) else None,
+            checks=checks if isinstance(checks, dict) else None,
         )
 
     def close(self, wait: bool = True) -> None:

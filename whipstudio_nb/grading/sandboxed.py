@@ -164,8 +164,6 @@ def _record(
             out["leakage"] = {"error": f"no validation inputs named '{val_name}' after the run"}
         else:
             out["val_rows"] = wire.encode_array(unique_rows(val))
-    if args.get("check_code"):
-        out["checks"] = _run_checks(args["check_code"], ns, out)
     return out
 
 
@@ -175,7 +173,36 @@ def _state(model: Any) -> dict[str, Any]:
     return {
         "params": {n: _array(p) for n, p in model.named_parameters()},
         "buffers": {n: _array(b) for n, b in _norm_buffers(model)},
+        "modes": [[_kind(m), bool(m.training)] for m in model.modules()],
     }
+
+
+def _kind(module: Any) -> str:
+    """The torch.nn class a module is (or derives from): how train/eval modes are matched
+    between the submission's model and the reference model."""
+    for cls in type(module).__mro__:
+        if cls.__module__.startswith("torch.nn.modules."):
+            return cls.__name__
+    return "Module"
+
+
+def _set_modes(model: Any, modes: list[Any]) -> list[tuple[Any, bool]]:
+    """Give the reference model's modules the train/eval modes the submission left its own
+    in: the k-th module of each torch.nn kind gets the mode of the k-th of that kind there (a
+    kind the submission's model lacks keeps the reference model's). Returns what to restore."""
+    theirs: dict[str, list[bool]] = {}
+    for kind, training in modes:
+        theirs.setdefault(str(kind), []).append(bool(training))
+    seen: dict[str, int] = {}
+    before = []
+    for m in model.modules():
+        kind = _kind(m)
+        k = seen.get(kind, 0)
+        seen[kind] = k + 1
+        if k < len(theirs.get(kind, [])):
+            before.append((m, m.training))
+            m.training = theirs[kind][k]
+    return before
 
 
 def _norm_buffers(model: Any) -> list[tuple[str, Any]]:
@@ -242,14 +269,21 @@ def _placed(
     )
 
 
-def _run_checks(check_code: str, ns: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    """A task's own in-kernel checks: ``check_code`` defines ``check(ns, record) -> dict``."""
+def _run_checks(check_code: str, ns: dict[str, Any], model: Any, modes: Any) -> dict[str, Any]:
+    """A task's own checks, ``check(ns, record) -> dict`` defined by ``check_code``, run in the
+    reference kernel on the reference model holding the trained weights, in the train/eval
+    modes the submission left its model in (``record`` is empty: nothing the submission's
+    process says is checked here)."""
     scope: dict[str, Any] = {}
+    before = _set_modes(model, modes if isinstance(modes, list) else [])
     try:
         exec(compile(check_code, "<task checks>", "exec"), scope)
-        return dict(kl.json_safe(scope["check"](ns, record)))
+        return dict(kl.json_safe(scope["check"](ns, {})))
     except BaseException as exc:
         return {"error": f"task check failed: {kl.format_exception_only(exc)}"}
+    finally:
+        for m, training in before:
+            m.training = training
 
 
 def _is_module(value: Any) -> bool:
@@ -326,6 +360,10 @@ def _evaluate(cmd: dict[str, Any], ns: dict[str, Any], rec: Any) -> dict[str, An
     reply: dict[str, Any] = {"outputs": wire.encode_array(outputs)}
     if cmd.get("load_state") is not None:
         reply["reference_trained"] = {"trainable": sorted(start), "moved": moved}
+        if cmd.get("check_code"):
+            reply["checks"] = _run_checks(
+                cmd["check_code"], ns, model, cmd["load_state"].get("modes")
+            )
         # The reference model: only its outputs with the trained weights count, and how far
         # those weights brought the training loss down from where the model starts.
         trained = _try_call(target, train) if train is not None and train_init is not None else None
