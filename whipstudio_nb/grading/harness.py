@@ -22,7 +22,7 @@ from typing import Any
 
 from . import sandboxed, wire
 from .ledger import Ledger, leaked_rows, rows_of
-from .memory_watch import SAMPLE_EVERY_S, MemoryWatch
+from .memory_watch import SAMPLE_EVERY_S, MemoryWatch, proc_stats
 from .sandboxed import A_FORKED_B
 from .wire import decode_array, encode_array
 
@@ -267,23 +267,12 @@ def _children() -> list[int]:
 
 def _children_started() -> list[tuple[int, int, int]]:
     """(pid, session, start time in clock ticks since boot) of every child of this process."""
-    me, found = os.getpid(), []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()  # from field 3 (state) on
-        if len(fields) > 19 and int(fields[1]) == me:
-            found.append((int(entry), int(fields[3]), int(fields[19])))
-    return found
+    me = os.getpid()
+    return [
+        (pid, int(fields[3]), int(fields[19]))
+        for pid, fields in proc_stats()
+        if len(fields) > 19 and int(fields[1]) == me
+    ]
 
 
 def _newest_child() -> int | None:

@@ -16,12 +16,11 @@ those.
 from __future__ import annotations
 
 import secrets
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..sandbox import SandboxKernel
+from .reference import BackgroundRun
 from .wire import decode_array
 
 __all__ = ["SwappedRun", "Influence", "weight_difference"]
@@ -43,15 +42,11 @@ class Influence(NamedTuple):
         return self.difference is not None and self.difference <= SAME_WEIGHTS_TOL
 
 
-class SwappedRun:
-    """Runs ``cell`` (the harness's run phase for the submission, over data with the validation
-    split swapped) on ``kernel`` in a thread from construction; ``compare`` then gets its trained
-    state and measures it against the graded run's."""
+class SwappedRun(BackgroundRun):
+    """The submission's run phase over data with the validation split swapped; ``compare``
+    then gets its trained state and measures it against the graded run's."""
 
-    def __init__(self, kernel: SandboxKernel, cell: str, timeout: float) -> None:
-        self._kernel = kernel
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whip-swapped")
-        self._run: Future[Any] = self._pool.submit(kernel.execute, cell, timeout=timeout)
+    NAME = "swapped"
 
     def compare(self, cell_for: Any, graded: dict[str, Any] | None, timeout: float) -> Influence:
         """``cell_for(nonce)`` builds the evaluate cell that returns the trained state."""
@@ -75,14 +70,6 @@ class SwappedRun:
         if not isinstance(state, dict):
             return Influence(error="the second run left no trained model to compare")
         return Influence(difference=weight_difference(graded, state))
-
-    def close(self, wait: bool = True) -> None:
-        if wait:
-            try:
-                self._run.result()
-            except Exception:
-                pass
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
 def weight_difference(a: dict[str, Any], b: dict[str, Any]) -> float:

@@ -19,7 +19,14 @@ import math
 import os
 import time
 
-__all__ = ["MIN_LOSS_EVENTS", "SAMPLE_EVERY_S", "SETUP_MB", "MemoryWatch", "growth_series"]
+__all__ = [
+    "MIN_LOSS_EVENTS",
+    "SAMPLE_EVERY_S",
+    "SETUP_MB",
+    "MemoryWatch",
+    "growth_series",
+    "proc_stats",
+]
 
 SAMPLE_EVERY_S = 0.05  # P's own clock
 PRIVATE_EVERY_S = 0.1  # smaps_rollup costs 1-3 ms a process: re-read at most this often
@@ -166,14 +173,13 @@ def _private_mb(pid: int) -> float:
     return kb / 1024
 
 
-def _descendants(root: int) -> list[tuple[Key, int]]:
-    """((pid, start time), pid) of every live process below ``root``, by the parents in
-    ``/proc/*/stat``."""
-    children: dict[int, list[tuple[Key, int]]] = {}
+def proc_stats() -> list[tuple[int, list[str]]]:
+    """(pid, fields from field 3, the state, on) of every process in ``/proc/*/stat``."""
     try:
         entries = os.listdir("/proc")
     except OSError:
         return []
+    out = []
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -182,9 +188,16 @@ def _descendants(root: int) -> list[tuple[Key, int]]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2 :].split()  # from field 3 (state) on
+        out.append((int(entry), stat[stat.rfind(")") + 2 :].split()))
+    return out
+
+
+def _descendants(root: int) -> list[tuple[Key, int]]:
+    """((pid, start time), pid) of every live process below ``root``, by the parents in
+    ``/proc/*/stat``."""
+    children: dict[int, list[tuple[Key, int]]] = {}
+    for pid, fields in proc_stats():
         if len(fields) > 19 and fields[0] not in "ZXx":
-            pid = int(entry)
             children.setdefault(int(fields[1]), []).append(((pid, fields[19]), pid))
     found, todo = [], [root]
     while todo:

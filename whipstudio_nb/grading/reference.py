@@ -27,7 +27,7 @@ import numpy as np
 from ..sandbox import SandboxKernel
 from .wire import decode_array
 
-__all__ = ["Checked", "ReferenceRun", "run_seed"]
+__all__ = ["BackgroundRun", "Checked", "ReferenceRun", "run_seed"]
 
 
 class Checked(NamedTuple):
@@ -49,14 +49,33 @@ def run_seed(seed: int) -> int:
     return int.from_bytes(digest, "big") % 2**62
 
 
-class ReferenceRun:
-    """Runs ``cell`` (the harness's run phase for the solution, ``learn: False``) on ``kernel``
-    in a thread from construction; ``outputs`` then evaluates the trained weights there."""
+class BackgroundRun:
+    """Runs ``cell`` (a harness run phase) on ``kernel`` in a thread from construction, beside
+    the graded run; the subclass then asks that kernel about what the run left."""
+
+    NAME = "run"  # the thread's name: whip-<NAME>
 
     def __init__(self, kernel: SandboxKernel, cell: str, timeout: float) -> None:
         self._kernel = kernel
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whip-reference")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whip-" + self.NAME)
         self._run: Future[Any] = self._pool.submit(kernel.execute, cell, timeout=timeout)
+
+    def close(self, wait: bool = True) -> None:
+        """Wait for the run (bounded by its timeout): its kernel must be idle when it goes.
+        ``wait=False`` (the grade was interrupted): do not; the kernel is killed under it."""
+        if wait:
+            try:
+                self._run.result()
+            except Exception:
+                pass
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+class ReferenceRun(BackgroundRun):
+    """The solution's run phase (``learn: False``); ``outputs`` then evaluates the trained
+    weights there."""
+
+    NAME = "reference"
 
     def outputs(self, cell_for: Any, state: dict[str, Any] | None, timeout: float) -> Checked:
         """What the reference model holding ``state`` answers (``Checked``).
@@ -97,13 +116,3 @@ class ReferenceRun:
             trained=moved if isinstance(moved, dict) else None,
             checks=checks if isinstance(checks, dict) else None,
         )
-
-    def close(self, wait: bool = True) -> None:
-        """Wait for the run (bounded by its timeout): its kernel must be idle when it goes.
-        ``wait=False`` (the grade was interrupted): do not; the kernel is killed under it."""
-        if wait:
-            try:
-                self._run.result()
-            except Exception:
-                pass
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
