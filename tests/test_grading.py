@@ -656,3 +656,60 @@ def test_a_packs_checks_run_on_the_reference_model_not_the_submissions(sandbox):
     fix = grade_code(task, task.solution_code, sandbox, data_seed=CALIBRATION_SEED)
     assert fix.details["checks"] == {"repeatable": True, "batch_independent": True}
     assert fix.score >= 0.95, fix.details
+
+
+# Processes the script started that act once the script has returned (its process, A, is gone):
+# the evaluated model waits for one of them to say so. A child forked by the main thread, and
+# children a thread keeps forking up to the moment the script returns.
+AFTER_THE_SCRIPT = """
+import os
+import sys
+threading = sys.modules["threading"]
+time = sys.modules["time"]
+_flag = torch.zeros(1).share_memory_()
+_script = os.getpid()
+
+
+def _child():
+    while os.getppid() == _script:  # until the script has returned and its process is gone
+        time.sleep(0.001)
+    _flag.add_(1)
+    time.sleep(60)
+    os._exit(0)
+
+
+def _keep_forking():
+    for _ in range(150):
+        if os.fork() == 0:
+            _child()
+        time.sleep(0.002)
+
+
+if {how!r} == "thread":
+    threading.Thread(target=_keep_forking, daemon=True).start()
+    time.sleep(0.2)
+elif os.fork() == 0:
+    _child()
+_forward = model.forward
+
+
+def _after_the_script(x):
+    t0 = time.monotonic()
+    while _flag.item() == 0 and time.monotonic() - t0 < 20:
+        time.sleep(0.01)
+    return _forward(x)
+
+
+model.forward = _after_the_script
+"""
+
+
+@pytest.mark.parametrize("how", ["child", "thread"])
+def test_nothing_the_script_started_runs_once_it_has_returned(sandbox, task1, how):
+    """Every process the script started stops the moment the script returns (before the
+    harness's copy of A exists), so nothing can act between the script's end and the sweep:
+    train a shared model further, write a file the model reads, or unblock its forward."""
+    res = grade_code(task1, task1.solution_code + AFTER_THE_SCRIPT.format(how=how), sandbox)
+    assert "held-out inputs" in res.details.get("model_error", ""), res.details
+    assert res.score <= 0.05, res.details
+    assert res.details["stopped_processes"] >= 1

@@ -30,6 +30,7 @@ __all__ = ["decode_array", "encode_array", "in_kernel"]
 
 _STATE: dict[str, Any] = {}
 SETTLE_S = 0.15  # P sweeps until no leftover process has shown up for this long
+FIND_B_S = 1.0  # P waits this long at most for B to stop what A's threads forked last
 CHECKS_MIN_S = 2.0  # time left for the record and the task's checks, even at the budget's end
 
 
@@ -262,26 +263,37 @@ def _end_group(a_pid: int) -> int | None:
 
 
 def _children() -> list[int]:
-    return [pid for pid, _, _ in _children_started()]
+    return [pid for pid, _, _, _ in _children_started()]
 
 
-def _children_started() -> list[tuple[int, int, int]]:
-    """(pid, session, start time in clock ticks since boot) of every child of this process."""
+def _children_started() -> list[tuple[int, int, int, str]]:
+    """(pid, session, start time in clock ticks since boot, state) of every child of this
+    process."""
     me = os.getpid()
     return [
-        (pid, int(fields[3]), int(fields[19]))
+        (pid, int(fields[3]), int(fields[19]), fields[0])
         for pid, fields in proc_stats()
         if len(fields) > 19 and int(fields[1]) == me
     ]
 
 
 def _newest_child() -> int | None:
-    """The child of this session started last. A process the script daemonized (a new
-    session) is never it, even when it was forked after B; pids wrap around at pid_max, so
-    by start time, a pid breaking a tie within one clock tick."""
+    """B: the child of this session started last that is not stopped. A process the script
+    daemonized (a new session) is never it, even when it was forked after B; every process the
+    script started is stopped when it returns, and B stops what A's threads forked after that
+    (wait for it while more than one runs); pids wrap around at pid_max, so by start time, a
+    pid breaking a tie within one clock tick."""
     mine = os.getsid(0)
-    started = [(t, pid) for pid, sid, t in _children_started() if sid == mine]
-    return max(started)[1] if started else None
+    give_up = time.monotonic() + FIND_B_S
+    while True:
+        running = [
+            (t, pid)
+            for pid, sid, t, state in _children_started()
+            if sid == mine and state not in "TtZX"
+        ]
+        if len(running) <= 1 or time.monotonic() >= give_up:
+            return max(running)[1] if running else None
+        time.sleep(0.005)
 
 
 def _sweep(keep: int | None) -> int:

@@ -20,6 +20,7 @@ import os
 import time
 
 __all__ = [
+    "descendant_pids",
     "MIN_LOSS_EVENTS",
     "SAMPLE_EVERY_S",
     "SETUP_MB",
@@ -190,6 +191,11 @@ def proc_stats() -> list[tuple[int, list[str]]]:
             continue
         out.append((int(entry), stat[stat.rfind(")") + 2 :].split()))
     return out
+
+
+def descendant_pids(root: int) -> list[int]:
+    """Every live process below ``root``."""
+    return [pid for _, pid in _descendants(root)]
 
 
 def _descendants(root: int) -> list[tuple[Key, int]]:

@@ -11,18 +11,22 @@ before any submitted code ran anywhere.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Any, NamedTuple
 
 from whipstudio_nb.sandbox import kernel_lib as kl
 
 from . import wire
+from .memory_watch import descendant_pids
 from .recorder import GradingRecorder, digest, unique_rows
 
 __all__ = ["A_FORKED_B", "run_then_fork"]
 
 A_FORKED_B = 83  # A's exit status once B exists
 EVAL_WAIT_S = 3600.0  # B waits for P's command; P kills it long before
+A_EXIT_WAIT_S = 5.0  # B waits this long at most for A, which exits right after forking it
+STOP_PASSES = 50  # without a PID namespace: passes over the processes below P
 
 
 class _Orig(NamedTuple):
@@ -32,6 +36,9 @@ class _Orig(NamedTuple):
     fork: Any
     exit: Any
     getpid: Any
+    getppid: Any
+    kill: Any
+    descendant_pids: Any
     setpgid: Any
     send: Any
     recv: Any
@@ -47,6 +54,9 @@ _ORIG = _Orig(
     fork=os.fork,
     exit=os._exit,
     getpid=os.getpid,
+    getppid=os.getppid,
+    kill=os.kill,
+    descendant_pids=descendant_pids,
     setpgid=os.setpgid,
     send=wire.send,
     recv=wire.recv,
@@ -60,6 +70,7 @@ _ORIG = _Orig(
 
 
 def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: _Orig = _ORIG) -> None:
+    p_pid = _o.getppid()  # P, read before any submitted code runs
     ns = kl.fresh_namespace()
     send = _o.send
     rec = GradingRecorder(
@@ -77,10 +88,17 @@ def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: _Orig = _ORI
     if _o.getpid() != me:  # a process the submission forked returned into the harness
         _o.exit(0)
     _o.flush()
+    a_pid = _o.getpid()
+    _stop_the_others(p_pid, _o)
     if _o.fork() != 0:
         _o.exit(A_FORKED_B)  # every thread the submission started ends with A
     # B: the only thread of this process, in a process group of its own (P kills A's).
     _o.setpgid(0, 0)
+    # A's threads ran until A exited: what they forked meanwhile stops now.
+    gone_by = time.monotonic() + A_EXIT_WAIT_S
+    while _o.getppid() == a_pid and time.monotonic() < gone_by:
+        time.sleep(0.001)
+    _stop_the_others(p_pid, _o)
     model = ns.get(args.get("model", "model"))
     if _is_module(model):
         _privatize(model)  # memory shared with the submission's other processes stops here
@@ -104,6 +122,33 @@ def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: _Orig = _ORI
         _o.send(rec_w, reply)
     _o.flush()
     _o.exit(0)
+
+
+def _stop_the_others(p_pid: int, _o: _Orig) -> None:
+    """Stop (SIGSTOP) every process the submission started, wherever it went (new sessions,
+    double forks): the script's end is the run's end, and nothing may act between it and P's
+    sweep (train a shared model further, write a file the model reads, unblock its forward).
+    Under strict isolation P is PID 1 of the kernel's own PID namespace, and kill(-1) reaches
+    every process in it but P and the caller, atomically with respect to fork."""
+    if p_pid == 1:
+        try:
+            _o.kill(-1, signal.SIGSTOP)
+        except OSError:
+            pass
+        return
+    # No PID namespace of our own: the processes below P, until a pass finds no new one
+    # (a stopped process forks no more).
+    me, stopped = _o.getpid(), set()
+    for _ in range(STOP_PASSES):
+        fresh = [pid for pid in _o.descendant_pids(p_pid) if pid != me and pid not in stopped]
+        if not fresh:
+            return
+        for pid in fresh:
+            try:
+                _o.kill(pid, signal.SIGSTOP)
+            except OSError:
+                pass
+            stopped.add(pid)
 
 
 def _seed_all(seed: int) -> None:
