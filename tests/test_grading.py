@@ -713,3 +713,99 @@ def test_nothing_the_script_started_runs_once_it_has_returned(sandbox, task1, ho
     assert "held-out inputs" in res.details.get("model_error", ""), res.details
     assert res.score <= 0.05, res.details
     assert res.details["stopped_processes"] >= 1
+
+
+# ---------------------------------------------------------------- gradients training computed
+
+# The buggy script kept, and weights fitted by scikit-learn carried into the model by torch's own
+# SGD steps on gradients that point at the fit (the finding: 0.85 on task1, the distance loss
+# 1.00): set by hand, or from a loss on the parameters themselves.
+_SKLEARN_FIT = """
+from sklearn.linear_model import LogisticRegression
+_fit = LogisticRegression(max_iter=2000).fit(X.numpy(), y.numpy())
+_coef = torch.from_numpy(_fit.coef_).float()
+_icpt = torch.from_numpy(_fit.intercept_).float()
+_targets = [
+    (model.weight, torch.vstack([-_coef / 2, _coef / 2])),
+    (model.bias, torch.cat([-_icpt / 2, _icpt / 2])),
+]
+"""
+TOWARD_A_FIT = {
+    "grads set by hand": """
+_opt = torch.optim.SGD(model.parameters(), lr=1.0)
+with torch.no_grad():
+    for _p, _t in _targets:
+        _p.grad = _p - _t
+_opt.step()
+""",
+    "distance loss": """
+_opt = torch.optim.SGD(model.parameters(), lr=0.25)
+for _ in range(40):
+    _opt.zero_grad()
+    _d = sum(((_p - _t) ** 2).sum() for _p, _t in _targets)
+    (_d + 0.0 * criterion(model(X), y)).backward()
+    _opt.step()
+""",
+    "grads overwritten in place after backward": """
+_opt = torch.optim.SGD(model.parameters(), lr=1.0)
+_opt.zero_grad()
+criterion(model(X), y).backward()
+with torch.no_grad():
+    for _p, _t in _targets:
+        _p.grad.copy_(_p - _t)
+_opt.step()
+""",
+}
+
+
+@pytest.mark.parametrize("how", list(TOWARD_A_FIT))
+def test_steps_on_gradients_no_training_loss_computed_train_nothing(sandbox, task1, how):
+    code = task1.buggy_code + _SKLEARN_FIT + TOWARD_A_FIT[how]
+    res = grade_code(task1, code, sandbox)
+    assert res.score <= 0.05, res.details
+    why = res.details["untrained_params"]["weight"]
+    assert why == "an optimizer step changed it with gradients no training loss computed"
+
+
+# The task's fix, training the same way while shaping its gradients as real training code does:
+# each must still count as training.
+_STEP = "    optimizer.step()\n"
+SHAPED = {
+    "clip_grad_norm_": "    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)\n" + _STEP,
+    "clip_grad_value_": "    torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)\n" + _STEP,
+    "an L2 penalty in the loss": None,
+    "accumulated over two halves": None,
+    "autograd.grad into p.grad": None,
+}
+
+
+def _shaped(fix: str, how: str) -> str:
+    if SHAPED[how] is not None:
+        return fix.replace(_STEP, SHAPED[how])
+    if how == "an L2 penalty in the loss":
+        return fix.replace(
+            "loss = criterion(logits, y)",
+            "loss = criterion(logits, y) + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())",
+        )
+    if how == "accumulated over two halves":
+        return fix.replace(
+            "    logits = model(X)\n    loss = criterion(logits, y)\n    loss.backward()\n",
+            "    for part in (slice(0, len(X) // 2), slice(len(X) // 2, None)):\n"
+            "        loss = criterion(model(X[part]), y[part]) / 2\n"
+            "        loss.backward()\n",
+        )
+    return fix.replace(
+        "    loss.backward()\n",
+        "    grads = torch.autograd.grad(loss, list(model.parameters()))\n"
+        "    for p, g in zip(model.parameters(), grads):\n"
+        "        p.grad = g\n",
+    )
+
+
+@pytest.mark.parametrize("how", list(SHAPED))
+def test_training_that_shapes_its_gradients_still_counts(sandbox, task1, how):
+    code = _shaped(task1.solution_code, how)
+    assert code != task1.solution_code
+    res = grade_code(task1, code, sandbox)
+    assert res.score >= 0.9, res.details
+    assert not res.details.get("untrained_params"), res.details

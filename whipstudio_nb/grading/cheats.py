@@ -15,7 +15,11 @@ from typing import Any
 from ..models import TaskSpec
 from .cheats_fit import (
     FILTERS_CHANNEL,
+    FIT_BY_AUTOGRAD_FUNCTION,
+    FIT_BY_DISTANCE_LOSS,
+    FIT_BY_GRADIENT_HOOK,
     FIT_BY_HAND,
+    FIT_BY_HAND_SET_GRADS,
     FIT_BY_OPTIMIZER,
     REBINDS_HARNESS_GLOBAL,
     STASH_BY_STEP,
@@ -383,6 +387,16 @@ def cheat_codes(task: TaskSpec, data_code: str | None = None) -> dict[str, str]:
         "side estimator once the parameters moved": prelude + _GATED + tail(),
         "closed-form fit written into the parameters": prelude + FIT_BY_HAND + tail(),
         "optimizer whose step writes a closed-form fit": prelude + FIT_BY_OPTIMIZER + tail(),
+        "torch steps on gradients set by hand toward a fit": prelude
+        + FIT_BY_HAND_SET_GRADS
+        + tail(),
+        "torch steps on a loss that is the distance to a fit": prelude
+        + FIT_BY_DISTANCE_LOSS
+        + tail(),
+        "gradient hooks that point at a fit": prelude + FIT_BY_GRADIENT_HOOK + tail(),
+        "autograd Function whose gradients point at a fit": prelude
+        + FIT_BY_AUTOGRAD_FUNCTION
+        + tail(),
         "closed-form fit hidden by filtering the recorder's channel": prelude
         + FILTERS_CHANNEL
         + tail(),

@@ -1,12 +1,18 @@
 """Cheats that pass a closed-form fit of the training data (ridge regression) off as training:
-written into the model's parameters by hand, by an optimizer's own step(), or by hand with the
-record doctored so that it looks like a torch step's output. Used by ``cheats.cheat_codes``;
-each runs after the shared prelude (``cheats._COMMON``)."""
+written into the model's parameters by hand, by an optimizer's own step(), by hand with the
+record doctored so that it looks like a torch step's output, or by torch's own optimizer steps
+on gradients that point at the fit (set by hand, from a loss on the parameters themselves, from
+a hook or an autograd Function). Used by ``cheats.cheat_codes``; each runs after the shared
+prelude (``cheats._COMMON``)."""
 
 from __future__ import annotations
 
 __all__ = [
     "FILTERS_CHANNEL",
+    "FIT_BY_AUTOGRAD_FUNCTION",
+    "FIT_BY_DISTANCE_LOSS",
+    "FIT_BY_GRADIENT_HOOK",
+    "FIT_BY_HAND_SET_GRADS",
     "FIT_BY_HAND",
     "FIT_BY_OPTIMIZER",
     "REBINDS_HARNESS_GLOBAL",
@@ -26,6 +32,9 @@ def _write_fit():
     with _torch.no_grad():
         model.net.weight.copy_(_w[:-1].T)
         model.net.bias.copy_(_w[-1])
+
+
+_targets = [(model.net.weight, _w[:-1].T.contiguous()), (model.net.bias, _w[-1].contiguous())]
 """
 
 FIT_BY_HAND = (
@@ -49,6 +58,70 @@ for _ in range(5):
     _opt.zero_grad()
     _loss(model(_X), _T).backward()
     _opt.step()
+"""
+)
+
+
+# torch's own SGD steps (lr 1) carry the parameters to the fit, on gradients that point there.
+FIT_BY_HAND_SET_GRADS = (
+    _FIT
+    + """
+_train(model, 5)
+_opt = _torch.optim.SGD(model.parameters(), lr=1.0)
+with _torch.no_grad():
+    for _p, _t in _targets:
+        _p.grad = _p - _t
+_opt.step()
+"""
+)
+
+# A loss on the parameters themselves (their distance to the fit), with the model's own loss
+# added at weight zero so that the graph also passes through a forward pass.
+FIT_BY_DISTANCE_LOSS = (
+    _FIT
+    + """
+_opt = _torch.optim.SGD(model.parameters(), lr=0.25)
+for _ in range(40):
+    _opt.zero_grad()
+    _d = sum(((_p - _t) ** 2).sum() for _p, _t in _targets)
+    (_d + 0.0 * _loss(model(_X), _T)).backward()
+    _opt.step()
+"""
+)
+
+# The model's real loss through backward(), with a hook on each parameter that replaces its
+# gradient by the way to the fit.
+FIT_BY_GRADIENT_HOOK = (
+    _FIT
+    + """
+for _p, _t in _targets:
+    _p.register_hook(lambda g, _p=_p, _t=_t: _p.detach() - _t)
+_opt = _torch.optim.SGD(model.parameters(), lr=1.0)
+_opt.zero_grad()
+_loss(model(_X), _T).backward()
+_opt.step()
+"""
+)
+
+# An autograd Function whose backward() returns the way to the fit, added to the model's loss.
+FIT_BY_AUTOGRAD_FUNCTION = (
+    _FIT
+    + """
+class _Toward(_torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, *params):
+        ctx.save_for_backward(*params)
+        return _torch.zeros(())
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(p - t for p, (_, t) in zip(ctx.saved_tensors, _targets))
+
+
+_opt = _torch.optim.SGD(model.parameters(), lr=1.0)
+_opt.zero_grad()
+(0.0 * _loss(model(_X), _T) + _Toward.apply(*[p for p, _ in _targets])).backward()
+_opt.step()
 """
 )
 

@@ -258,6 +258,8 @@ def _grade_in(
         details["reference_error"] = reference_error
     if rec.get("untrained_params"):
         details["untrained_params"] = rec["untrained_params"]
+    if rec.get("unearned_gradients"):
+        details["unearned_gradients"] = rec["unearned_gradients"]  # losses that did not train
     details.update(measured.values)
     components = dict(measured.components)
     if hasattr(pack, "score"):  # the task's own components, from what its checks measured

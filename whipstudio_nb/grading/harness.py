@@ -198,6 +198,8 @@ def settle(record: dict[str, Any], ledger: Ledger) -> dict[str, Any] | None:
         n: (v if carried.get(n) != "none" else 0.0) for n, v in changes.items()
     }
     record["untrained_params"] = untrained
+    if ledger.unearned_why:
+        record["unearned_gradients"] = ledger.unearned_why
     state = record.pop("state", None)
     if not isinstance(state, dict):
         return None

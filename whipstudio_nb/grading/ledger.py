@@ -37,6 +37,14 @@ class Ledger:
         self._outside: set[str] = set()  # changed between optimizer steps
         self._custom: set[str] = set()  # changed by an optimizer step that is not torch's
         self._produced: set[str] = set()  # every value a torch step gave any parameter
+        # Gradients (grad_provenance.py): what training's last backward() left in each
+        # parameter's .grad, whether the one under way started from that, the parameters
+        # whose .grad the next step uses is something else, and those such a step changed.
+        self._earned: dict[str, str] = {}
+        self._from_earned: dict[str, bool] = {}
+        self._unearned_grad: set[str] = set()
+        self._unearned: set[str] = set()
+        self.unearned_why: list[str] = []
 
     def add(self, event: dict[str, Any]) -> None:
         if "loss" in event:
@@ -49,21 +57,45 @@ class Ledger:
             for key, d in event["p0"].items():
                 if key not in self._first:
                     self._first[key] = self._now[key] = d
+        elif isinstance(event.get("g0"), dict):
+            self._from_earned = {k: self._is_earned(k, d) for k, d in event["g0"].items()}
+        elif isinstance(event.get("g1"), dict):
+            for key, d in event["g1"].items():
+                if self._from_earned.get(key, True):
+                    self._earned[key] = d
+                else:
+                    self._earned.pop(key, None)
+        elif isinstance(event.get("clip"), dict):
+            for key, pair in event["clip"].items():
+                if isinstance(pair, list) and len(pair) == 2 and self._is_earned(key, pair[0]):
+                    self._earned[key] = pair[1]
+        elif isinstance(event.get("unearned"), str):
+            if event["unearned"] not in self.unearned_why:
+                self.unearned_why.append(event["unearned"])
         elif isinstance(event.get("pre"), dict):
             for key, d in event["pre"].items():
                 if key in self._now and d != self._now[key]:
                     self._outside.add(key)
                     self._now[key] = d
+            grads = event.get("pre_g")
+            if isinstance(grads, dict):
+                self._unearned_grad = {k for k, d in grads.items() if not self._is_earned(k, d)}
         elif isinstance(event.get("post"), dict):
             self.steps += 1
             for key, d in event["post"].items():
                 if key in self._now and d != self._now[key]:
+                    if key in self._unearned_grad:
+                        self._unearned.add(key)
                     if event.get("torch") is True:
                         self._stepped.setdefault(key, set()).add(d)
                         self._produced.add(d)
                     else:
                         self._custom.add(key)
                     self._now[key] = d
+
+    def _is_earned(self, key: str, state: Any) -> bool:
+        """A gradient training computed: none, zero, or what its last backward() left."""
+        return state in ("none", "zero") or state == self._earned.get(key)
 
     def first_digest(self, key: str) -> str | None:
         return self._first.get(key)
@@ -84,6 +116,8 @@ class Ledger:
             return "none", "an optimizer that is not one of torch's changed it"
         if key in self._outside:
             return "none", "it changed outside an optimizer step"
+        if key in self._unearned:
+            return "none", "an optimizer step changed it with gradients no training loss computed"
         stepped = self._stepped.get(key, set())
         if final != first and final not in stepped:
             return "none", "its final value is not one an optimizer step produced"

@@ -20,13 +20,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from whipstudio_nb.sandbox import kernel_lib as kl
 
 from . import wire
+from .grad_provenance import (
+    bypasses_forward,
+    grad_state,
+    mark_outputs,
+    rewritten_by,
+    tensor_state,
+)
 
-__all__ = ["GradingRecorder", "digest", "is_torch_step", "unique_rows", "walk_graph"]
+__all__ = ["Graph", "GradingRecorder", "digest", "is_torch_step", "unique_rows", "walk_graph"]
 
 _blake2b = hashlib.blake2b
 
@@ -49,14 +56,21 @@ _saved_names: dict[type, tuple[str, ...]] = {}
 MAX_GRAPH_NODES = 5000
 
 
-def walk_graph(loss: Any, inputs: bool) -> tuple[set[int], list[Any]]:
-    """(ids of the leaf tensors ``loss``'s autograd graph sends gradients to, and, if
-    ``inputs``, the floating-point tensors of two or more dimensions it saved that need no
-    gradient: the data the loss was computed from, and constants)."""
+class Graph(NamedTuple):
+    leaves: set[int]  # ids of the leaf tensors the graph sends gradients to
+    inputs: list[Any]  # saved float tensors of 2+ dimensions that need no gradient (data)
+    custom: list[str]  # autograd Functions in it that are not torch's own
+
+
+def walk_graph(loss: Any, inputs: bool) -> Graph:
+    """What ``loss``'s autograd graph reaches (``inputs`` only if asked: the data the loss
+    was computed from, and constants)."""
     import torch
+    from torch.autograd.function import BackwardCFunction
 
     leaves: set[int] = set()
     found: list[Any] = []
+    custom: list[str] = []
     stack, seen = [getattr(loss, "grad_fn", None)], set[int]()
     while stack and len(seen) < MAX_GRAPH_NODES:
         fn = stack.pop()
@@ -67,6 +81,10 @@ def walk_graph(loss: Any, inputs: bool) -> tuple[set[int], list[Any]]:
         if variable is not None:
             leaves.add(id(variable))
         kind = type(fn)
+        if isinstance(fn, BackwardCFunction):
+            forward_cls = getattr(fn, "_forward_cls", None)
+            if not getattr(forward_cls, "__module__", "").startswith("torch."):
+                custom.append(getattr(forward_cls, "__qualname__", kind.__name__))
         if inputs and kind not in _saved_names:
             _saved_names[kind] = tuple(a for a in dir(fn) if a.startswith("_saved_"))
         for name in _saved_names[kind] if inputs else ():
@@ -82,7 +100,7 @@ def walk_graph(loss: Any, inputs: bool) -> tuple[set[int], list[Any]]:
             ):
                 found.append(t)
         stack.extend(nxt for nxt, _ in getattr(fn, "next_functions", ()) if nxt is not None)
-    return leaves, found
+    return Graph(leaves, found, custom)
 
 
 def unique_rows(t: Any) -> Any:
@@ -147,16 +165,74 @@ class GradingRecorder(kl.TrainingRecorder):
         self._vals: list[Any] = []  # every object bound to the name (held: ids stay their own)
         self._tracked: dict[int, Any] = {}  # id -> parameter (held, so its id stays its own)
         self._trains = False  # whether the loss going through backward() now trains the model
+        self._reached: list[str] = []  # the tracked parameters that loss reaches
 
     def install(self) -> None:
         from torch.optim import optimizer as optim_mod
 
         super().install()
         self._handles.append(optim_mod.register_optimizer_step_pre_hook(self._on_pre_step))
+        from torch.nn import utils
+        from torch.nn.utils import clip_grad
+
+        for owner in (utils, clip_grad):
+            for name in ("clip_grad_norm_", "clip_grad_value_"):
+                self._patch(owner, name, self._clipping(getattr(owner, name)))
+        import torch
+
+        self._patch(torch.autograd, "grad", self._grads_returned(torch.autograd.grad))
+
+    def _grads_returned(self, grad: Any) -> Any:
+        """torch.autograd.grad, telling P the gradients it returned for the tracked
+        parameters: a script that sets ``p.grad`` from them trains as with backward()."""
+        recorder = self
+
+        def grads_returned(outputs: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+            import torch
+
+            ins = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+            out = grad(outputs, ins, *args, **kwargs)
+            if recorder._trains and recorder.learn:
+                got = {
+                    str(id(p)): tensor_state(g)
+                    for p, g in zip(ins, out, strict=False)
+                    if id(p) in recorder._tracked
+                }
+                recorder._send({"g1": got})
+            return out
+
+        return grads_returned
+
+    def _clipping(self, clip: Any) -> Any:
+        """torch's gradient clipping, telling P each gradient before and after (it scales or
+        clamps what backward() computed; P accepts the result only if it started from that)."""
+        recorder = self
+
+        def clipping(parameters: Any, *args: Any, **kwargs: Any) -> Any:
+            import torch
+
+            params = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
+            mine = [(str(id(p)), p) for p in params if id(p) in recorder._tracked]
+            before = {k: grad_state(p) for k, p in mine}
+            out = clip(params, *args, **kwargs)
+            recorder._send({"clip": {k: [before[k], grad_state(p)] for k, p in mine}})
+            return out
+
+        return clipping
+
+    def _post_forward(self, module: Any, args: Any, output: Any) -> None:
+        # A call from outside any module: the model's forward pass (also when a forward that
+        # raised left the depth count behind).
+        if self._depth == 1 or any(m is module for m in self.called_modules):
+            mark_outputs(module, output)
+        super()._post_forward(module, args, output)
 
     def after_backward(self) -> None:
         if self._trains:  # P adds memory, read from outside
             self._send({"loss": kl.float_out(self.losses[-1])})
+            if self.learn:
+                g1 = {k: grad_state(self._tracked[int(k)]) for k in self._reached}
+                self._send({"g1": g1})
 
     def _pre_forward(self, module: Any, args: Any) -> None:
         if self._depth == 0:
@@ -176,9 +252,20 @@ class GradingRecorder(kl.TrainingRecorder):
         layer's weight gradient) that are data, not parameters or activations. Hooks on modules
         can be removed by the script; the graph of a loss that trains cannot avoid holding its
         inputs."""
-        leaves, inputs = walk_graph(loss, inputs=bool(self._val_name))
-        self._trains = any(k in self._tracked for k in leaves)
-        for t in inputs:
+        graph = walk_graph(loss, inputs=bool(self._val_name))
+        reached = [k for k in graph.leaves if k in self._tracked]
+        self._trains = bool(reached)
+        self._reached = [str(k) for k in reached]
+        if reached:
+            why = rewritten_by(graph.custom, [self._tracked[k] for k in reached])
+            if why is None and bypasses_forward(loss, self._tracked):
+                why = "its loss reaches the parameters other than through the model's forward pass"
+            if why is not None:
+                self._trains = False  # its gradients are not training's (P names it)
+                self._send({"unearned": why})
+            else:
+                self._send({"g0": {k: grad_state(self._tracked[int(k)]) for k in self._reached}})
+        for t in graph.inputs:
             self._send_rows("rows", t)
         if self._val_name:
             self.note_val()
@@ -205,7 +292,8 @@ class GradingRecorder(kl.TrainingRecorder):
         return {str(k): digest(p) for k, p in self._tracked.items()}
 
     def _on_pre_step(self, opt: Any, args: Any, kwargs: Any) -> None:
-        self._send({"pre": self._digests()})
+        grads = {str(k): grad_state(p) for k, p in self._tracked.items()}
+        self._send({"pre": self._digests(), "pre_g": grads})
 
     def _on_step(self, opt: Any, args: Any, kwargs: Any) -> None:
         super()._on_step(opt, args, kwargs)
