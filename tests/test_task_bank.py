@@ -70,6 +70,18 @@ def score(task, code: str, sandbox, seed: int = CALIBRATION_SEED) -> float:
     return grade_code(task, code, sandbox, data_seed=seed).score
 
 
+_scored: dict[tuple[str, str, int], float] = {}
+
+
+def score_once(task, code: str, sandbox) -> float:
+    """A pack's buggy or partial score, graded once in this session (test_calibration checks
+    that the same code scores the same, within 0.01)."""
+    key = (task.info.id, code, CALIBRATION_SEED)
+    if key not in _scored:
+        _scored[key] = score(task, code, sandbox)
+    return _scored[key]
+
+
 def test_seed_tasks_match_the_reference():
     infos = {t.id: t for t in list_tasks()}
     for task_id, (name, difficulty) in SEED_TASKS.items():
@@ -94,9 +106,9 @@ def test_scripts_take_their_data_from_the_environment():
 def test_calibration(task_id, sandbox):
     task = load_task(task_id)
     assert task.partial_code is not None, "every pack ships a partial fix"
-    buggy = score(task, task.buggy_code, sandbox)
+    buggy = score_once(task, task.buggy_code, sandbox)
     solution = score(task, task.solution_code, sandbox)
-    partial = score(task, task.partial_code, sandbox)
+    partial = score_once(task, task.partial_code, sandbox)
     problems = []
     if buggy > BUGGY_MAX:
         problems.append(f"buggy scores {buggy}")
@@ -119,13 +131,13 @@ def test_cheats_score_nothing(task_id, sandbox):
     problems = {k: v for k, v in scores.items() if v > CHEAT_MAX}
     # printed metrics, or the recorder's lists rewritten, on top of the buggy script add nothing
     # to what the buggy script scores
-    buggy = score(task, task.buggy_code, sandbox)
+    buggy = score_once(task, task.buggy_code, sandbox)
     for name in ADDS_NOTHING:
         added = score(task, codes[name], sandbox)
         if added > buggy + 0.01:
             problems[name] = added
     # a loss curve faked on top of the partial fix adds nothing to what the partial scores
-    partial = score(task, task.partial_code, sandbox)
+    partial = score_once(task, task.partial_code, sandbox)
     for name, code in partial_cheat_codes(task).items():
         added = score(task, code, sandbox)
         if added > partial + 0.01:

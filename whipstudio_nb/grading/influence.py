@@ -53,7 +53,7 @@ class SwappedRun(BackgroundRun):
         if not graded or not graded.get("params"):
             return Influence(error="no parameter of the model was trained by an optimizer step")
         try:
-            run = self._run.result()
+            run = self.result()
         except Exception as exc:
             return Influence(error=f"the second run failed: {exc}")
         status = [r for r in run.results if "status" in r or "internal_error" in r]

@@ -59,10 +59,19 @@ class BackgroundRun:
         self._kernel = kernel
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whip-" + self.NAME)
         self._run: Future[Any] = self._pool.submit(kernel.execute, cell, timeout=timeout)
+        self.used = False  # whether the grade asked for the run's result
 
-    def close(self, wait: bool = True) -> None:
-        """Wait for the run (bounded by its timeout): its kernel must be idle when it goes.
-        ``wait=False`` (the grade was interrupted): do not; the kernel is killed under it."""
+    def result(self) -> Any:
+        """The run's ``ExecResult``, once it has finished."""
+        self.used = True
+        return self._run.result()
+
+    def close(self, wait: bool | None = None) -> None:
+        """Wait for the run (bounded by its timeout) if the grade used it: its kernel must be
+        idle when it goes. Otherwise (a script that failed early, an interrupted grade) do not:
+        the kernel is killed under it, and the grade returns without waiting for it."""
+        if wait is None:
+            wait = self.used
         if wait:
             try:
                 self._run.result()
@@ -83,7 +92,7 @@ class ReferenceRun(BackgroundRun):
         if not state or not state.get("params"):
             return Checked(error="no parameter of the model was trained by an optimizer step")
         try:
-            run = self._run.result()
+            run = self.result()
         except Exception as exc:  # the kernel failed under it
             return Checked(error=f"the reference run failed: {exc}")
         status = [r for r in run.results if "status" in r or "internal_error" in r]
