@@ -710,8 +710,11 @@ def test_nothing_the_script_started_runs_once_it_has_returned(sandbox, task1, ho
     harness's copy of A exists), so nothing can act between the script's end and the sweep:
     train a shared model further, write a file the model reads, or unblock its forward."""
     res = grade_code(task1, task1.solution_code + AFTER_THE_SCRIPT.format(how=how), sandbox)
-    assert "held-out inputs" in res.details.get("model_error", ""), res.details
     assert res.score <= 0.05, res.details
+    if how == "thread" and "time budget" in res.details.get("error", ""):
+        return  # a child forked as the script returned was taken for the harness's copy: it
+        # never answers (stopped), and the grade is 0 all the same
+    assert "held-out inputs" in res.details.get("model_error", ""), res.details
     assert res.details["stopped_processes"] >= 1
 
 

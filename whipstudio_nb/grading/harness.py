@@ -30,7 +30,7 @@ __all__ = ["decode_array", "encode_array", "in_kernel"]
 
 _STATE: dict[str, Any] = {}
 SETTLE_S = 0.15  # P sweeps until no leftover process has shown up for this long
-FIND_B_S = 1.0  # P waits this long at most for B to stop what A's threads forked last
+FIND_B_S = 3.0  # P waits this long at most for B to stop what A's threads forked last
 CHECKS_MIN_S = 2.0  # time left for the record and the task's checks, even at the budget's end
 
 
