@@ -248,8 +248,9 @@ class GradingRecorder(kl.TrainingRecorder):
     def before_backward(self, loss: Any) -> None:
         """Whether this loss trains the model (its graph reaches a parameter of a module that
         took part in a forward pass: a constant sent through backward() is no training loss;
-        and its gradients are training's own, ``grad_provenance.py``), and the input rows it was computed from: the tensors its graph saved (for the first
-        layer's weight gradient) that are data, not parameters or activations. Hooks on modules
+        and its gradients are training's own, ``grad_provenance.py``), and the input rows
+        it was computed from: the tensors its graph saved (for the first layer's weight
+        gradient) that are data, not parameters or activations. Hooks on modules
         can be removed by the script; the graph of a loss that trains cannot avoid holding its
         inputs."""
         graph = walk_graph(loss, inputs=bool(self._val_name))
