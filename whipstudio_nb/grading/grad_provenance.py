@@ -22,14 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = [
-    "FORWARD_MARK",
-    "bypasses_forward",
-    "grad_state",
-    "mark_outputs",
-    "rewritten_by",
-    "tensor_state",
-]
+__all__ = ["FORWARD_MARK", "bypasses_forward", "mark_outputs", "rewritten_by"]
 
 FORWARD_MARK = "whip_forward_output"
 MAX_NODES = 20000  # a graph larger than this (node, region pairs): not training
@@ -61,21 +54,6 @@ def mark_outputs(module: Any, output: Any) -> None:
                 fn.metadata[FORWARD_MARK] = owned
             except (AttributeError, TypeError):
                 pass
-
-
-def grad_state(p: Any) -> str:
-    """``"none"``, ``"zero"`` or the digest of ``p.grad``."""
-    return tensor_state(p.grad)
-
-
-def tensor_state(g: Any) -> str:
-    from .recorder import digest
-
-    if g is None:
-        return "none"
-    if not bool(g.detach().any()):
-        return "zero"
-    return digest(g)
 
 
 def rewritten_by(custom: list[str], params: list[Any]) -> str | None:

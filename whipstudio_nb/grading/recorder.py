@@ -25,13 +25,7 @@ from typing import Any, NamedTuple
 from whipstudio_nb.sandbox import kernel_lib as kl
 
 from . import wire
-from .grad_provenance import (
-    bypasses_forward,
-    grad_state,
-    mark_outputs,
-    rewritten_by,
-    tensor_state,
-)
+from .grad_provenance import bypasses_forward, mark_outputs, rewritten_by
 
 __all__ = ["Graph", "GradingRecorder", "digest", "is_torch_step", "unique_rows", "walk_graph"]
 
@@ -46,6 +40,19 @@ def digest(t: Any) -> str:
     raw = a.view(torch.uint8).numpy().tobytes() if a.numel() else b""
     head = f"{a.dtype}{tuple(t.shape)}".encode()
     return _blake2b(head + raw, digest_size=12).hexdigest()
+
+
+def grad_state(p: Any) -> str:
+    """``"none"``, ``"zero"`` or the digest of ``p.grad`` (what P compares, ``ledger.py``)."""
+    return tensor_state(p.grad)
+
+
+def tensor_state(g: Any) -> str:
+    if g is None:
+        return "none"
+    if not bool(g.detach().any()):
+        return "zero"
+    return digest(g)
 
 
 ROW_DIMS = 64  # wider rows travel as a fixed random projection (distances kept, roughly)
