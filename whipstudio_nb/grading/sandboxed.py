@@ -88,7 +88,6 @@ def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: _Orig = _ORI
     if _o.getpid() != me:  # a process the submission forked returned into the harness
         _o.exit(0)
     _o.flush()
-    a_pid = _o.getpid()
     _stop_the_others(p_pid, _o)
     if _o.fork() != 0:
         _o.exit(A_FORKED_B)  # every thread the submission started ends with A
@@ -96,7 +95,7 @@ def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: _Orig = _ORI
     _o.setpgid(0, 0)
     # A's threads ran until A exited: what they forked meanwhile stops now.
     gone_by = time.monotonic() + A_EXIT_WAIT_S
-    while _o.getppid() == a_pid and time.monotonic() < gone_by:
+    while _o.getppid() == me and time.monotonic() < gone_by:  # me: A's pid
         time.sleep(0.001)
     _stop_the_others(p_pid, _o)
     model = ns.get(args.get("model", "model"))
