@@ -399,3 +399,63 @@ def test_each_kernel_sees_only_its_own_part_of_the_pool(strict_sandbox):
             timeout=30,
         ).stdout
         assert "CapEff:\\t0000000000000000" in caps and "CapBnd:\\t0000000000000000" in caps, caps
+
+
+_HOLD_EVERY_PROCESS_SLOT = r"""
+import os, time
+r, w = os.pipe()
+n = 0
+while True:
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        os.read(r, 1)  # each child holds its slot until the kernel is gone
+        os._exit(0)
+    n += 1
+time.sleep(6)
+print('held', n)
+"""
+
+
+def _pool_is_full(launcher) -> bool:
+    cg = launcher._cgroup  # the pool's process cap, where there is one
+    if cg is None:  # the cap is RLIMIT_NPROC: give the loop its time
+        time.sleep(10)
+        return True
+    count = lambda name: int((Path(cg.path) / name).read_text())  # noqa: E731
+    return count("pids.current") >= count("pids.max") - 4
+
+
+def test_a_kernel_that_takes_every_process_slot_does_not_take_the_server_down(strict_sandbox):
+    # One kernel (one session) fills the pool's process cap. Kernels asked for meanwhile may
+    # fail, with a reason; the fork server, and with it every other session's kernel, stays up.
+    from whipstudio_nb.errors import SandboxError
+    from whipstudio_nb.sandbox import SandboxKernel
+
+    launcher = strict_sandbox.pool.launcher
+    with strict_sandbox.kernel() as bystander, strict_sandbox.kernel() as hog:
+        before = launcher.server_pid
+        assert before is not None
+        done: dict[str, object] = {}
+        t = threading.Thread(
+            target=lambda: done.update(res=hog.execute(_HOLD_EVERY_PROCESS_SLOT, timeout=90))
+        )
+        t.start()
+        time.sleep(1)
+        deadline = time.monotonic() + 60
+        while not _pool_is_full(launcher) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _pool_is_full(launcher), "the fork loop never reached the cap"
+        try:
+            SandboxKernel(launcher, startup_timeout=20).shutdown()
+        except SandboxError as exc:
+            assert "process" in str(exc), exc  # says why
+        t.join(90)
+        assert "held" in done["res"].stdout, done  # type: ignore[attr-defined]
+        assert launcher.server_pid == before
+        assert bystander.execute("print(6 * 7)", timeout=30).stdout == "42\n"
+    with strict_sandbox.kernel() as fresh:  # the hog's processes are gone with it
+        assert fresh.execute("print(6 * 7)", timeout=30).stdout == "42\n"
+    assert launcher.server_pid == before

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import functools
 import json
 import os
@@ -34,7 +35,9 @@ from .private_view import (
 if TYPE_CHECKING:
     from .zygote import ZygoteServer
 
-__all__ = ["become_kernel", "prctl"]
+__all__ = ["EXIT_NO_RESOURCES", "become_kernel", "prctl"]
+
+EXIT_NO_RESOURCES = 75  # a kernel's exit status when it got no process or memory to start
 
 # prctl options that tie lifetimes together (see forkserver.py): die with the parent, keep
 # escaped descendants as our own children, and keep our memory unreadable by a kernel.
@@ -70,6 +73,8 @@ def become_kernel(
             other.close()
         os.close(server.wake_r)
         os.close(server.wake_w)
+        for fd in server.pids_fds or ():  # how busy the pool is: not a kernel's business
+            os.close(fd)
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
@@ -126,8 +131,8 @@ def become_kernel(
         log = -1
         app.start()
         code = 0
-    except BaseException:
-        code = 1
+    except BaseException as exc:
+        code = EXIT_NO_RESOURCES if _for_want_of_resources(exc) else 1
         if log >= 0:
             import traceback
 
@@ -136,6 +141,16 @@ def become_kernel(
                 os.write(log, traceback.format_exc().encode())
     finally:
         os._exit(code)
+
+
+def _for_want_of_resources(exc: BaseException) -> bool:
+    """Whether a kernel failed to start because it got no process, thread or memory: the
+    pool's process cap is full (another kernel holds it), not a fault of this kernel's."""
+    if isinstance(exc, MemoryError | BlockingIOError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.ENOMEM):
+        return True
+    return isinstance(exc, RuntimeError) and "can't start new thread" in str(exc)
 
 
 class _Phases:

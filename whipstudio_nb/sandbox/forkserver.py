@@ -175,7 +175,14 @@ class ForkServerLauncher(Launcher):
             name = f"whipstudio-{os.getpid()}-{os.path.basename(self._root)}"
             self._cgroup = PidsCgroup.create(name, self.limits.processes)
             if self._cgroup is not None:
-                join = f'echo $$ > "{self._cgroup.procs_file}" || exit 1; '
+                # The server reads the cap's count through fds 3 and 4 (it sees no cgroup fs
+                # inside bwrap): it starts no kernel that would find no slot for its threads.
+                cg = self._cgroup.path
+                join = (
+                    f'echo $$ > "{self._cgroup.procs_file}" || exit 1; '
+                    f'exec 3<"{cg}/pids.current" 4<"{cg}/pids.max" || exit 1; '
+                )
+                env["WHIP_PIDS_FDS"] = "3,4"
         limits = json.loads(self.limits.to_env())
         limits["nproc_rlimit"] = self._cgroup is None
         env["WHIP_LIMITS"] = json.dumps(limits) if self.isolation != "none" else "{}"

@@ -182,8 +182,20 @@ def _wait_for_ready(kc: Any, km: Any, timeout: float) -> None:
                 # subscription was live: ask again shortly
                 resend_at = min(resend_at, time.monotonic() + 0.02)
         if not km.is_alive():
-            raise SandboxError("Kernel died before replying to kernel_info")
+            raise SandboxError(f"Kernel died before replying to kernel_info{_why_died(km)}")
     raise SandboxError(f"Kernel didn't respond in {timeout:g} seconds")
+
+
+def _why_died(km: Any) -> str:
+    from .forkchild import EXIT_NO_RESOURCES
+
+    code = getattr(getattr(km.provisioner, "process", None), "returncode", None)
+    if code == EXIT_NO_RESOURCES:
+        return (
+            ": it got no process or memory to start. The sandbox's process limit is reached "
+            "(other kernels hold it); it frees up as they end, at their timeout at the latest"
+        )
+    return "" if code is None else f" (exit status {code})"
 
 
 _context_lock = threading.Lock()

@@ -8,6 +8,7 @@ The server is single-threaded (a selector loop), so forking it is safe.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import json
 import os
@@ -16,11 +17,15 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from typing import Any
 
 from .forkchild import PR_SET_CHILD_SUBREAPER, become_kernel, prctl, warm_app_class
 
 __all__ = ["ZygoteServer", "main"]
+
+FORK_RETRY_S = 2.0  # how long a kernel request waits for a free process slot
+KERNEL_SLOTS = 32  # processes and threads a kernel needs to start (ipykernel, zmq, torch)
 
 
 class ZygoteServer:
@@ -50,6 +55,8 @@ class ZygoteServer:
         self.private_views: dict[str, Any] | None = None
         self.kernel_filter: Any = None  # the seccomp filter, built once before any fork
         self.timing = False  # log each kernel's start phases (WHIP_KERNEL_TIMING=1)
+        # fds of the pool cgroup's pids.current and pids.max, when the host opened them
+        self.pids_fds: tuple[int, int] | None = None
 
     def _on_term(self, *args: Any) -> None:
         self.running = False
@@ -59,17 +66,28 @@ class ZygoteServer:
         sys.stdout.flush()
         while self.running:
             for key, _ in self.sel.select(timeout=1.0):
-                if key.data == "accept":
-                    self._accept()
-                elif key.data == "signal":
-                    os.read(self.wake_r, 4096)
-                elif key.data == "host":
-                    if not os.read(sys.stdin.fileno(), 4096):  # the host closed it, or died
-                        self.running = False
-                else:
-                    self._on_request_data(key.data, key.fileobj)  # type: ignore[arg-type]
-            self._reap()
+                # One request's failure is that request's: the server (and with it every
+                # kernel it forked, for every session) must outlive it.
+                try:
+                    self._on_event(key)
+                except Exception:
+                    traceback.print_exc()
+            try:
+                self._reap()
+            except Exception:
+                traceback.print_exc()
         self.shutdown()
+
+    def _on_event(self, key: selectors.SelectorKey) -> None:
+        if key.data == "accept":
+            self._accept()
+        elif key.data == "signal":
+            os.read(self.wake_r, 4096)
+        elif key.data == "host":
+            if not os.read(sys.stdin.fileno(), 4096):  # the host closed it, or died
+                self.running = False
+        else:
+            self._on_request_data(key.data, key.fileobj)  # type: ignore[arg-type]
 
     def _accept(self) -> None:
         conn, _ = self.listener.accept()
@@ -93,15 +111,65 @@ class ZygoteServer:
                 conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
             conn.close()
             return
-        pid = os.fork()
+        try:
+            self._wait_for_slots()
+            pid = self._fork()
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            refusal = (
+                f"cannot start a kernel ({exc.strerror or exc}): this pool's process limit "
+                f"({self.limits.get('processes', 'per user')}) is reached. It frees up as the "
+                "kernels holding it end, at their timeout at the latest."
+            )
+            with contextlib.suppress(OSError):
+                conn.sendall(json.dumps({"error": refusal}).encode() + b"\n")
+            conn.close()
+            return
         if pid == 0:  # child: never returns
             become_kernel(request, conn, self, fds[0] if fds else None)
         for fd in fds:  # unread here: the key must not stay in the memory kernels fork from
             os.close(fd)
         conn.settimeout(None)
         self.children[pid] = conn
-        conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
         self.sel.register(conn, selectors.EVENT_READ, pid)
+        try:
+            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+        except OSError:  # the requester gave up waiting: nobody will use this kernel
+            self._kill(pid)
+
+    def _free_slots(self) -> int | None:
+        """How many more processes and threads the pool's cap allows (None: no cap known)."""
+        if self.pids_fds is None:
+            return None
+        try:
+            now, cap = (os.pread(fd, 64, 0).strip() for fd in self.pids_fds)
+        except OSError:
+            return None
+        return None if cap == b"max" else int(cap) - int(now)
+
+    def _wait_for_slots(self) -> None:
+        """A kernel starting with too few slots left dies in a thread start it cannot handle
+        (a segfault in C): wait a moment for the slots of kernels that ended, then refuse."""
+        deadline = time.monotonic() + FORK_RETRY_S
+        while (free := self._free_slots()) is not None and free < KERNEL_SLOTS:
+            if time.monotonic() > deadline:
+                raise BlockingIOError(errno.EAGAIN, f"{free} process slots free")
+            self._reap()
+            time.sleep(0.05)
+
+    def _fork(self) -> int:
+        """fork(), retried for a moment while it fails for want of a process slot: the slots
+        of a kernel that just ended come back as its processes are reaped."""
+        deadline = time.monotonic() + FORK_RETRY_S
+        while True:
+            try:
+                return os.fork()
+            except (BlockingIOError, MemoryError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                self._reap()
+                time.sleep(0.05)
 
     def _on_request_data(self, pid: int, conn: socket.socket) -> None:
         try:
@@ -227,6 +295,10 @@ def main() -> int:
     limits = json.loads(os.environ.pop("WHIP_LIMITS", "{}") or "{}")
     server = ZygoteServer(path, limits)
     server.timing = os.environ.pop("WHIP_KERNEL_TIMING", "") == "1"
+    pids_fds = os.environ.pop("WHIP_PIDS_FDS", "")
+    if pids_fds:
+        current, cap = (int(fd) for fd in pids_fds.split(","))
+        server.pids_fds = (current, cap)
     views = os.environ.pop("WHIP_PRIVATE_VIEWS", "")
     if views:
         from .seccomp import build_kernel_filter
