@@ -144,6 +144,24 @@ def test_results_travel_as_display_data(sandbox):
     assert res.results == [{"answer": 42}] and res.stdout == "not parsed\n"
 
 
+def test_megabytes_of_arguments_travel_beside_the_cell(sandbox):
+    # A cell's text goes through IPython line by line (seconds for megabytes of held-out
+    # inputs); big arguments go in the execute request's metadata and arrive whole.
+    from whipstudio_nb.sandbox import INLINE_ARGS_MAX, dispatch_cell
+
+    small = dispatch_cell("builtins:dict", {"n": 1})
+    assert "builtins:dict" in small and not hasattr(small, "attachment")
+    args = {"blob": "x" * (2 * INLINE_ARGS_MAX) + "end", "n": 7}
+    setup = ("builtins:print", "setup ran")
+    big = dispatch_cell("builtins:dict", args, setup)
+    assert len(big) < 200 and len(big.attachment) > 2 * INLINE_ARGS_MAX  # type: ignore[attr-defined]
+    res = sandbox.call("builtins:dict", args, timeout=60, setup=setup)
+    assert res.results == [args] and res.stdout == "setup ran\n", (res.stdout, res.stderr)
+    with sandbox.kernel() as k:  # a plain cell naming the attachment without one: a clear error
+        res = k.execute(str(big), timeout=30)
+    assert "did not arrive" in res.results[0]["internal_error"]
+
+
 def test_fresh_kernels_have_fresh_random_state(env):
     code = "import random, numpy as np\nprint(random.random(), np.random.rand())"
     a = env.step({"action_type": "execute_snippet", "code": code}).observation.stdout

@@ -245,7 +245,7 @@ def _forged_emit(payload):
 
 
 _kl.emit = _forged_emit
-_kl.TamperGuard.changes = lambda self: []
+sys.modules["whipstudio_nb.grading.tamper_guard"].TamperGuard.changes = lambda self: []
 _kl.TrainingRecorder.param_changes = lambda self, m: {n: 1.0 for n, _ in m.named_parameters()}
 _train_steps = 100
 """

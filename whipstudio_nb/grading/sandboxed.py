@@ -20,6 +20,7 @@ from whipstudio_nb.sandbox import kernel_lib as kl
 from . import wire
 from .memory_watch import descendant_pids
 from .recorder import GradingRecorder, digest, unique_rows
+from .tamper_guard import TamperGuard
 
 __all__ = ["A_FORKED_B", "run_then_fork"]
 
@@ -61,7 +62,7 @@ _ORIG = _Orig(
     send=wire.send,
     recv=wire.recv,
     run_user_code=kl.run_user_code,
-    changes=kl.TamperGuard.changes,
+    changes=TamperGuard.changes,
     param_changes=kl.TrainingRecorder.param_changes,
     uninstall=kl.TrainingRecorder.uninstall,
     flush=kl.flush_streams,
@@ -82,7 +83,7 @@ def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: _Orig = _ORI
     if isinstance(args.get("rng_seed"), int):
         _seed_all(args["rng_seed"])  # the graded run and the reference run start the same way
     rec.install()
-    guard = kl.TamperGuard(rec)  # after install: the recorder's own patches are the baseline
+    guard = TamperGuard(rec)  # after install: the recorder's own patches are the baseline
     me = _o.getpid()
     exit_code, err = _o.run_user_code(args["code"], ns, "<submission>")
     if _o.getpid() != me:  # a process the submission forked returned into the harness

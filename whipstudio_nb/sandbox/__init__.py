@@ -9,14 +9,17 @@ from typing import Any
 
 from ..config import SandboxConfig
 from ..errors import ConfigError, SandboxError
-from .kernel import ExecResult, Launcher, ProgressCallback, SandboxKernel
+from .kernel import AttachedCell, ExecResult, Launcher, ProgressCallback, SandboxKernel
 from .policy import ALLOWED_IMPORTS, check_code, violation_message
 from .pool import KernelPool, owner_scope
 
 Setup = tuple[str, Any]  # (entry point, its one argument), run before a call's entry point
+INLINE_ARGS_MAX = 64 * 1024  # arguments up to this size go in the cell's text
 
 __all__ = [
     "ALLOWED_IMPORTS",
+    "INLINE_ARGS_MAX",
+    "AttachedCell",
     "ExecResult",
     "KernelPool",
     "SandboxError",
@@ -34,9 +37,14 @@ __all__ = [
 def dispatch_cell(entry: str, args: dict[str, Any], setup: Setup | None = None) -> str:
     """The cell that runs an in-kernel entry point (``"module:function"``) with JSON
     arguments, after ``setup`` (``(entry, payload)``) if given."""
-    return (
-        "import whipstudio_nb.sandbox.kernel_lib as _whip_kernel_lib\n"
-        f"_whip_kernel_lib.dispatch({entry!r}, {json.dumps(args)!r}, {json.dumps(setup)!r})"
+    args_json, setup_json = json.dumps(args), json.dumps(setup)
+    head = "import whipstudio_nb.sandbox.kernel_lib as _whip_kernel_lib\n"
+    if len(args_json) + len(setup_json) <= INLINE_ARGS_MAX:
+        return head + f"_whip_kernel_lib.dispatch({entry!r}, {args_json!r}, {setup_json!r})"
+    # Megabytes of data (training sets, held-out inputs, weights) travel beside the cell:
+    # IPython handles a cell's text line by line, which costs seconds for such a cell.
+    return AttachedCell(
+        head + "_whip_kernel_lib.dispatch_attached()", json.dumps([entry, args_json, setup_json])
     )
 
 

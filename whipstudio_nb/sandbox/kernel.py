@@ -27,6 +27,7 @@ from ..errors import SandboxError
 __all__ = [
     "PROGRESS_MIME",
     "RESULT_MIME",
+    "AttachedCell",
     "ExecResult",
     "Launcher",
     "ProgressCallback",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 RESULT_MIME = "application/vnd.whipstudio.result+json"
+ATTACHMENT_KEY = "whip_dispatch"  # the execute request's metadata key (kernel_lib's too)
 PROGRESS_MIME = "application/vnd.whipstudio.progress+json"
 ProgressCallback = Callable[[dict[str, Any]], None]
 OUTPUT_CAP = 64 * 1024
@@ -127,6 +129,18 @@ class _Capped:
         if self.dropped:
             out += f"\n... [output truncated: {self.dropped} more characters]\n"
         return out
+
+
+class AttachedCell(str):
+    """A cell's text with data that travels beside it, in the execute request's metadata under
+    ``ATTACHMENT_KEY`` (``kernel_lib.dispatch_attached`` reads it in the kernel)."""
+
+    attachment: str
+
+    def __new__(cls, text: str, attachment: str) -> AttachedCell:
+        cell = super().__new__(cls, text)
+        cell.attachment = attachment
+        return cell
 
 
 @dataclass
@@ -324,7 +338,7 @@ class SandboxKernel:
         out, err = _Capped(output_cap), _Capped(output_cap)
         res = ExecResult()
         max_results, max_bytes = self.launcher.result_caps
-        msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False)
+        msg_id = self._send_execute(code)
         deadline = start + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -362,6 +376,24 @@ class SandboxKernel:
         res.stdout, res.stderr = out.text(), err.text()
         res.duration_s = time.monotonic() - start
         return res
+
+    def _send_execute(self, code: str) -> str:
+        """Send the execute request; an ``AttachedCell``'s data goes in its metadata."""
+        if not isinstance(code, AttachedCell):
+            return str(self.kc.execute(code, silent=False, store_history=False, allow_stdin=False))
+        content = {
+            "code": str(code),
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        msg = self.kc.session.msg(
+            "execute_request", content, metadata={ATTACHMENT_KEY: code.attachment}
+        )
+        self.kc.shell_channel.send(msg)
+        return str(msg["header"]["msg_id"])
 
     def is_alive(self) -> bool:
         return not self._closed and bool(self.km.is_alive())
