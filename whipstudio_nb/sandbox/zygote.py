@@ -112,7 +112,6 @@ class ZygoteServer:
             conn.close()
             return
         try:
-            self._wait_for_slots()
             pid = self._fork()
         except OSError as exc:
             for fd in fds:
@@ -148,28 +147,22 @@ class ZygoteServer:
             return None
         return None if cap == b"max" else int(cap) - int(now)
 
-    def _wait_for_slots(self) -> None:
-        """A kernel starting with too few slots left dies in a thread start it cannot handle
-        (a segfault in C): wait a moment for the slots of kernels that ended, then refuse."""
-        deadline = time.monotonic() + FORK_RETRY_S
-        while (free := self._free_slots()) is not None and free < KERNEL_SLOTS:
-            if time.monotonic() > deadline:
-                raise BlockingIOError(errno.EAGAIN, f"{free} process slots free")
-            self._reap()
-            time.sleep(0.05)
-
     def _fork(self) -> int:
-        """fork(), retried for a moment while it fails for want of a process slot: the slots
-        of a kernel that just ended come back as its processes are reaped."""
+        """fork() once the pool's cap leaves a kernel the slots it needs to start (one started
+        with too few dies in a thread start it cannot handle: a segfault in C). Waits a moment,
+        reaping, for the slots of kernels that just ended; then raises the OSError to refuse."""
         deadline = time.monotonic() + FORK_RETRY_S
         while True:
+            free = self._free_slots()
             try:
+                if free is not None and free < KERNEL_SLOTS:
+                    raise BlockingIOError(errno.EAGAIN, f"{free} process slots free")
                 return os.fork()
-            except (BlockingIOError, MemoryError, OSError):
+            except OSError:
                 if time.monotonic() > deadline:
                     raise
-                self._reap()
-                time.sleep(0.05)
+            self._reap()
+            time.sleep(0.05)
 
     def _on_request_data(self, pid: int, conn: socket.socket) -> None:
         try:
