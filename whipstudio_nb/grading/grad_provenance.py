@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FORWARD_MARK", "bypasses_forward", "mark_outputs", "rewritten_by"]
+__all__ = ["FORWARD_MARK", "Graph", "bypasses_forward", "mark_outputs", "rewritten_by"]
 
 FORWARD_MARK = "whip_forward_output"
 MAX_NODES = 20000  # a graph larger than this (node, region pairs): not training
@@ -67,55 +67,129 @@ def rewritten_by(custom: list[str], params: list[Any]) -> str | None:
     return None
 
 
-def bypasses_forward(loss: Any, tracked: dict[int, Any]) -> bool:
-    """Whether part of ``loss``'s gradient reaches a tracked parameter other than through the
-    forward pass of a module that owns it, by way of an operation that saved a tensor other
-    than a parameter or a scalar (a distance to weights fitted elsewhere, a made-up direction,
-    wrapped in a call of some other module or not).
+_NONE: frozenset[int] = frozenset()  # the region before the first forward output
+_UNSEEN = object()
+
+
+class Graph:
+    """One walk over a loss's autograd graph: the leaf tensors it sends gradients to
+    (``leaves``, ids), the autograd Functions in it that are not torch's own (``custom``), if
+    asked the saved float tensors of 2+ dimensions that need no gradient (``inputs``: the data
+    the loss was computed from, and constants), and what ``bypasses_forward`` needs.
 
     Each node is looked at within a region: the parameters owned by the module whose forward
     output was crossed last on the way from the loss (none before the first)."""
-    none: frozenset[int] = frozenset()
-    nodes: dict[tuple[int, int], tuple[Any, frozenset[int]]] = {}
-    below: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    stack: list[tuple[Any, frozenset[int]]] = [(getattr(loss, "grad_fn", None), none)]
-    while stack:
-        fn, region = stack.pop()
-        if fn is None:
-            continue
-        owned = (getattr(fn, "metadata", None) or {}).get(FORWARD_MARK)
-        if isinstance(owned, frozenset):
-            region = owned  # the module's forward pass from here
-        key = (id(fn), id(region))
-        if key in nodes:
-            continue
-        if len(nodes) >= MAX_NODES:
+
+    def __init__(self, loss: Any, tracked: dict[int, Any], inputs: bool = False) -> None:
+        self.leaves: set[int] = set()
+        self.inputs: list[Any] = []
+        self.custom: list[str] = []
+        self._tracked = tracked
+        self._nodes: dict[tuple[int, int], tuple[Any, frozenset[int]]] = {}
+        self._below: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        self._outside = False  # a tracked parameter reached in a region that does not own it
+        self._too_big = False
+        self._walk(getattr(loss, "grad_fn", None), inputs)
+
+    def _walk(self, root: Any, inputs: bool) -> None:
+        import torch
+        from torch.autograd.function import BackwardCFunction
+
+        nodes, below, tracked = self._nodes, self._below, self._tracked
+        marks: dict[int, frozenset[int] | None] = {}  # id(node) -> the region it starts
+        variables: dict[int, int | None] = {}  # id(node) -> id of its leaf tensor, if one
+        stack: list[tuple[Any, frozenset[int]]] = [(root, _NONE)]
+        while stack:
+            fn, region = stack.pop()
+            if fn is None:
+                continue
+            fid = id(fn)
+            if fid not in marks:  # first visit of this node: what it is
+                owned = (getattr(fn, "metadata", None) or {}).get(FORWARD_MARK)
+                marks[fid] = owned if isinstance(owned, frozenset) else None
+                variable = getattr(fn, "variable", None)  # AccumulateGrad: a leaf
+                variables[fid] = None if variable is None else id(variable)
+                if variable is not None:
+                    self.leaves.add(id(variable))
+                if isinstance(fn, BackwardCFunction):
+                    forward_cls = getattr(fn, "_forward_cls", None)
+                    if not getattr(forward_cls, "__module__", "").startswith("torch."):
+                        self.custom.append(getattr(forward_cls, "__qualname__", type(fn).__name__))
+                if inputs:
+                    self.inputs += _data_saved(fn, torch.Tensor)
+            owned = marks[fid]
+            if owned is not None:
+                region = owned  # the module's forward pass from here
+            key = (fid, id(region))
+            if key in nodes:
+                continue
+            if len(nodes) >= MAX_NODES:
+                self._too_big = True
+                return
+            nodes[key] = (fn, region)
+            vid = variables[fid]
+            if vid is not None and vid in tracked and vid not in region:
+                self._outside = True
+            kids = [n for n, _ in getattr(fn, "next_functions", ()) if n is not None]
+            edges = below[key] = []
+            for kid in kids:
+                kid_mark = marks.get(id(kid), _UNSEEN)
+                if kid_mark is _UNSEEN:  # whether it is a forward output
+                    kid_mark = (getattr(kid, "metadata", None) or {}).get(FORWARD_MARK)
+                if not isinstance(kid_mark, frozenset):  # a boundary passes nothing up
+                    edges.append((id(kid), id(region)))
+                stack.append((kid, region))
+
+    def bypasses_forward(self) -> bool:
+        """Whether part of the loss's gradient reaches a tracked parameter other than through
+        the forward pass of a module that owns it, by way of an operation that saved a tensor
+        other than a parameter or a scalar (a distance to weights fitted elsewhere, a made-up
+        direction, wrapped in a call of some other module or not). A graph too large to walk
+        counts as one that does."""
+        if self._too_big:
             return True
-        nodes[key] = (fn, region)
-        kids = [n for n, _ in getattr(fn, "next_functions", ()) if n is not None]
-        below[key] = []
-        for kid in kids:
-            kid_owned = (getattr(kid, "metadata", None) or {}).get(FORWARD_MARK)
-            if not isinstance(kid_owned, frozenset):  # a region's boundary passes nothing up
-                below[key].append((id(kid), id(region)))
-            stack.append((kid, region))
-    # Which nodes lead, within their region, to a tracked parameter the region does not own
-    # (children before parents: a post-order walk).
-    reaches: dict[tuple[int, int], bool] = {}
-    for start in nodes:
-        todo = [(start, False)]
-        while todo:
-            key, ready = todo.pop()
-            if ready:
-                fn, region = nodes[key]
-                v = getattr(fn, "variable", None)
-                own = v is not None and id(v) in tracked and id(v) not in region
-                reaches[key] = own or any(reaches.get(k, False) for k in below[key])
-            elif key not in reaches:
-                reaches[key] = False  # on the way (a DAG: no cycle comes back here)
-                todo.append((key, True))
-                todo.extend((k, False) for k in below[key] if k not in reaches)
-    return any(reaches[key] and _saves_data(fn, tracked) for key, (fn, _) in nodes.items())
+        if not self._outside:  # every tracked leaf is reached inside its own forward pass
+            return False
+        nodes, below, tracked = self._nodes, self._below, self._tracked
+        # Which nodes lead, within their region, to a tracked parameter the region does not
+        # own (children before parents: a post-order walk).
+        reaches: dict[tuple[int, int], bool] = {}
+        for start in nodes:
+            todo = [(start, False)]
+            while todo:
+                key, ready = todo.pop()
+                if ready:
+                    fn, region = nodes[key]
+                    v = getattr(fn, "variable", None)
+                    own = v is not None and id(v) in tracked and id(v) not in region
+                    reaches[key] = own or any(reaches.get(k, False) for k in below[key])
+                elif key not in reaches:
+                    reaches[key] = False  # on the way (a DAG: no cycle comes back here)
+                    todo.append((key, True))
+                    todo.extend((k, False) for k in below[key] if k not in reaches)
+        return any(reaches[key] and _saves_data(fn, tracked) for key, (fn, _) in nodes.items())
+
+
+def bypasses_forward(loss: Any, tracked: dict[int, Any]) -> bool:
+    """``Graph.bypasses_forward`` of ``loss``'s graph."""
+    return Graph(loss, tracked).bypasses_forward()
+
+
+def _data_saved(fn: Any, tensor: Any) -> list[Any]:
+    """The tensors ``fn`` saved for backward that are data: float, 2+ dimensions, no
+    gradient."""
+    kind = type(fn)
+    if kind not in _saved_names:
+        _saved_names[kind] = tuple(a for a in dir(fn) if a.startswith("_saved_"))
+    found = []
+    for name in _saved_names[kind]:
+        try:
+            t = getattr(fn, name)
+        except Exception:  # freed, or not a tensor the graph can give back
+            continue
+        if isinstance(t, tensor) and not t.requires_grad and t.dim() >= 2 and t.is_floating_point():
+            found.append(t)
+    return found
 
 
 _saved_names: dict[type, tuple[str, ...]] = {}

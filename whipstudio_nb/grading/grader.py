@@ -94,7 +94,7 @@ def grade_code(
                 stack.enter_context(sandbox.kernel()),
                 dispatch_cell(
                     HARNESS,
-                    {**run_args, "record_memory": False, "val_inputs": None},
+                    {**run_args, "record_memory": False, "val_inputs": None, "mirror": True},
                     (DATA_SETUP, data_payload(task, seed, val_from=swapped_val_seed(seed))),
                 ),
                 timeout=budget + RUN_MARGIN_S,

@@ -126,7 +126,7 @@ def _run(args: dict[str, Any]) -> dict[str, Any]:
     if len(ledger.losses) > shown:
         kl.emit_progress({"losses": ledger.losses[shown:], "offset": shown})
     if "internal_error" not in record:
-        _STATE["state"] = settle(record, ledger)
+        _STATE["state"] = settle(record, ledger, every_param=bool(args.get("mirror")))
         if watch is not None:
             record["rss_mb"] = [round(x, 2) for x in watch.summary(b_pid)]
     _STATE.update(b_pid=b_pid, rec_r=rec_r, cmd_w=cmd_w, record=record)
@@ -166,10 +166,13 @@ def _evaluate(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def settle(record: dict[str, Any], ledger: Ledger) -> dict[str, Any] | None:
+def settle(
+    record: dict[str, Any], ledger: Ledger, every_param: bool = False
+) -> dict[str, Any] | None:
     """Replace what B reported of the run's history with the ledger's, check the starting
     values B used against the digests P was sent, and keep only the trained parameters in the
-    state the reference model receives. Returns that state."""
+    state the reference model receives (``every_param``: all of them, for a run that recorded
+    no history, ``MirrorRecorder``). Returns that state."""
     record["losses"] = ledger.losses
     record["optimizer_steps"] = ledger.steps
     final_val = record.pop("val_rows", None)
@@ -203,6 +206,8 @@ def settle(record: dict[str, Any], ledger: Ledger) -> dict[str, Any] | None:
     state = record.pop("state", None)
     if not isinstance(state, dict):
         return None
+    if every_param:
+        carried = {name: "mirrored" for name in state.get("params") or {}}
     return _carried_state(state, carried)
 
 

@@ -6,7 +6,9 @@ engine called directly, frames, raw memory). So a pack that hands the script a v
 kernel of its own, with that split swapped for another draw of the same hidden distribution and
 everything else the same: data, RNG seed, time budget. Nothing in the script can tell the two
 runs apart. Weights that never saw the validation split come out the same in both; weights that
-trained on it, used it to pick an epoch, or depend on it in any other way do not.
+trained on it, used it to pick an epoch, or depend on it in any other way do not. The second
+run measures nothing but its end state (``MirrorRecorder``): a script that tells the runs apart
+still cannot make weights that depend on the real split without having it.
 
 The graded run's weights are the ones the reference model evaluates (``reference.py``), so a
 script cannot train on the validation split and report other weights without being graded on
@@ -74,12 +76,13 @@ class SwappedRun(BackgroundRun):
 
 def weight_difference(a: dict[str, Any], b: dict[str, Any]) -> float:
     """The largest relative difference between two trained states (parameters and
-    normalization statistics, by name): |a - b|_max / (1 + |a|_max) per tensor. A tensor trained
-    in one run and not the other, or of another shape, is a difference of 1 or more."""
+    normalization statistics, by name): |a - b|_max / (1 + |a|_max) per tensor of ``a`` (the
+    graded run's: the parameters training changed there; ``b`` may hold them all). A tensor of
+    ``a`` missing from ``b``, or of another shape there, is a difference of 1 or more."""
     worst = 0.0
     for part in ("params", "buffers"):
         xa, xb = a.get(part) or {}, b.get(part) or {}
-        for name in set(xa) | set(xb):
+        for name in xa:
             if name not in xa or name not in xb:
                 worst = max(worst, 1.0)
                 continue

@@ -20,26 +20,37 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
 from whipstudio_nb.sandbox import kernel_lib as kl
 
 from . import wire
-from .grad_provenance import bypasses_forward, mark_outputs, rewritten_by
+from .grad_provenance import Graph, mark_outputs, rewritten_by
 
-__all__ = ["Graph", "GradingRecorder", "digest", "is_torch_step", "unique_rows", "walk_graph"]
+__all__ = ["GradingRecorder", "MirrorRecorder", "digest", "is_torch_step", "unique_rows"]
 
 _sha256 = hashlib.sha256  # SHA-NI: about twice blake2b's speed on what a step hashes
 
 
+_headers: dict[tuple[Any, Any], bytes] = {}
+
+
 def digest(t: Any) -> str:
     """A tensor's exact value (dtype, shape and bytes) as a short hash."""
-    import torch
+    key = (t.dtype, t.shape)
+    head = _headers.get(key)
+    if head is None:
+        head = _headers[key] = f"{t.dtype}{tuple(t.shape)}".encode()
+    h = _sha256(head)
+    try:  # a CPU tensor in memory order, hashed where it lies (a step hashes dozens)
+        h.update(t.detach().numpy())
+    except (TypeError, ValueError, RuntimeError, BufferError):
+        import torch  # another device, layout or memory order, or a dtype numpy lacks
 
-    a = t.detach().cpu().contiguous().reshape(-1)
-    h = _sha256(f"{a.dtype}{tuple(t.shape)}".encode())
-    if a.numel():
-        h.update(memoryview(a.view(torch.uint8).numpy()))  # hashed in place, not copied
+        a = t.detach().cpu().contiguous().reshape(-1)
+        h = _sha256(head)
+        if a.numel():
+            h.update(memoryview(a.view(torch.uint8).numpy()))
     return h.hexdigest()[:24]
 
 
@@ -65,57 +76,6 @@ def tensor_state(g: Any) -> str:
 
 ROW_DIMS = 64  # wider rows travel as a fixed random projection (distances kept, roughly)
 _projections: dict[int, Any] = {}
-
-
-_saved_names: dict[type, tuple[str, ...]] = {}
-MAX_GRAPH_NODES = 5000
-
-
-class Graph(NamedTuple):
-    leaves: set[int]  # ids of the leaf tensors the graph sends gradients to
-    inputs: list[Any]  # saved float tensors of 2+ dimensions that need no gradient (data)
-    custom: list[str]  # autograd Functions in it that are not torch's own
-
-
-def walk_graph(loss: Any, inputs: bool) -> Graph:
-    """What ``loss``'s autograd graph reaches (``inputs`` only if asked: the data the loss
-    was computed from, and constants)."""
-    import torch
-    from torch.autograd.function import BackwardCFunction
-
-    leaves: set[int] = set()
-    found: list[Any] = []
-    custom: list[str] = []
-    stack, seen = [getattr(loss, "grad_fn", None)], set[int]()
-    while stack and len(seen) < MAX_GRAPH_NODES:
-        fn = stack.pop()
-        if fn is None or id(fn) in seen:
-            continue
-        seen.add(id(fn))
-        variable = getattr(fn, "variable", None)  # AccumulateGrad: a leaf
-        if variable is not None:
-            leaves.add(id(variable))
-        kind = type(fn)
-        if isinstance(fn, BackwardCFunction):
-            forward_cls = getattr(fn, "_forward_cls", None)
-            if not getattr(forward_cls, "__module__", "").startswith("torch."):
-                custom.append(getattr(forward_cls, "__qualname__", kind.__name__))
-        if inputs and kind not in _saved_names:
-            _saved_names[kind] = tuple(a for a in dir(fn) if a.startswith("_saved_"))
-        for name in _saved_names[kind] if inputs else ():
-            try:
-                t = getattr(fn, name)
-            except Exception:  # freed, or not a tensor the graph can give back
-                continue
-            if (
-                isinstance(t, torch.Tensor)
-                and not t.requires_grad
-                and t.dim() >= 2
-                and t.is_floating_point()
-            ):
-                found.append(t)
-        stack.extend(nxt for nxt, _ in getattr(fn, "next_functions", ()) if nxt is not None)
-    return Graph(leaves, found, custom)
 
 
 def unique_rows(t: Any) -> Any:
@@ -282,13 +242,13 @@ class GradingRecorder(kl.TrainingRecorder):
         gradient) that are data, not parameters or activations. Hooks on modules
         can be removed by the script; the graph of a loss that trains cannot avoid holding its
         inputs."""
-        graph = walk_graph(loss, inputs=bool(self._val_name))
+        graph = Graph(loss, self._tracked, inputs=bool(self._val_name))
         reached = [k for k in graph.leaves if k in self._tracked]
         self._trains = bool(reached)
         self._reached = [str(k) for k in reached]
         if reached:
             why = rewritten_by(graph.custom, [self._tracked[k] for k in reached])
-            if why is None and bypasses_forward(loss, self._tracked):
+            if why is None and graph.bypasses_forward():
                 why = "its loss reaches the parameters other than through the model's forward pass"
             if why is not None:
                 self._trains = False  # its gradients are not training's (P names it)
@@ -328,3 +288,13 @@ class GradingRecorder(kl.TrainingRecorder):
     def _on_step(self, opt: Any, args: Any, kwargs: Any) -> None:
         super()._on_step(opt, args, kwargs)
         self._send({"post": self._digests(), "torch": is_torch_step(opt)})
+
+
+class MirrorRecorder(kl.TrainingRecorder):
+    """The recorder of a second run whose trained weights are all that is looked at (the
+    validation-split check, ``influence.py``): installed like the grading recorder (the script
+    meets the same patched torch) but it measures nothing, so the run costs what the script
+    costs."""
+
+    def after_backward(self) -> None:
+        pass

@@ -19,7 +19,7 @@ from whipstudio_nb.sandbox import kernel_lib as kl
 
 from . import wire
 from .memory_watch import descendant_pids
-from .recorder import GradingRecorder, digest, unique_rows
+from .recorder import GradingRecorder, MirrorRecorder, digest, unique_rows
 from .tamper_guard import TamperGuard
 
 __all__ = ["A_FORKED_B", "run_then_fork"]
@@ -74,11 +74,15 @@ def run_then_fork(args: dict[str, Any], rec_w: int, cmd_r: int, _o: _Orig = _ORI
     p_pid = _o.getppid()  # P, read before any submitted code runs
     ns = kl.fresh_namespace()
     send = _o.send
-    rec = GradingRecorder(
-        ns,
-        lambda event: send(rec_w, {"ev": event}),
-        learn=args.get("learn", True) is not False,
-        val_name=args.get("val_inputs") or None,
+    rec = (
+        MirrorRecorder(ns)
+        if args.get("mirror")
+        else GradingRecorder(
+            ns,
+            lambda event: send(rec_w, {"ev": event}),
+            learn=args.get("learn", True) is not False,
+            val_name=args.get("val_inputs") or None,
+        )
     )
     if isinstance(args.get("rng_seed"), int):
         _seed_all(args["rng_seed"])  # the graded run and the reference run start the same way
