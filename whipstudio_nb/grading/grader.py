@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from contextlib import ExitStack
 from typing import Any
 
 from ..models import GradeResult, TaskSpec
@@ -80,10 +79,9 @@ def grade_code(
         "budget_s": budget,
         "rng_seed": run_seed(seed),  # the same for the reference run
     }
-    with ExitStack() as stack:
-        kernel = stack.enter_context(sandbox.kernel())
+    with sandbox.kernel() as kernel:  # the other runs take theirs in their own threads
         reference = ReferenceRun(
-            stack.enter_context(sandbox.kernel()),
+            sandbox.kernel,
             dispatch_cell(HARNESS, _reference_args(run_args, task), _setup(task, seed)),
             timeout=budget + RUN_MARGIN_S,
         )
@@ -91,7 +89,7 @@ def grade_code(
         swapped = None
         if "no_leakage" in weights and val_keys(task) and _setup(task, seed) is not None:
             swapped = SwappedRun(
-                stack.enter_context(sandbox.kernel()),
+                sandbox.kernel,
                 dispatch_cell(
                     HARNESS,
                     {**run_args, "record_memory": False, "val_inputs": None, "mirror": True},

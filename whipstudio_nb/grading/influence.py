@@ -66,7 +66,7 @@ class SwappedRun(BackgroundRun):
                 f"{last.get('status') or last.get('internal_error') or 'no result'}"
             )
         nonce = secrets.token_hex(16)
-        ev = self._kernel.execute(cell_for(nonce), timeout=timeout)
+        ev = self.kernel.execute(cell_for(nonce), timeout=timeout)
         trusted = [r for r in ev.results if r.get("nonce") == nonce]
         state = trusted[-1].get("state") if trusted else None
         if not isinstance(state, dict):

@@ -1,13 +1,14 @@
 """The memory of everything a graded submission runs, as the kernel's main process (P) sees it.
 
 P samples on its own clock (at least every ``SAMPLE_EVERY_S`` while it waits for events, however
-they arrive) and at each loss event. A sample is A's resident memory (``/proc/<A>/statm``, what
-the memory component always read) plus the private memory (Private_Clean + Private_Dirty in
-``smaps_rollup``) of every other process below P that was not there before A: whatever the
-submission forked, and whatever was orphaned (P is a child subreaper). Pages a fork still shares
-with A cost nothing; what a child allocates counts. When the submission starts no other process,
-a sample is A's resident memory alone, as before. Sampling stops when A exits (its pages become
-its children's own then) and B, the harness's copy of A, is left out.
+they arrive) and at loss events (at most one sample each ``LOSS_SAMPLE_S``). A sample is A's
+resident memory (``/proc/<A>/statm``, what the memory component always read) plus the private
+memory (Private_Clean + Private_Dirty in ``smaps_rollup``) of every other process below P that
+was not there before A: whatever the submission forked, and whatever was orphaned (P is a child
+subreaper). Pages a fork still shares with A cost nothing; what a child allocates counts. When
+the submission starts no other process, a sample is A's resident memory alone, as before.
+Sampling stops when A exits (its pages become its children's own then) and B, the harness's copy
+of A, is left out.
 
 Growth is the peak of the samples over a base (``growth_series``), so memory that a process held
 and gave back, or that ended with the process holding it, still shows.
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 SAMPLE_EVERY_S = 0.05  # P's own clock
+LOSS_SAMPLE_S = 0.01  # loss events this close to the last sample reuse it
 PRIVATE_EVERY_S = 0.1  # smaps_rollup costs 1-3 ms a process: re-read at most this often
 MIN_LOSS_EVENTS = 4  # fewer loss events than this: no memory measure (as before)
 # The most A's base may lie above A's memory at its fork (``growth_series``). task3's fix and
@@ -70,8 +72,10 @@ class MemoryWatch:
             self.sample()
 
     def loss_event(self) -> None:
-        """A sample at a loss event (they place the base)."""
-        i = self.sample()
+        """A sample at a loss event (they place the base); events that come within
+        ``LOSS_SAMPLE_S`` of the last sample share it (a fast loop sends hundreds a second)."""
+        recent = bool(self._a) and time.monotonic() - self._last < LOSS_SAMPLE_S
+        i = len(self._a) - 1 if recent else self.sample()
         if i is not None:
             self._at_loss.append(i)
 

@@ -85,11 +85,31 @@ def unique_rows(t: Any) -> Any:
     another sample."""
     import numpy as np
 
+    a = _rows(t)
+    return _projected(np.unique(a, axis=0)) if a.size else np.zeros((0, 0), dtype=np.float32)
+
+
+def _rows(t: Any) -> Any:
+    """A tensor's or array's rows (first dimension), flattened, as a C-ordered float32 array
+    (empty for a scalar or an empty one)."""
+    import numpy as np
+
     a = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
     if a.ndim == 0 or a.shape[0] == 0 or a.size == 0:
         return np.zeros((0, 0), dtype=np.float32)
-    a = np.ascontiguousarray(a.reshape(a.shape[0], -1).astype(np.float32, copy=False))
-    a = np.unique(a, axis=0)
+    return np.ascontiguousarray(a.reshape(a.shape[0], -1).astype(np.float32, copy=False))
+
+
+def _keys_of(a: Any) -> list[bytes]:
+    """Each row's bytes (``a`` from ``_rows``): one C loop, not one call per row."""
+    import numpy as np
+
+    return a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel().tolist()
+
+
+def _projected(a: Any) -> Any:
+    import numpy as np
+
     width = a.shape[1]
     if width > ROW_DIMS:
         if width not in _projections:
@@ -271,12 +291,17 @@ class GradingRecorder(kl.TrainingRecorder):
         self._send({"val": wire.encode_array(unique_rows(val))})
 
     def _send_rows(self, kind: str, t: Any) -> None:
-        rows = unique_rows(t)
-        keys = [r.tobytes() for r in rows]
-        new = [i for i, k in enumerate(keys) if k not in self._row_keys]
+        """The rows of ``t`` not sent before (most steps of a later epoch: none)."""
+        rows = _rows(t)
+        if not rows.size:
+            return
+        known, new = self._row_keys, []
+        for i, key in enumerate(_keys_of(rows)):
+            if key not in known:
+                known.add(key)
+                new.append(i)
         if new:
-            self._row_keys.update(keys[i] for i in new)
-            self._send({kind: wire.encode_array(rows[new])})
+            self._send({kind: wire.encode_array(_projected(rows[new]))})
 
     def _digests(self) -> dict[str, str]:
         return {str(k): digest(p) for k, p in self._tracked.items()}

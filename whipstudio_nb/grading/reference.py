@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -50,16 +53,44 @@ def run_seed(seed: int) -> int:
 
 
 class BackgroundRun:
-    """Runs ``cell`` (a harness run phase) on ``kernel`` in a thread from construction, beside
-    the graded run; the subclass then asks that kernel about what the run left."""
+    """Runs ``cell`` (a harness run phase) in a kernel of its own, in a thread from
+    construction, beside the graded run; the subclass then asks that kernel about what the run
+    left. The thread takes the kernel (``kernels()``: a context manager, ``Sandbox.kernel``)
+    itself, so the graded run never waits for a kernel the pool has yet to start."""
 
     NAME = "run"  # the thread's name: whip-<NAME>
 
-    def __init__(self, kernel: SandboxKernel, cell: str, timeout: float) -> None:
-        self._kernel = kernel
+    def __init__(
+        self,
+        kernels: Callable[[], AbstractContextManager[SandboxKernel]],
+        cell: str,
+        timeout: float,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._held: AbstractContextManager[SandboxKernel] | None = None
+        self._kernel: SandboxKernel | None = None
+        self._closed = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whip-" + self.NAME)
-        self._run: Future[Any] = self._pool.submit(kernel.execute, cell, timeout=timeout)
+        self._run: Future[Any] = self._pool.submit(self._start, kernels, cell, timeout)
         self.used = False  # whether the grade asked for the run's result
+
+    def _start(self, kernels: Any, cell: str, timeout: float) -> Any:
+        held = kernels()
+        kernel = held.__enter__()
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._held, self._kernel = held, kernel
+        if closed:  # the grade ended while the pool started this kernel
+            held.__exit__(None, None, None)
+            raise RuntimeError("the grade ended before this run started")
+        return kernel.execute(cell, timeout=timeout)
+
+    @property
+    def kernel(self) -> SandboxKernel:
+        """The run's kernel (once ``result()`` has returned)."""
+        assert self._kernel is not None
+        return self._kernel
 
     def result(self) -> Any:
         """The run's ``ExecResult``, once it has finished."""
@@ -69,7 +100,8 @@ class BackgroundRun:
     def close(self, wait: bool | None = None) -> None:
         """Wait for the run (bounded by its timeout) if the grade used it: its kernel must be
         idle when it goes. Otherwise (a script that failed early, an interrupted grade) do not:
-        the kernel is killed under it, and the grade returns without waiting for it."""
+        the kernel is killed under it, and the grade returns without waiting for it. Either
+        way the kernel goes back to the pool, which discards it."""
         if wait is None:
             wait = self.used
         if wait:
@@ -78,6 +110,11 @@ class BackgroundRun:
             except Exception:
                 pass
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        with self._lock:
+            self._closed = True
+            held, self._held = self._held, None
+        if held is not None:
+            held.__exit__(None, None, None)
 
 
 class ReferenceRun(BackgroundRun):
@@ -103,7 +140,7 @@ class ReferenceRun(BackgroundRun):
                 error=f"the reference run {why} (a problem with the task pack, not the script)"
             )
         nonce = secrets.token_hex(16)
-        ev = self._kernel.execute(cell_for(nonce, state), timeout=timeout)
+        ev = self.kernel.execute(cell_for(nonce, state), timeout=timeout)
         trusted = [r for r in ev.results if r.get("nonce") == nonce]
         reply = trusted[-1] if trusted else {}
         if "outputs" not in reply:
