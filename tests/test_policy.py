@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+
 import pytest
 
 from whipstudio_nb.sandbox.policy import ALLOWED_IMPORTS, check_code, violation_message
@@ -72,3 +75,48 @@ def test_rejected(code, module):
 def test_allowlist_order():
     assert ALLOWED_IMPORTS[:3] == ("torch", "numpy", "sklearn")
     assert len(ALLOWED_IMPORTS) == 16
+
+
+def test_two_threads_checking_code_at_once_both_get_an_answer():
+    """CPython 3.11 builds ast.parse's Python objects with one recursion counter for all
+    threads, reset by each parse to its caller's stack depth: a parse that starts in another
+    thread (at another depth) while one is being built made the first fail with
+    "SystemError: AST constructor recursion depth mismatch" (seen with two grades at once).
+    Here the first parse lets the second start at its first garbage collection."""
+    code = "x = [" + ", ".join(["(1, 2)"] * 3000) + "]"
+    second_may_start, second_done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def second(depth: int) -> None:
+        if depth:
+            return second(depth - 1)  # another stack depth than the first parse's
+        second_may_start.wait(5)
+        try:
+            check_code(code)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            second_done.set()
+
+    first = threading.current_thread()
+
+    def mid_parse(phase: str, info: dict) -> None:
+        if phase == "start" and threading.current_thread() is first and armed:
+            armed.clear()
+            second_may_start.set()
+            second_done.wait(1)  # with parses serialized, the second waits for this one
+
+    thread = threading.Thread(target=second, args=(25,))
+    thread.start()
+    armed = [True]
+    gc.callbacks.append(mid_parse)
+    try:
+        check_code(code)
+    except BaseException as exc:
+        errors.append(exc)
+    finally:
+        gc.callbacks.remove(mid_parse)
+        armed.clear()
+        second_may_start.set()
+        thread.join(10)
+    assert errors == []

@@ -4,6 +4,8 @@ and fixed code, gives the same code the same score, and gives every cheat in the
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from whipstudio_nb import list_tasks, load_task
@@ -24,6 +26,7 @@ from whipstudio_nb.grading.cheats import (
 from whipstudio_nb.tasks import render_variant
 
 TASK_IDS = [t.id for t in list_tasks()]
+GRADES_AT_ONCE = 2
 SEED_TASKS = {
     "task1": ("Broken Training Loop", "easy"),
     "task2": ("Silent NaN Loss", "medium"),
@@ -106,9 +109,13 @@ def test_scripts_take_their_data_from_the_environment():
 def test_calibration(task_id, sandbox):
     task = load_task(task_id)
     assert task.partial_code is not None, "every pack ships a partial fix"
-    buggy = score_once(task, task.buggy_code, sandbox)
-    solution = score(task, task.solution_code, sandbox)
-    partial = score_once(task, task.partial_code, sandbox)
+    with ThreadPoolExecutor(GRADES_AT_ONCE) as pool:
+        buggy_f = pool.submit(score_once, task, task.buggy_code, sandbox)
+        solution_f = pool.submit(score, task, task.solution_code, sandbox)
+        partial_f = pool.submit(score_once, task, task.partial_code, sandbox)
+        again_f = pool.submit(score, task, task.solution_code, sandbox)
+        buggy, solution, partial = buggy_f.result(), solution_f.result(), partial_f.result()
+        again = again_f.result()
     problems = []
     if buggy > BUGGY_MAX:
         problems.append(f"buggy scores {buggy}")
@@ -116,7 +123,6 @@ def test_calibration(task_id, sandbox):
         problems.append(f"solution scores {solution}")
     if not buggy + PARTIAL_MARGIN <= partial <= solution - PARTIAL_MARGIN:
         problems.append(f"partial {partial} not between buggy {buggy} and solution {solution}")
-    again = score(task, task.solution_code, sandbox)
     if abs(again - solution) > 0.01:
         problems.append(f"solution scored {solution} then {again}")
     assert problems == []
@@ -127,19 +133,28 @@ def test_cheats_score_nothing(task_id, sandbox):
     task = load_task(task_id)
     codes = cheat_codes(task)
     assert set(CHEATS) <= set(codes), "the suite is complete for every pack"
-    scores = {name: score(task, codes[name], sandbox) for name in CHEATS}
-    problems = {k: v for k, v in scores.items() if v > CHEAT_MAX}
+    partial_cheats = partial_cheat_codes(task)
+    with ThreadPoolExecutor(GRADES_AT_ONCE) as pool:
+        buggy_f = pool.submit(score_once, task, task.buggy_code, sandbox)
+        partial_f = pool.submit(score_once, task, task.partial_code, sandbox)
+        cheat_f = {
+            name: pool.submit(score, task, codes[name], sandbox)
+            for name in dict.fromkeys([*CHEATS, *ADDS_NOTHING])
+        }
+        partial_cheat_f = {
+            n: pool.submit(score, task, c, sandbox) for n, c in partial_cheats.items()
+        }
+        scores = {name: f.result() for name, f in cheat_f.items()}
+        buggy, partial = buggy_f.result(), partial_f.result()
+        partial_scores = {name: f.result() for name, f in partial_cheat_f.items()}
+    problems = {k: scores[k] for k in CHEATS if scores[k] > CHEAT_MAX}
     # printed metrics, or the recorder's lists rewritten, on top of the buggy script add nothing
     # to what the buggy script scores
-    buggy = score_once(task, task.buggy_code, sandbox)
     for name in ADDS_NOTHING:
-        added = score(task, codes[name], sandbox)
-        if added > buggy + 0.01:
-            problems[name] = added
+        if scores[name] > buggy + 0.01:
+            problems[name] = scores[name]
     # a loss curve faked on top of the partial fix adds nothing to what the partial scores
-    partial = score_once(task, task.partial_code, sandbox)
-    for name, code in partial_cheat_codes(task).items():
-        added = score(task, code, sandbox)
+    for name, added in partial_scores.items():
         if added > partial + 0.01:
             problems[name] = added
     assert problems == {}

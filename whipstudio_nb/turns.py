@@ -8,10 +8,10 @@ the working copy.
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from typing import Any
 
+from .sandbox.policy import parse
 from .tools import get_tool, tools
 
 __all__ = ["CodeSyntaxError", "costs_turn", "free_actions", "syntax_error_in"]
@@ -50,7 +50,7 @@ def _parse_problem(field: str, code: str | None, mode: str) -> CodeSyntaxError |
     if not code or not code.strip():
         return None
     try:
-        ast.parse(code, mode=mode)
+        parse(code, mode=mode)
     except SyntaxError as exc:
         text = (exc.text or "").strip()
         return CodeSyntaxError(field, int(exc.lineno or 1), str(exc.msg), text[:80])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from pydantic import ValidationError
 
 from ..errors import format_validation_error
 from ..models import SubmitFixAction
+from ..sandbox.policy import parse
 from ..tools import action_adapter, tool_names
 
 __all__ = [
@@ -155,7 +155,7 @@ def parse_fix(text: str | None) -> Any:
     stripped = text.strip()
     if stripped and "\n" in stripped:
         try:
-            ast.parse(stripped)
+            parse(stripped)
             return SubmitFixAction(fixed_code=stripped + "\n")
         except SyntaxError:
             pass

@@ -8,6 +8,7 @@ that imports something outside the list, directly or through the usual dynamic b
 from __future__ import annotations
 
 import ast
+import threading
 from typing import Any
 
 from ..config import SandboxConfig
@@ -17,6 +18,7 @@ __all__ = [
     "check_code",
     "max_field_bytes",
     "oversized_field",
+    "parse",
     "violation_message",
 ]
 
@@ -91,6 +93,18 @@ def _allowed(module: str) -> bool:
     return top in ALLOWED_IMPORTS or top in ENVIRONMENT_IMPORTS
 
 
+_PARSING = threading.Lock()
+
+
+def parse(code: str, mode: str = "exec") -> ast.AST:
+    """``ast.parse``, one at a time in this process: CPython 3.11 builds the tree's objects with
+    one recursion counter for all threads, which a parse starting in another thread resets, and
+    the first then fails with "SystemError: AST constructor recursion depth mismatch"
+    (python/cpython#106905). Every parse of the host goes through here."""
+    with _PARSING:
+        return ast.parse(code, mode=mode)
+
+
 def check_code(code: str, *, mode: str = "exec", max_bytes: int | None = None) -> str | None:
     """Return the violation message for ``code``, or None if it passes. Code over
     ``max_bytes`` (default ``max_field_bytes()``) is refused before it is parsed.
@@ -102,7 +116,7 @@ def check_code(code: str, *, mode: str = "exec", max_bytes: int | None = None) -
     if len(code) > limit:
         return oversized_field(code, limit=limit)
     try:
-        tree = ast.parse(code, mode=mode)
+        tree = parse(code, mode=mode)
         return _check_tree(tree)
     except (SyntaxError, ValueError):
         return None
