@@ -68,7 +68,6 @@ def rewritten_by(custom: list[str], params: list[Any]) -> str | None:
 
 
 _NONE: frozenset[int] = frozenset()  # the region before the first forward output
-_UNSEEN = object()
 
 
 class Graph:
@@ -97,6 +96,14 @@ class Graph:
 
         nodes, below, tracked = self._nodes, self._below, self._tracked
         marks: dict[int, frozenset[int] | None] = {}  # id(node) -> the region it starts
+
+        def mark(node: Any) -> frozenset[int] | None:
+            key = id(node)
+            if key not in marks:
+                owned = (getattr(node, "metadata", None) or {}).get(FORWARD_MARK)
+                marks[key] = owned if isinstance(owned, frozenset) else None
+            return marks[key]
+
         variables: dict[int, int | None] = {}  # id(node) -> id of its leaf tensor, if one
         stack: list[tuple[Any, frozenset[int]]] = [(root, _NONE)]
         while stack:
@@ -104,9 +111,7 @@ class Graph:
             if fn is None:
                 continue
             fid = id(fn)
-            if fid not in marks:  # first visit of this node: what it is
-                owned = (getattr(fn, "metadata", None) or {}).get(FORWARD_MARK)
-                marks[fid] = owned if isinstance(owned, frozenset) else None
+            if fid not in variables:  # first visit of this node: what it is
                 variable = getattr(fn, "variable", None)  # AccumulateGrad: a leaf
                 variables[fid] = None if variable is None else id(variable)
                 if variable is not None:
@@ -117,7 +122,7 @@ class Graph:
                         self.custom.append(getattr(forward_cls, "__qualname__", type(fn).__name__))
                 if inputs:
                     self.inputs += _data_saved(fn, torch.Tensor)
-            owned = marks[fid]
+            owned = mark(fn)
             if owned is not None:
                 region = owned  # the module's forward pass from here
             key = (fid, id(region))
@@ -133,10 +138,7 @@ class Graph:
             kids = [n for n, _ in getattr(fn, "next_functions", ()) if n is not None]
             edges = below[key] = []
             for kid in kids:
-                kid_mark = marks.get(id(kid), _UNSEEN)
-                if kid_mark is _UNSEEN:  # whether it is a forward output
-                    kid_mark = (getattr(kid, "metadata", None) or {}).get(FORWARD_MARK)
-                if not isinstance(kid_mark, frozenset):  # a boundary passes nothing up
+                if mark(kid) is None:  # a forward output (a boundary) passes nothing up
                     edges.append((id(kid), id(region)))
                 stack.append((kid, region))
 
@@ -175,37 +177,38 @@ def bypasses_forward(loss: Any, tracked: dict[int, Any]) -> bool:
     return Graph(loss, tracked).bypasses_forward()
 
 
-def _data_saved(fn: Any, tensor: Any) -> list[Any]:
-    """The tensors ``fn`` saved for backward that are data: float, 2+ dimensions, no
-    gradient."""
+_saved_names: dict[type, tuple[str, ...]] = {}
+
+
+def _saved(fn: Any) -> list[Any]:
+    """What ``fn`` saved for backward (freed values, or ones the graph cannot give back, left
+    out)."""
     kind = type(fn)
     if kind not in _saved_names:
         _saved_names[kind] = tuple(a for a in dir(fn) if a.startswith("_saved_"))
-    found = []
+    out = []
     for name in _saved_names[kind]:
         try:
-            t = getattr(fn, name)
-        except Exception:  # freed, or not a tensor the graph can give back
+            out.append(getattr(fn, name))
+        except Exception:
             continue
-        if isinstance(t, tensor) and not t.requires_grad and t.dim() >= 2 and t.is_floating_point():
-            found.append(t)
-    return found
+    return out
 
 
-_saved_names: dict[type, tuple[str, ...]] = {}
+def _data_saved(fn: Any, tensor: Any) -> list[Any]:
+    """The tensors ``fn`` saved for backward that are data: float, 2+ dimensions, no
+    gradient."""
+    return [
+        t
+        for t in _saved(fn)
+        if isinstance(t, tensor) and not t.requires_grad and t.dim() >= 2 and t.is_floating_point()
+    ]
 
 
 def _saves_data(fn: Any, tracked: dict[int, Any]) -> bool:
     import torch
 
-    kind = type(fn)
-    if kind not in _saved_names:
-        _saved_names[kind] = tuple(a for a in dir(fn) if a.startswith("_saved_"))
-    for name in _saved_names[kind]:
-        try:
-            value = getattr(fn, name)
-        except Exception:
-            continue
+    for value in _saved(fn):
         for t in value if isinstance(value, (list, tuple)) else (value,):
             if isinstance(t, torch.Tensor) and t.numel() > 1 and id(t) not in tracked:
                 return True

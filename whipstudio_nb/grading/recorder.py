@@ -48,8 +48,7 @@ def digest(t: Any) -> str:
         import torch  # another device, layout or memory order, or a dtype numpy lacks
 
         a = t.detach().cpu().contiguous().reshape(-1)
-        h = _sha256(head)
-        if a.numel():
+        if a.numel():  # h holds the header only: the failure came before any bytes
             h.update(memoryview(a.view(torch.uint8).numpy()))
     return h.hexdigest()[:24]
 
